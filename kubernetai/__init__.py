@@ -1,0 +1,1 @@
+"""kubernetai: a DNS server for Kubernetes service discovery across several clusters."""

@@ -1,0 +1,1 @@
+"""A kubernetai stanza: connection, watches, indexes, names and records of one cluster."""

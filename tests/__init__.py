@@ -1,0 +1,1 @@
+"""The kubernetai test suite."""
