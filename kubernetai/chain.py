@@ -1,0 +1,276 @@
+# -*- test-case-name: tests.test_chain -*-
+"""
+The plugin chain: what a plugin sees of a query, what it answers, and the
+fixed order in which the plugins of a server block run.
+
+A plugin's handler has one method, C{serve(request)}, returning a L{Response}
+or a Deferred firing with one; it hands a query on with
+C{self.next.serve(request)}.  The order comes from L{PLUGIN_ORDER}, as
+CoreDNS's plugin.cfg fixes it, never from the Corefile.
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from twisted.internet.defer import Deferred
+from twisted.names import dns
+from zope.interface import Attribute, Interface, implementer
+
+from kubernetai.corefile import CorefileError, Directive, ServerBlock, ZoneAddress
+
+# CoreDNS's plugin.cfg order for the plugins we know of.  A name mapped to a
+# module runs here; a name mapped to None is a CoreDNS plugin we refuse by
+# name.  kubernetes and kubernetai share one module: each directive is a
+# stanza, and the stanzas keep their Corefile order.
+PLUGIN_ORDER: tuple[tuple[str, str | None], ...] = (
+    ("root", None),
+    ("metadata", None),
+    ("geoip", None),
+    ("cancel", None),
+    ("tls", None),
+    ("timeouts", None),
+    ("multisocket", None),
+    ("reload", None),
+    ("nsid", None),
+    ("bufsize", None),
+    ("bind", "kubernetai.plugins.bind"),
+    ("debug", None),
+    ("trace", None),
+    ("ready", None),
+    ("health", None),
+    ("pprof", None),
+    ("prometheus", None),
+    ("errors", "kubernetai.plugins.errors"),
+    ("log", "kubernetai.plugins.log"),
+    ("dnstap", None),
+    ("local", None),
+    ("dns64", None),
+    ("acl", None),
+    ("any", None),
+    ("chaos", None),
+    ("loadbalance", None),
+    ("tsig", None),
+    ("cache", None),
+    ("rewrite", None),
+    ("header", None),
+    ("dnssec", None),
+    ("autopath", None),
+    ("minimal", None),
+    ("template", None),
+    ("transfer", None),
+    ("hosts", None),
+    ("route53", None),
+    ("azure", None),
+    ("clouddns", None),
+    ("k8s_external", None),
+    ("kubernetes", "kubernetai.plugins.kubernetai"),
+    ("kubernetai", "kubernetai.plugins.kubernetai"),
+    ("file", None),
+    ("auto", None),
+    ("secondary", None),
+    ("etcd", None),
+    ("loop", None),
+    ("forward", "kubernetai.plugins.forward"),
+    ("grpc", None),
+    ("erratic", None),
+    ("whoami", "kubernetai.plugins.whoami"),
+    ("on", None),
+    ("sign", None),
+    ("view", None),
+)
+
+
+class Request:
+    """
+    One query on its way down the chain: the parsed message, who asked and
+    how, and the callbacks that want to see the reply once it is written.
+    """
+
+    __slots__ = (
+        "packet",
+        "message",
+        "query",
+        "name",
+        "client",
+        "protocol",
+        "edns",
+        "dnssec_ok",
+        "payload_size",
+        "zone",
+        "local",
+        "received",
+        "reply_observers",
+    )
+
+    def __init__(
+        self,
+        packet: bytes,
+        message: dns.Message,
+        client: tuple[str, int],
+        protocol: str,
+        edns: bool = False,
+        dnssec_ok: bool = False,
+        payload_size: int = 512,
+    ) -> None:
+        self.packet = packet
+        self.message = message
+        self.query: dns.Query = message.queries[0]
+        self.name = _fqdn(self.query.name.name.decode("ascii", "replace").lower())
+        self.client = client
+        self.protocol = protocol
+        self.edns = edns
+        self.dnssec_ok = dnssec_ok
+        self.payload_size = payload_size
+        self.zone = "."
+        self.local: tuple[str, int] | None = None
+        self.received = time.monotonic()
+        self.reply_observers: list[Callable[[Request, Response, bytes], None]] = []
+
+    @property
+    def size(self) -> int:
+        """The query's size on the wire."""
+        return len(self.packet)
+
+    @property
+    def qname(self) -> bytes:
+        """The name as the client wrote it, case kept, without the final dot."""
+        return self.query.name.name
+
+    @property
+    def qtype(self) -> int:
+        return self.query.type
+
+    @property
+    def qclass(self) -> int:
+        return self.query.cls
+
+    @property
+    def max_size(self) -> int:
+        """The largest reply this client takes over its transport."""
+        if self.protocol == "tcp":
+            return 65535
+        return max(512, self.payload_size) if self.edns else 512
+
+    def observe_reply(self, observer: Callable[[Request, Response, bytes], None]) -> None:
+        """Have C{observer(request, response, reply)} called with the wire reply once it is written."""
+        self.reply_observers.append(observer)
+
+
+@dataclass
+class Response:
+    """A plugin's answer: rcode, flags and the three record sections."""
+
+    rcode: int = dns.OK
+    answers: list[dns.RRHeader] = field(default_factory=list)
+    authority: list[dns.RRHeader] = field(default_factory=list)
+    additional: list[dns.RRHeader] = field(default_factory=list)
+    authoritative: bool = False
+    recursion_available: bool = False
+    truncated: bool = False
+
+
+class IHandler(Interface):
+    """A plugin in the chain."""
+
+    name = Attribute("The plugin's directive name, for logs and errors.")
+    next = Attribute("The handler that runs after this one.")
+
+    def serve(request):
+        """Answer C{request}: a L{Response} or a Deferred firing with one."""
+
+
+class PluginError(Exception):
+    """A plugin could not answer: logged by errors, answered with C{rcode}."""
+
+    def __init__(self, plugin: str, message: str, rcode: int = dns.ESERVER) -> None:
+        super().__init__(f"plugin/{plugin}: {message}")
+        self.plugin = plugin
+        self.rcode = rcode
+
+
+@implementer(IHandler)
+class EndOfChain:
+    """What a plugin reaches when it hands a query on and nothing follows."""
+
+    name = "end"
+    next = None
+
+    def serve(self, request: Request) -> Response:
+        raise PluginError("end", f"no next plugin found for {request.name}")
+
+
+def _global_reactor():
+    from twisted.internet import reactor
+
+    return reactor
+
+
+@dataclass
+class ServerConfig:
+    """What the plugins of one server block made of it: listeners, chain, services."""
+
+    block: ServerBlock
+    zones: tuple[ZoneAddress, ...]
+    bind_hosts: list[str] = field(default_factory=list)
+    handlers: list[IHandler] = field(default_factory=list)
+    services: list = field(default_factory=list)
+    plan: list[str] = field(default_factory=list)
+    reactor: Any = field(default_factory=_global_reactor)
+
+    @property
+    def chain(self) -> IHandler:
+        """The first handler of the chain."""
+        return self.handlers[0] if self.handlers else EndOfChain()
+
+
+def known_plugin(name: str) -> bool:
+    return any(name == known for known, _ in PLUGIN_ORDER)
+
+
+def _plugin_module(directive: Directive):
+    """The module implementing C{directive}, or a CorefileError naming it."""
+    for name, module in PLUGIN_ORDER:
+        if name == directive.name:
+            if module is None:
+                raise CorefileError(
+                    directive.file,
+                    directive.line,
+                    f"plugin {name!r} is not supported by kubernetai; remove it or see README "
+                    "'Coming from CoreDNS'",
+                )
+            return importlib.import_module(module)
+    raise CorefileError(directive.file, directive.line, f"unknown directive {directive.name!r}")
+
+
+def build_server(block: ServerBlock) -> ServerConfig:
+    """Run every plugin's setup for C{block} and link the handlers in plugin.cfg order."""
+    config = ServerConfig(block=block, zones=block.addresses)
+    by_module: dict[str, list[Directive]] = {}
+    for directive in block.directives:
+        module = _plugin_module(directive)
+        by_module.setdefault(module.__name__, []).append(directive)
+    seen_modules = set()
+    for _, module_name in PLUGIN_ORDER:
+        if module_name is None or module_name in seen_modules or module_name not in by_module:
+            continue
+        seen_modules.add(module_name)
+        module = importlib.import_module(module_name)
+        handler = module.setup(by_module[module_name], config)
+        if handler is not None:
+            config.handlers.append(handler)
+    link(config.handlers)
+    return config
+
+
+def link(handlers: list[IHandler]) -> None:
+    """Point each handler's C{next} at the one after it, the last at L{EndOfChain}."""
+    for handler, following in zip(handlers, handlers[1:] + [EndOfChain()]):
+        handler.next = following
+
+
+def _fqdn(name: str) -> str:
+    return name + "." if not name.endswith(".") else name

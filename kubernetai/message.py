@@ -1,0 +1,123 @@
+# -*- test-case-name: tests.test_message -*-
+"""
+DNS wire messages in and out: decide what to do with a packet (answer it,
+refuse it, drop it), and encode a reply that fits the client's buffer.
+
+Acceptance follows miekg/dns's default accept function, which CoreDNS uses:
+responses are dropped, opcodes other than QUERY get NOTIMP, a packet whose
+header parses but whose body does not, or whose section counts are not those
+of a query, gets FORMERR.
+"""
+
+from __future__ import annotations
+
+import struct
+from io import BytesIO
+
+from twisted.names import dns
+
+from kubernetai.chain import Request, Response
+
+HEADER = struct.Struct("!HBBHHHH")
+OPT_FIXED_SIZE = 11
+BADVERS = 16
+
+
+class Rejected(Exception):
+    """A packet answered without the chain: C{reply} holds the wire bytes."""
+
+    def __init__(self, reply: bytes) -> None:
+        super().__init__(reply)
+        self.reply = reply
+
+
+def decode_query(packet: bytes, client: tuple[str, int], protocol: str) -> Request | None:
+    """A Request for C{packet}; None to drop it; raises L{Rejected} with the error reply."""
+    if len(packet) < HEADER.size:
+        return None
+    query_id, flags1, flags2, qdcount, ancount, nscount, arcount = HEADER.unpack_from(packet)
+    if flags1 & 0x80:
+        return None
+    opcode = (flags1 >> 3) & 0xF
+    if opcode != dns.OP_QUERY:
+        raise Rejected(_header_only_reply(query_id, flags1, dns.ENOTIMP))
+    if qdcount != 1 or ancount > 1 or nscount > 1 or arcount > 2:
+        raise Rejected(_header_only_reply(query_id, flags1, dns.EFORMAT))
+    message = dns.Message()
+    try:
+        message.fromStr(packet)
+    except Exception:
+        raise Rejected(_header_only_reply(query_id, flags1, dns.EFORMAT)) from None
+    decoded = (len(message.queries), len(message.answers), len(message.authority), len(message.additional))
+    if decoded != (qdcount, ancount, nscount, arcount):
+        raise Rejected(_header_only_reply(query_id, flags1, dns.EFORMAT))
+    options = [record for record in message.additional if record.type == dns.OPT]
+    if len(options) > 1:
+        raise Rejected(_header_only_reply(query_id, flags1, dns.EFORMAT))
+    request = Request(packet, message, client, protocol)
+    if options:
+        opt = dns._OPTHeader.fromRRHeader(options[0])
+        request.edns = True
+        request.dnssec_ok = bool(opt.dnssecOK)
+        request.payload_size = opt.udpPayloadSize
+        if opt.version != 0:
+            raise Rejected(encode_reply(request, Response(rcode=BADVERS)))
+    return request
+
+
+def _header_only_reply(query_id: int, flags1: int, rcode: int) -> bytes:
+    """A reply with no sections: the query's ID, opcode and RD, and C{rcode}."""
+    return HEADER.pack(query_id, 0x80 | (flags1 & 0x79), rcode & 0xF, 0, 0, 0, 0)
+
+
+def encode_reply(request: Request, response: Response) -> bytes:
+    """The wire reply to C{request}, cut to the client's size with TC set when records are lost."""
+    limit = request.max_size - HEADER.size
+    opt = _reply_opt(request, response.rcode) if request.edns else None
+    if opt is not None:
+        limit -= OPT_FIXED_SIZE
+    body = BytesIO()
+    compression: dict[bytes, int] = {}
+    request.query.encode(body, compression)
+    counts = []
+    truncated = response.truncated
+    for section in (response.answers, response.authority, response.additional):
+        written = _write_records(body, compression, section, limit)
+        if written < len(section) and section is not response.additional:
+            truncated = True
+        counts.append(written)
+        if written < len(section):
+            break
+    counts += [0] * (3 - len(counts))
+    if opt is not None:
+        opt.encode(body, compression)
+        counts[2] += 1
+    flags1 = 0x80 | (request.message.opCode << 3) | (request.message.recDes & 1)
+    flags1 |= (response.authoritative << 2) | (truncated << 1)
+    flags2 = (response.recursion_available << 7) | (response.rcode & 0xF)
+    flags2 |= request.message.checkingDisabled << 4
+    return HEADER.pack(request.message.id, flags1, flags2, 1, *counts) + body.getvalue()
+
+
+def _write_records(body: BytesIO, compression: dict, records: list, limit: int) -> int:
+    """Encode records until one would pass C{limit}; how many were written."""
+    for index, record in enumerate(records):
+        start = body.tell()
+        record.encode(body, compression)
+        if body.tell() > limit:
+            body.seek(start)
+            body.truncate()
+            for name in [name for name, offset in compression.items() if offset >= start + HEADER.size]:
+                del compression[name]
+            return index
+    return len(records)
+
+
+def _reply_opt(request: Request, rcode: int) -> dns._OPTHeader:
+    """The reply's OPT record: the client's buffer size and DO bit, version 0."""
+    return dns._OPTHeader(
+        udpPayloadSize=request.payload_size,
+        extendedRCODE=rcode >> 4,
+        version=0,
+        dnssecOK=request.dnssec_ok,
+    )

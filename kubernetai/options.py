@@ -1,0 +1,68 @@
+# -*- test-case-name: tests.test_options -*-
+"""
+Helpers every plugin's setup uses to read its Corefile directive: argument
+counts, Go-style durations, numbers, and errors that name file and line.
+"""
+
+from __future__ import annotations
+
+import re
+
+from kubernetai.corefile import CorefileError, Directive
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def error(directive: Directive, message: str) -> CorefileError:
+    """A CorefileError at C{directive}'s line, prefixed with its plugin name."""
+    return CorefileError(directive.file, directive.line, f"plugin/{directive.name}: {message}")
+
+
+def only_once(directives: list[Directive]) -> Directive:
+    """The single directive of a plugin that may appear once per server block."""
+    if len(directives) > 1:
+        raise error(directives[1], "this plugin can only be used once per server block")
+    return directives[0]
+
+
+def arg_count(directive: Directive, minimum: int, maximum: int | None) -> tuple[str, ...]:
+    """C{directive}'s arguments, if their number is within bounds."""
+    count = len(directive.args)
+    if count < minimum:
+        raise error(directive, f"expected at least {minimum} argument(s), got {count}")
+    if maximum is not None and count > maximum:
+        extra = directive.args[maximum]
+        raise error(directive, f"unexpected argument {extra!r}: expected at most {maximum}")
+    return directive.args
+
+
+def no_block(directive: Directive) -> None:
+    """Refuse a C{{ }} block on a directive that takes none."""
+    if directive.block:
+        raise error(directive.block[0], f"unknown option {directive.block[0].name!r}")
+
+
+def parse_duration(directive: Directive, text: str) -> float:
+    """Seconds in a Go duration such as C{5s}, C{1m30s} or C{250ms}."""
+    position = 0
+    seconds = 0.0
+    for match in _DURATION_PART.finditer(text):
+        if match.start() != position:
+            break
+        seconds += float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+        position = match.end()
+    if position != len(text) or not text:
+        raise error(directive, f"invalid duration {text!r}: expected a number with a unit, like 5s or 250ms")
+    return seconds
+
+
+def parse_int(directive: Directive, text: str, minimum: int, maximum: int) -> int:
+    """An integer within [minimum, maximum]."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise error(directive, f"invalid number {text!r}: expected an integer") from None
+    if not minimum <= value <= maximum:
+        raise error(directive, f"{value} out of range: expected {minimum} to {maximum}")
+    return value

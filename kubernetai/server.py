@@ -1,0 +1,239 @@
+# -*- test-case-name: tests.test_server -*-
+"""
+The DNS server: UDP and TCP listeners for every server block, routing each
+query to the block with the most specific zone, and writing the chain's
+reply back within the client's limits.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+
+from twisted.application import service
+from twisted.internet import defer, protocol
+from twisted.internet.error import CannotListenError
+from twisted.internet.interfaces import IReactorTCP, IReactorUDP
+from twisted.logger import Logger
+from twisted.names import dns
+from twisted.python.failure import Failure
+
+from kubernetai.chain import PluginError, Request, Response, ServerConfig
+from kubernetai.corefile import CorefileError
+from kubernetai.message import Rejected, decode_query, encode_reply
+
+log = Logger(namespace="kubernetai.server")
+
+TCP_LENGTH = struct.Struct("!H")
+DS = 43
+
+
+@dataclass
+class ZoneTable:
+    """The server blocks listening on one address, by zone."""
+
+    configs: dict[str, ServerConfig] = field(default_factory=dict)
+
+    def add(self, zone: str, config: ServerConfig) -> None:
+        self.configs[zone] = config
+
+    def route(self, name: str, qtype: int) -> tuple[str, ServerConfig] | None:
+        """The (zone, config) serving C{name}: the longest zone that is a suffix of it.
+
+        DS records live in the parent zone, so for DS the least specific match wins.
+        """
+        match = None
+        labels = name.rstrip(".").split(".") if name != "." else []
+        for start in range(len(labels) + 1):
+            zone = ".".join(labels[start:]) + "." if start < len(labels) else "."
+            config = self.configs.get(zone)
+            if config is not None:
+                match = (zone, config)
+                if qtype != DS:
+                    return match
+        return match
+
+
+def answer_packet(table: ZoneTable, packet: bytes, client: tuple[str, int], transport: str, local=None):
+    """The reply to C{packet}: bytes, None to drop it, or a Deferred firing with either.
+
+    It never raises: a packet that trips a bug is logged and dropped.
+    """
+    try:
+        return _answer(table, packet, client, transport, local)
+    except Exception:
+        log.failure("dropped a packet that could not be answered")
+        return None
+
+
+def _answer(table: ZoneTable, packet: bytes, client: tuple[str, int], transport: str, local):
+    try:
+        request = decode_query(packet, client, transport)
+    except Rejected as rejected:
+        return rejected.reply
+    if request is None:
+        return None
+    request.local = local
+    if request.qclass != dns.IN:
+        return encode_reply(request, Response(rcode=dns.EREFUSED))
+    routed = table.route(request.name, request.qtype)
+    if routed is None:
+        return encode_reply(request, Response(rcode=dns.EREFUSED))
+    request.zone, config = routed
+    try:
+        result = config.chain.serve(request)
+    except Exception:
+        return _write(request, _failure_response(Failure()))
+    if isinstance(result, defer.Deferred):
+        result.addErrback(_failure_response)
+        result.addCallback(lambda response: _write(request, response))
+        return result
+    return _write(request, result)
+
+
+def client_address(host: str, port: int) -> tuple[str, int]:
+    """The client's address, an IPv4 client on a dual-stack socket shown as IPv4."""
+    if host.startswith("::ffff:") and "." in host:
+        host = host[len("::ffff:") :]
+    return host, port
+
+
+def _failure_response(failure: Failure) -> Response:
+    """SERVFAIL (or the plugin's rcode) for a query no plugin could answer."""
+    if failure.check(PluginError):
+        return Response(rcode=failure.value.rcode)
+    log.failure("unexpected error while answering a query", failure)
+    return Response(rcode=dns.ESERVER)
+
+
+def _write(request: Request, response: Response) -> bytes:
+    """Encode the reply and tell the plugins that wanted to see it."""
+    reply = encode_reply(request, response)
+    for observer in request.reply_observers:
+        try:
+            observer(request, response, reply)
+        except Exception:
+            log.failure("reply observer failed")
+    return reply
+
+
+class DNSDatagramProtocol(protocol.DatagramProtocol):
+    """Answers DNS over UDP."""
+
+    def __init__(self, table: ZoneTable) -> None:
+        self.table = table
+        self.local = None
+
+    def startProtocol(self) -> None:
+        host = self.transport.getHost()
+        self.local = (host.host, host.port)
+
+    def datagramReceived(self, datagram: bytes, address) -> None:
+        client = client_address(address[0], address[1])
+        reply = answer_packet(self.table, datagram, client, "udp", self.local)
+        if isinstance(reply, defer.Deferred):
+            reply.addCallback(self._send, address)
+        else:
+            self._send(reply, address)
+
+    def _send(self, reply: bytes | None, address) -> None:
+        if reply is not None and self.transport is not None:
+            self.transport.write(reply, address)
+
+
+class DNSStreamProtocol(protocol.Protocol):
+    """Answers DNS over TCP: length-prefixed messages, pipelined, answered as they are ready."""
+
+    def __init__(self, table: ZoneTable) -> None:
+        self.table = table
+        self.buffer = b""
+
+    def dataReceived(self, data: bytes) -> None:
+        self.buffer += data
+        while len(self.buffer) >= TCP_LENGTH.size:
+            (length,) = TCP_LENGTH.unpack_from(self.buffer)
+            if len(self.buffer) < TCP_LENGTH.size + length:
+                return
+            packet = self.buffer[TCP_LENGTH.size : TCP_LENGTH.size + length]
+            self.buffer = self.buffer[TCP_LENGTH.size + length :]
+            peer, host = self.transport.getPeer(), self.transport.getHost()
+            client = client_address(peer.host, peer.port)
+            reply = answer_packet(self.table, packet, client, "tcp", client_address(host.host, host.port))
+            if isinstance(reply, defer.Deferred):
+                reply.addCallback(self._send)
+            else:
+                self._send(reply)
+
+    def _send(self, reply: bytes | None) -> None:
+        if reply is not None and self.transport is not None and self.transport.connected:
+            self.transport.write(TCP_LENGTH.pack(len(reply)) + reply)
+
+
+class DNSStreamFactory(protocol.ServerFactory):
+    """Builds a L{DNSStreamProtocol} per TCP connection."""
+
+    def __init__(self, table: ZoneTable) -> None:
+        self.table = table
+
+    def buildProtocol(self, addr):
+        stream = DNSStreamProtocol(self.table)
+        stream.factory = self
+        return stream
+
+
+def listener_tables(configs: list[ServerConfig]) -> dict[tuple[str, int], ZoneTable]:
+    """One zone table per (host, port) that some server block listens on."""
+    tables: dict[tuple[str, int], ZoneTable] = {}
+    for config in configs:
+        for address in config.zones:
+            for host in config.bind_hosts or [""]:
+                table = tables.setdefault((host, address.port), ZoneTable())
+                if address.zone in table.configs:
+                    block = config.block
+                    raise CorefileError(
+                        block.file,
+                        block.line,
+                        f"zone {address.zone} on port {address.port} is served by two server blocks",
+                    )
+                table.add(address.zone, config)
+    return tables
+
+
+class DNSService(service.Service):
+    """Binds a UDP and a TCP listener per zone table; C{ports} holds what was bound."""
+
+    def __init__(self, tables: dict[tuple[str, int], ZoneTable], reactor=None) -> None:
+        if reactor is None:
+            from twisted.internet import reactor
+        self.reactor = reactor
+        self.tables = tables
+        self.ports: list = []
+
+    def startService(self) -> None:
+        super().startService()
+        for (host, port), table in self.tables.items():
+            self.ports += self._listen(host, port, table)
+
+    def _listen(self, host: str, port: int, table: ZoneTable) -> list:
+        """A TCP and a UDP port on C{host} (all addresses, both families, when empty)."""
+        if not host:
+            try:
+                return self._listen("::", port, table)
+            except CannotListenError:
+                host = "0.0.0.0"
+        tcp = IReactorTCP(self.reactor).listenTCP(port, DNSStreamFactory(table), interface=host)
+        try:
+            udp = IReactorUDP(self.reactor).listenUDP(tcp.getHost().port, DNSDatagramProtocol(table), interface=host)
+        except CannotListenError:
+            tcp.stopListening()
+            raise
+        return [udp, tcp]
+
+    def stopService(self):
+        super().stopService()
+        ports, self.ports = self.ports, []
+        return defer.gatherResults([defer.maybeDeferred(port.stopListening) for port in ports])
+
+    def addresses(self) -> list[tuple[str, str, int]]:
+        """(transport, host, port) of every bound listener."""
+        return [(address.type, address.host, address.port) for address in (p.getHost() for p in self.ports)]

@@ -1,0 +1,156 @@
+"""
+What the end-to-end tests share: a running daemon from a Corefile text, a
+dnspython client that runs in a thread, and a scriptable upstream DNS server.
+"""
+
+from __future__ import annotations
+
+import socket
+
+import dns.flags
+import dns.message
+import dns.name
+import dns.query
+import dns.rcode
+import dns.rdatatype
+import dns.rrset
+from twisted.internet import protocol, reactor
+from twisted.internet.threads import deferToThread
+
+from kubernetai.daemon import build_daemon
+
+
+def write_corefile(testcase, text: str) -> str:
+    """A Corefile with C{text} in a fresh temporary directory; its path."""
+    path = testcase.mktemp()
+    with open(path, "w") as corefile:
+        corefile.write(text)
+    return path
+
+
+def start_daemon(testcase, text: str) -> int:
+    """Start the daemon of Corefile C{text} (keys on port 0, bind 127.0.0.1); its DNS port."""
+    daemon = build_daemon(write_corefile(testcase, text))
+    root = daemon.service(reactor)
+    root.startService()
+    testcase.addCleanup(root.stopService)
+    ports = {port for _, _, port in root.getServiceNamed("dns").addresses()}
+    assert len(ports) == 1, ports
+    return ports.pop()
+
+
+def query(port: int, name: str, rdtype="A", tcp: bool = False, **make_query_args):
+    """A Deferred firing with the daemon's answer to C{name} C{rdtype}, as a dnspython message."""
+    message = dns.message.make_query(name, rdtype, **make_query_args)
+    return send(port, message, tcp)
+
+
+def send(port: int, message: dns.message.Message, tcp: bool = False):
+    """Send a dnspython message; a Deferred firing with the reply."""
+    if tcp:
+        return deferToThread(dns.query.tcp, message, "127.0.0.1", timeout=5, port=port)
+    return deferToThread(dns.query.udp, message, "127.0.0.1", timeout=5, port=port, ignore_trailing=True)
+
+
+def send_raw_udp(port: int, packet: bytes, timeout: float = 1.0):
+    """Send C{packet} over UDP; a Deferred firing with the reply bytes, or None when none came."""
+
+    def exchange():
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.settimeout(timeout)
+            sock.sendto(packet, ("127.0.0.1", port))
+            try:
+                return sock.recv(65535)
+            except socket.timeout:
+                return None
+
+    return deferToThread(exchange)
+
+
+def rcode_of(reply: dns.message.Message) -> str:
+    return dns.rcode.to_text(reply.rcode())
+
+
+class FakeUpstream(protocol.DatagramProtocol):
+    """
+    An upstream DNS server on 127.0.0.1 (UDP and TCP, one port) answering from
+    C{records} ({(name, type): [rdata text]}), that can be told to be slow,
+    silent, to truncate over UDP, or to lie about the ID or the question.
+    """
+
+    def __init__(self, records: dict[tuple[str, str], list[str]] | None = None) -> None:
+        self.records = records or {}
+        self.delay = 0.0
+        self.silent = False
+        self.truncate_udp = False
+        self.lie = None
+        self.queries: list[tuple[str, str, str]] = []
+        self.port = None
+
+    def start(self, testcase) -> int:
+        """Listen on a free port for UDP and TCP; the port."""
+        tcp = reactor.listenTCP(0, _UpstreamTCPFactory(self), interface="127.0.0.1")
+        udp = reactor.listenUDP(tcp.getHost().port, self, interface="127.0.0.1")
+        testcase.addCleanup(tcp.stopListening)
+        testcase.addCleanup(udp.stopListening)
+        self.port = tcp.getHost().port
+        return self.port
+
+    def reply_to(self, packet: bytes, transport: str) -> bytes | None:
+        """The wire reply to C{packet}, as this upstream is set to behave."""
+        query_message = dns.message.from_wire(packet)
+        question = query_message.question[0]
+        qtype = dns.rdatatype.to_text(question.rdtype)
+        self.queries.append((question.name.to_text().lower(), qtype, transport))
+        if self.silent:
+            return None
+        reply = dns.message.make_response(query_message)
+        reply.flags |= dns.flags.RA
+        answers = self.records.get((question.name.to_text().lower(), qtype))
+        if answers is None:
+            reply.set_rcode(dns.rcode.NXDOMAIN)
+        else:
+            reply.answer.append(dns.rrset.from_text_list(question.name, 30, "IN", qtype, answers))
+        if self.truncate_udp and transport == "udp":
+            reply.answer = []
+            reply.flags |= dns.flags.TC
+        if self.lie == "id":
+            reply.id = (reply.id + 1) % 65536
+        elif self.lie == "question":
+            reply.question = [dns.rrset.RRset(dns.name.from_text("lie.example."), question.rdclass, question.rdtype)]
+        return reply.to_wire(max_size=65535)
+
+    def datagramReceived(self, datagram: bytes, address) -> None:
+        reply = self.reply_to(datagram, "udp")
+        if reply is not None:
+            reactor.callLater(self.delay, self._send, reply, address)
+
+    def _send(self, reply: bytes, address) -> None:
+        if self.transport is not None:
+            self.transport.write(reply, address)
+
+
+class _UpstreamTCP(protocol.Protocol):
+    def __init__(self, upstream: FakeUpstream) -> None:
+        self.upstream = upstream
+        self.buffer = b""
+
+    def dataReceived(self, data: bytes) -> None:
+        self.buffer += data
+        while len(self.buffer) >= 2:
+            length = int.from_bytes(self.buffer[:2], "big")
+            if len(self.buffer) < 2 + length:
+                return
+            packet, self.buffer = self.buffer[2 : 2 + length], self.buffer[2 + length :]
+            reply = self.upstream.reply_to(packet, "tcp")
+            if reply is not None:
+                self.transport.write(len(reply).to_bytes(2, "big") + reply)
+
+
+class _UpstreamTCPFactory(protocol.ServerFactory):
+    def __init__(self, upstream: FakeUpstream) -> None:
+        self.upstream = upstream
+
+    def buildProtocol(self, addr):
+        return _UpstreamTCP(self.upstream)
+
