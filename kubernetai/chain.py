@@ -259,7 +259,11 @@ def build_server(block: ServerBlock) -> ServerConfig:
             continue
         seen_modules.add(module_name)
         module = importlib.import_module(module_name)
-        handler = module.setup(by_module[module_name], config)
+        directives = by_module[module_name]
+        try:
+            handler = module.setup(directives, config)
+        except CorefileError as err:
+            raise CorefileError(err.file, err.line, f"plugin/{directives[0].name}: {err.message}") from None
         if handler is not None:
             config.handlers.append(handler)
     link(config.handlers)

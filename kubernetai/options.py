@@ -15,8 +15,8 @@ _DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m
 
 
 def error(directive: Directive, message: str) -> CorefileError:
-    """A CorefileError at C{directive}'s line, prefixed with its plugin name."""
-    return CorefileError(directive.file, directive.line, f"plugin/{directive.name}: {message}")
+    """A CorefileError at C{directive}'s line (the chain prefixes the plugin's name)."""
+    return CorefileError(directive.file, directive.line, message)
 
 
 def only_once(directives: list[Directive]) -> Directive:

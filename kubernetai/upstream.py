@@ -52,7 +52,8 @@ def parse_reply(packet: bytes) -> dns.Message | None:
 
 
 class _UDPExchange(protocol.DatagramProtocol):
-    def __init__(self, query_id: int, question: dns.Query, result: defer.Deferred) -> None:
+    def __init__(self, server: str, query_id: int, question: dns.Query, result: defer.Deferred) -> None:
+        self.server = server
         self.query_id = query_id
         self.question = question
         self.result = result
@@ -68,14 +69,18 @@ class _UDPExchange(protocol.DatagramProtocol):
 
     def connectionRefused(self) -> None:
         if not self.result.called:
-            self.result.errback(UpstreamError("connection refused"))
+            self.result.errback(UpstreamError(f"read udp {self.server}: connection refused"))
+
+    def stopProtocol(self) -> None:
+        # The reactor closes a connected UDP socket on an ICMP error (port unreachable).
+        self.connectionRefused()
 
 
 def exchange_udp(reactor, host: str, port: int, packet: bytes, question: dns.Query, timeout: float):
     """Send C{packet} over UDP; a Deferred firing with the matching reply Message."""
     query_id, packet = with_new_id(packet)
     result: defer.Deferred = defer.Deferred()
-    exchange = _UDPExchange(query_id, question, result)
+    exchange = _UDPExchange(f"{host}:{port}", query_id, question, result)
     interface = "::" if ":" in host else ""
     udp = IReactorUDP(reactor).listenUDP(0, exchange, interface=interface)
     udp.connect(host, port)

@@ -16,6 +16,7 @@ import dns.rdatatype
 import dns.rrset
 from twisted.internet import protocol, reactor
 from twisted.internet.threads import deferToThread
+from twisted.logger import formatEvent, globalLogPublisher
 
 from kubernetai.daemon import build_daemon
 
@@ -37,6 +38,18 @@ def start_daemon(testcase, text: str) -> int:
     ports = {port for _, _, port in root.getServiceNamed("dns").addresses()}
     assert len(ports) == 1, ports
     return ports.pop()
+
+
+def capture_logs(testcase) -> list[str]:
+    """The text of every log event from now until the test ends."""
+    lines: list[str] = []
+
+    def observer(event):
+        lines.append(formatEvent(event))
+
+    globalLogPublisher.addObserver(observer)
+    testcase.addCleanup(globalLogPublisher.removeObserver, observer)
+    return lines
 
 
 def query(port: int, name: str, rdtype="A", tcp: bool = False, **make_query_args):

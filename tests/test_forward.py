@@ -1,0 +1,226 @@
+"""
+forward against real upstream servers on loopback: transports, truncation,
+failover, lying upstreams, concurrency, and the parsing of its options.
+"""
+
+from twisted.internet import defer, reactor, task
+from twisted.trial import unittest
+
+from kubernetai.chain import build_server
+from kubernetai.corefile import CorefileError, parse_corefile
+from kubernetai.plugins.forward import Upstream, nameservers_in, parse_forward
+from tests.support import FakeUpstream, capture_logs, query, rcode_of, start_daemon
+
+RECORDS = {("www.example.org.", "A"): ["192.0.2.1"], ("slow.example.org.", "A"): ["192.0.2.2"]}
+
+
+def forwarding(*upstream_ports, options="", extra=""):
+    targets = " ".join(f"127.0.0.1:{port}" for port in upstream_ports)
+    return f""".:0 {{
+    bind 127.0.0.1
+    errors
+    forward . {targets} {{
+        {options}
+    }}
+    {extra}
+}}
+"""
+
+
+def addresses(reply):
+    return sorted(item.address for rrset in reply.answer for item in rrset)
+
+
+class TransportTests(unittest.TestCase):
+    def setUp(self):
+        self.upstream = FakeUpstream(dict(RECORDS))
+        self.upstream_port = self.upstream.start(self)
+
+    @defer.inlineCallbacks
+    def test_udp_client_udp_upstream(self):
+        port = start_daemon(self, forwarding(self.upstream_port))
+        reply = yield query(port, "www.example.org", "A")
+        self.assertEqual(addresses(reply), ["192.0.2.1"])
+        self.assertEqual(self.upstream.queries, [("www.example.org.", "A", "udp")])
+
+    @defer.inlineCallbacks
+    def test_nxdomain_is_relayed(self):
+        port = start_daemon(self, forwarding(self.upstream_port))
+        reply = yield query(port, "missing.example.org", "A")
+        self.assertEqual(rcode_of(reply), "NXDOMAIN")
+
+    @defer.inlineCallbacks
+    def test_tcp_client_tcp_upstream(self):
+        port = start_daemon(self, forwarding(self.upstream_port))
+        reply = yield query(port, "www.example.org", "A", tcp=True)
+        self.assertEqual(addresses(reply), ["192.0.2.1"])
+        self.assertEqual(self.upstream.queries, [("www.example.org.", "A", "tcp")])
+
+    @defer.inlineCallbacks
+    def test_truncated_udp_answer_retried_over_tcp(self):
+        self.upstream.truncate_udp = True
+        port = start_daemon(self, forwarding(self.upstream_port))
+        reply = yield query(port, "www.example.org", "A")
+        self.assertEqual(addresses(reply), ["192.0.2.1"])
+        self.assertEqual([transport for _, _, transport in self.upstream.queries], ["udp", "tcp"])
+
+    @defer.inlineCallbacks
+    def test_prefer_udp_keeps_udp_for_tcp_clients(self):
+        port = start_daemon(self, forwarding(self.upstream_port, options="prefer_udp"))
+        yield query(port, "www.example.org", "A", tcp=True)
+        self.assertEqual(self.upstream.queries, [("www.example.org.", "A", "udp")])
+
+    @defer.inlineCallbacks
+    def test_force_tcp(self):
+        port = start_daemon(self, forwarding(self.upstream_port, options="force_tcp"))
+        yield query(port, "www.example.org", "A")
+        self.assertEqual(self.upstream.queries, [("www.example.org.", "A", "tcp")])
+
+    @defer.inlineCallbacks
+    def test_except_hands_on_to_the_next_plugin(self):
+        port = start_daemon(self, forwarding(self.upstream_port, options="except internal.example", extra="whoami"))
+        reply = yield query(port, "host.internal.example", "A")
+        self.assertEqual(reply.additional[0].name.to_text(), "host.internal.example.")
+        self.assertEqual(self.upstream.queries, [])
+
+
+class FailureTests(unittest.TestCase):
+    """Dead, slow and lying upstreams."""
+
+    @defer.inlineCallbacks
+    def test_dead_upstream_fails_over_to_the_next(self):
+        dead, alive = FakeUpstream(), FakeUpstream(dict(RECORDS))
+        dead.silent = True
+        port = start_daemon(self, forwarding(dead.start(self), alive.start(self), options="policy sequential"))
+        reply = yield query(port, "www.example.org", "A")
+        self.assertEqual(addresses(reply), ["192.0.2.1"])
+        self.assertEqual(len(dead.queries), 1)
+
+    @defer.inlineCallbacks
+    def test_closed_port_is_a_refusal_not_a_timeout(self):
+        closed = reactor.listenUDP(0, FakeUpstream(), interface="127.0.0.1")
+        closed_port = closed.getHost().port
+        yield closed.stopListening()
+        logs = capture_logs(self)
+        port = start_daemon(self, forwarding(closed_port))
+        reply = yield query(port, "www.example.org", "A")
+        self.assertEqual(rcode_of(reply), "SERVFAIL")
+        logged = [line for line in logs if "www.example.org." in line]
+        self.assertEqual(len(logged), 1, logs)
+        self.assertIn(f"2 www.example.org. A: plugin/forward: read udp 127.0.0.1:{closed_port}: connection refused", logged[0])
+
+    @defer.inlineCallbacks
+    def test_all_dead_is_servfail_not_a_hang(self):
+        dead = FakeUpstream()
+        dead.silent = True
+        logs = capture_logs(self)
+        port = start_daemon(self, forwarding(dead.start(self)))
+        reply = yield query(port, "www.example.org", "A")
+        self.assertEqual(rcode_of(reply), "SERVFAIL")
+        self.assertTrue(any("www.example.org. A: plugin/forward: read udp" in line and "i/o timeout" in line
+                            for line in logs), logs)
+
+    @defer.inlineCallbacks
+    def test_reply_with_wrong_id_is_not_accepted(self):
+        liar = FakeUpstream(dict(RECORDS))
+        liar.lie = "id"
+        port = start_daemon(self, forwarding(liar.start(self)))
+        reply = yield query(port, "www.example.org", "A")
+        self.assertEqual(rcode_of(reply), "SERVFAIL")
+
+    @defer.inlineCallbacks
+    def test_reply_for_another_question_is_not_accepted(self):
+        liar = FakeUpstream(dict(RECORDS))
+        liar.lie = "question"
+        port = start_daemon(self, forwarding(liar.start(self)))
+        reply = yield query(port, "www.example.org", "A")
+        self.assertEqual(rcode_of(reply), "SERVFAIL")
+
+    @defer.inlineCallbacks
+    def test_slow_upstream_does_not_stall_other_queries(self):
+        slow, fast = FakeUpstream(dict(RECORDS)), FakeUpstream(dict(RECORDS))
+        slow.delay = 1.0
+        corefile = f""".:0 {{
+    bind 127.0.0.1
+    forward . 127.0.0.1:{slow.start(self)}
+}}
+fast.example.org:0 {{
+    bind 127.0.0.1
+    forward . 127.0.0.1:{fast.start(self)}
+}}
+"""
+        port = start_daemon(self, corefile)
+        finished = []
+        slow_query = query(port, "slow.example.org", "A").addCallback(lambda _: finished.append("slow"))
+        yield task.deferLater(reactor, 0.1, lambda: None)
+        yield query(port, "www.fast.example.org", "A").addCallback(lambda _: finished.append("fast"))
+        yield slow_query
+        self.assertEqual(finished, ["fast", "slow"])
+
+    @defer.inlineCallbacks
+    def test_max_concurrent_refuses_past_the_limit(self):
+        slow = FakeUpstream(dict(RECORDS))
+        slow.delay = 0.5
+        port = start_daemon(self, forwarding(slow.start(self), options="max_concurrent 1"))
+        first = query(port, "slow.example.org", "A")
+        yield task.deferLater(reactor, 0.1, lambda: None)
+        second = yield query(port, "www.example.org", "A")
+        first = yield first
+        self.assertEqual(rcode_of(second), "REFUSED")
+        self.assertEqual(addresses(first), ["192.0.2.2"])
+
+
+def server_block(line):
+    return parse_corefile(".:53 {\n    " + line + "\n}\n", "Corefile")[0]
+
+
+def forward_directive(line):
+    return server_block(line).directives[0]
+
+
+class ParseTests(unittest.SynchronousTestCase):
+    GOOD = [
+        ("forward . 1.1.1.1", ".", [Upstream("1.1.1.1", 53)]),
+        ("forward example.ORG 10.0.0.1:5353 dns://10.0.0.2", "example.org.",
+         [Upstream("10.0.0.1", 5353), Upstream("10.0.0.2", 53)]),
+        ("forward . [2001:db8::1]:5300 2001:db8::2", ".", [Upstream("2001:db8::1", 5300), Upstream("2001:db8::2", 53)]),
+        ("forward . 1.1.1.1 1.1.1.1", ".", [Upstream("1.1.1.1", 53)]),
+    ]
+    BAD = [
+        ("forward .", "Corefile:2: plugin/forward: expected at least 2 argument(s), got 1"),
+        ("forward . not-an-address", "not an IP address or file: 'not-an-address'"),
+        ("forward . tls://1.1.1.1", "only dns:// upstreams are supported, not tls://"),
+        ("forward . 1.1.1.1:99999", "port out of range"),
+        ("forward . 1.1.1.1 {\n policy fastest\n}", "Corefile:3: plugin/forward: unknown policy 'fastest': expected random, round_robin, sequential"),
+        ("forward . 1.1.1.1 {\n bogus\n}", "Corefile:3: plugin/forward: unknown option 'bogus'"),
+        ("forward . 1.1.1.1 {\n force_tcp\n prefer_udp\n}", "force_tcp and prefer_udp can not be used together"),
+        ("forward . 1.1.1.1 {\n max_concurrent lots\n}", "invalid number 'lots'"),
+        ("forward . 1.1.1.1 {\n expire 10s\n}", "option 'expire' is not supported yet"),
+    ]
+
+    def test_good(self):
+        for line, zone, upstreams in self.GOOD:
+            forward = parse_forward(forward_directive(line))
+            self.assertEqual((forward.zone, forward.upstreams), (zone, upstreams), line)
+
+    def test_bad(self):
+        for line, message in self.BAD:
+            with self.assertRaises(CorefileError, msg=line) as raised:
+                build_server(server_block(line))
+            self.assertIn(message, str(raised.exception), line)
+
+    def test_options(self):
+        forward = parse_forward(forward_directive(
+            "forward . 1.1.1.1 {\n except a.example B.example\n policy round_robin\n max_concurrent 10\n}"
+        ))
+        self.assertEqual(forward.excepted, ["a.example.", "b.example."])
+        self.assertEqual(forward.policy, "round_robin")
+        self.assertEqual(forward.max_concurrent, 10)
+
+    def test_resolv_conf(self):
+        path = self.mktemp()
+        with open(path, "w") as resolv_conf:
+            resolv_conf.write("# comment\nsearch example.org\nnameserver 192.0.2.53\nnameserver fe80::1%eth0\n")
+        self.assertEqual(nameservers_in(path), [Upstream("192.0.2.53", 53), Upstream("fe80::1", 53)])
+        forward = parse_forward(forward_directive(f"forward . {path}"))
+        self.assertEqual(forward.upstreams, [Upstream("192.0.2.53", 53), Upstream("fe80::1", 53)])
