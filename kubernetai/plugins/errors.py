@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
+from twisted.application import service
 from twisted.internet import defer
 from twisted.logger import Logger, LogLevel
 from twisted.names import dns
@@ -37,6 +39,7 @@ class Consolidation:
     level: LogLevel = LogLevel.error
     show_first: bool = False
     count: int = 0
+    timer: Any = None
 
 
 @implementer(IHandler)
@@ -73,7 +76,9 @@ class Errors:
             if consolidation.pattern.search(cause):
                 consolidation.count += 1
                 if consolidation.count == 1:
-                    self.reactor.callLater(consolidation.period, self._log_consolidated, consolidation)
+                    consolidation.timer = self.reactor.callLater(
+                        consolidation.period, self._log_consolidated, consolidation
+                    )
                 if consolidation.count > 1 or not consolidation.show_first:
                     return
                 level = consolidation.level
@@ -83,6 +88,13 @@ class Errors:
         if self.stacktrace and not failure.check(PluginError):
             line += "\n" + failure.getTraceback()
         log.emit(level, "{line}", line=line)
+
+    def flush(self) -> None:
+        """Log what is being consolidated now, as on shutdown."""
+        for consolidation in self.consolidations:
+            if consolidation.timer is not None and consolidation.timer.active():
+                consolidation.timer.cancel()
+                self._log_consolidated(consolidation)
 
     def _log_consolidated(self, consolidation: Consolidation) -> None:
         count, consolidation.count = consolidation.count, 0
@@ -111,7 +123,20 @@ def setup(directives: list[Directive], config: ServerConfig) -> Errors:
         else:
             raise options.error(option, f"unknown option {option.name!r}: expected stacktrace or consolidate")
     config.plan.append("errors")
-    return Errors(consolidations, stacktrace, config.reactor)
+    errors = Errors(consolidations, stacktrace, config.reactor)
+    config.services.append(FlushOnStop(errors))
+    return errors
+
+
+class FlushOnStop(service.Service):
+    """Logs the consolidated errors still pending when the daemon stops."""
+
+    def __init__(self, errors: Errors) -> None:
+        self.errors = errors
+
+    def stopService(self):
+        self.errors.flush()
+        return super().stopService()
 
 
 def parse_consolidate(option: Directive) -> Consolidation:

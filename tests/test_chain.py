@@ -1,0 +1,87 @@
+"""
+The plugin chain: run order fixed by code, not by the Corefile; directives
+refused by name and line; what happens at the end of the chain.
+"""
+
+from twisted.internet import defer
+from twisted.trial import unittest
+
+from kubernetai.chain import EndOfChain, build_server
+from kubernetai.corefile import CorefileError, parse_corefile
+from tests.support import FakeUpstream, capture_logs, query, rcode_of, start_daemon
+
+
+def build(text):
+    return build_server(parse_corefile(text, "Corefile")[0])
+
+
+class OrderTests(unittest.SynchronousTestCase):
+    def test_run_order_comes_from_the_code(self):
+        config = build(".:53 {\n forward . 127.0.0.1\n whoami\n log\n errors\n bind 127.0.0.1\n}\n")
+        self.assertEqual([handler.name for handler in config.handlers], ["errors", "log", "forward", "whoami"])
+        self.assertEqual(config.bind_hosts, ["127.0.0.1"])
+
+    def test_handlers_are_linked_and_end_in_end_of_chain(self):
+        config = build(".:53 {\n errors\n whoami\n}\n")
+        errors, whoami = config.handlers
+        self.assertIs(errors.next, whoami)
+        self.assertIsInstance(whoami.next, EndOfChain)
+
+    def test_stanzas_keep_corefile_order(self):
+        config = build(".:53 {\n kubernetai b.local\n kubernetes a.local\n kubernetai c.local\n}\n")
+        (group,) = config.handlers
+        self.assertEqual([stanza.zones for stanza in group.stanzas],
+                         [("b.local.",), ("a.local.",), ("c.local.",)])
+
+    def test_stanza_zones_default_to_the_server_block(self):
+        config = build("cluster.local:53 10.0.0.0/24:53 {\n kubernetai\n}\n")
+        self.assertEqual(config.handlers[0].stanzas[0].zones, ("cluster.local.", "0.0.10.in-addr.arpa."))
+
+
+class RefusalTests(unittest.SynchronousTestCase):
+    BAD = [
+        (".:53 {\n whoami\n bogus_plugin on\n}\n", "Corefile:3: unknown directive 'bogus_plugin'"),
+        (".:53 {\n dnssec\n}\n", "Corefile:2: plugin 'dnssec' is not supported by kubernetai"),
+        (".:53 {\n errors\n errors\n}\n", "Corefile:3: plugin/errors: this plugin can only be used once per server block"),
+        (".:53 {\n whoami extra\n}\n", "Corefile:2: plugin/whoami: unexpected argument 'extra': expected at most 0"),
+        (".:53 {\n whoami {\n  option\n }\n}\n", "Corefile:3: plugin/whoami: unknown option 'option'"),
+        (".:53 {\n bind example.org\n}\n", "Corefile:2: plugin/bind: invalid address 'example.org'"),
+        (".:53 {\n bind\n}\n", "Corefile:2: plugin/bind: expected at least 1 argument(s), got 0"),
+        (".:53 {\n kubernetai cluster.local {\n  endpoints http://x\n }\n}\n",
+         "Corefile:3: plugin/kubernetai: unknown property 'endpoints'"),
+    ]
+
+    def test_refused(self):
+        for text, message in self.BAD:
+            with self.assertRaises(CorefileError, msg=text) as raised:
+                build(text)
+            self.assertIn(message, str(raised.exception), text)
+
+
+class EndOfChainTests(unittest.TestCase):
+    @defer.inlineCallbacks
+    def test_nothing_answers_is_servfail_and_logged(self):
+        logs = capture_logs(self)
+        port = start_daemon(self, ".:0 {\n bind 127.0.0.1\n errors\n log\n}\n")
+        reply = yield query(port, "www.example.org", "A")
+        self.assertEqual(rcode_of(reply), "SERVFAIL")
+        self.assertTrue(any("www.example.org. A: plugin/end: no next plugin found" in line for line in logs), logs)
+
+
+class StanzaPlaceholderTests(unittest.TestCase):
+    """Until the data plane exists a stanza never syncs: its zones get SERVFAIL, others go on."""
+
+    @defer.inlineCallbacks
+    def test_in_zone_servfail_out_of_zone_forwarded(self):
+        upstream = FakeUpstream({("www.example.org.", "A"): ["192.0.2.1"]})
+        port = start_daemon(self, f""".:0 {{
+    bind 127.0.0.1
+    kubernetai cluster.local
+    forward . 127.0.0.1:{upstream.start(self)}
+}}
+""")
+        in_zone = yield query(port, "kubernetes.default.svc.cluster.local", "A")
+        outside = yield query(port, "www.example.org", "A")
+        self.assertEqual(rcode_of(in_zone), "SERVFAIL")
+        self.assertEqual(rcode_of(outside), "NOERROR")
+        self.assertEqual(upstream.queries, [("www.example.org.", "A", "udp")])
