@@ -13,6 +13,7 @@ from twisted.application import service
 from kubernetai.chain import ServerConfig, build_server
 from kubernetai.corefile import load_corefile
 from kubernetai.server import DNSService, ZoneTable, listener_tables
+from kubernetai.systemd import ReadinessNotifier
 
 
 @dataclass
@@ -45,6 +46,7 @@ class Daemon:
         for config in self.configs:
             for plugin_service in config.services:
                 plugin_service.setServiceParent(root)
+        ReadinessNotifier().setServiceParent(root)
         return root
 
 

@@ -47,6 +47,7 @@ class RefusalTests(unittest.SynchronousTestCase):
         (".:53 {\n whoami {\n  option\n }\n}\n", "Corefile:3: plugin/whoami: unknown option 'option'"),
         (".:53 {\n bind example.org\n}\n", "Corefile:2: plugin/bind: invalid address 'example.org'"),
         (".:53 {\n bind\n}\n", "Corefile:2: plugin/bind: expected at least 1 argument(s), got 0"),
+        (".:53 {\n kubernetai 10.0.0.0/33\n}\n", "Corefile:2: plugin/kubernetai: invalid zone '10.0.0.0/33'"),
         (".:53 {\n kubernetai cluster.local {\n  endpoints http://x\n }\n}\n",
          "Corefile:3: plugin/kubernetai: unknown property 'endpoints'"),
     ]

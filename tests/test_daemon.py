@@ -119,15 +119,32 @@ class RunningDaemonTests(unittest.TestCase):
         with open(os.path.join(REPO, "Corefile.example")) as example:
             text = example.read().replace("1053", str(port))
         path = write_corefile(self, text.replace("/etc/resolv.conf", f"127.0.0.1:{upstream_port}"))
+        notifications = self.systemd_notify_socket()
+        environment = dict(os.environ, NOTIFY_SOCKET=notifications.getsockname())
         process = subprocess.Popen([TWISTD, "-n", "--pidfile=", "kubernetai", "-c", path],
-                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=environment)
         self.addCleanup(process.wait)
         self.addCleanup(process.terminate)
+        ready = yield deferToThread(notifications.recv, 4096)
+        self.assertEqual(ready, b"READY=1")
         whoami = yield deferToThread(query_until_answered, port, "whoami.example")
         self.assertEqual(whoami.additional[0].name.to_text(), "whoami.example.")
         self.assertTrue(whoami.flags & dns.flags.AA)
         forwarded = yield deferToThread(query_until_answered, port, "www.example.org")
         self.assertEqual([item.address for item in forwarded.answer[0]], ["192.0.2.1"])
+        process.terminate()
+        stopping = yield deferToThread(notifications.recv, 4096)
+        self.assertEqual(stopping, b"STOPPING=1")
+
+    def systemd_notify_socket(self) -> socket.socket:
+        """A datagram socket standing in for systemd's notification socket."""
+        directory = self.mktemp()
+        os.makedirs(directory)
+        notifications = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        notifications.bind(os.path.join(directory, "notify"))
+        notifications.settimeout(30)
+        self.addCleanup(notifications.close)
+        return notifications
 
 
 def query_until_answered(port: int, name: str, attempts: int = 100) -> dns.message.Message:

@@ -69,7 +69,7 @@ def setup(directives: list[Directive], config: ServerConfig) -> Kubernetai:
 def parse_stanza(directive: Directive, config: ServerConfig) -> Stanza:
     """The zones of a stanza (its arguments, else the server block's), its options checked by name."""
     if directive.args:
-        zones = tuple(zone for arg in directive.args for zone in _zones_of(arg))
+        zones = tuple(zone for arg in directive.args for zone in _zones_of(directive, arg))
     else:
         zones = tuple(address.zone for address in config.zones)
     for option in directive.block:
@@ -78,5 +78,10 @@ def parse_stanza(directive: Directive, config: ServerConfig) -> Stanza:
     return Stanza(zones, directive)
 
 
-def _zones_of(arg: str) -> list[str]:
-    return reverse_zones(arg) if "/" in arg else [normalize_zone(arg)]
+def _zones_of(directive: Directive, arg: str) -> list[str]:
+    if "/" not in arg:
+        return [normalize_zone(arg)]
+    try:
+        return reverse_zones(arg)
+    except ValueError as err:
+        raise options.error(directive, f"invalid zone {arg!r}: {err}") from None
