@@ -1,0 +1,198 @@
+# -*- test-case-name: tests.test_kubernetes_index -*-
+"""
+A stanza's in-memory index: the lookups DNS answers need, as immutable
+snapshots.
+
+One writer (the stanza's index thread) owns a L{Store}, applies batches of
+reduced objects to it, and publishes a new L{Snapshot}; readers (the reactor
+thread) take the current snapshot once per query and see every table of it
+consistent.  A snapshot's tables are never changed after it is published:
+the next one copies the tables a batch changed and updates the copies.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable, NamedTuple
+
+from kubernetai.kubernetes.objects import Endpoint, EndpointSlice, Namespace, Pod, Service
+
+SERVICES, ENDPOINT_SLICES, PODS, NAMESPACES = "services", "endpointslices", "pods", "namespaces"
+
+ServiceKey = tuple[str, str]
+
+
+class ReverseEntry(NamedTuple):
+    """What one IP is: a service's cluster IP (endpoint None) or one of its endpoints."""
+
+    namespace: str
+    service: str
+    endpoint: Endpoint | None
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything a stanza answers from, as of one moment; never changed once published."""
+
+    generation: int = 0
+    services: dict[ServiceKey, Service] = field(default_factory=dict)
+    endpoints: dict[ServiceKey, tuple[Endpoint, ...]] = field(default_factory=dict)
+    reverse: dict[str, tuple[ReverseEntry, ...]] = field(default_factory=dict)
+    pods_by_ip: dict[str, tuple[Pod, ...]] = field(default_factory=dict)
+    namespaces: frozenset[str] = frozenset()
+
+    def service(self, namespace: str, name: str) -> Service | None:
+        return self.services.get((namespace, name))
+
+    def endpoints_of(self, namespace: str, name: str) -> tuple[Endpoint, ...]:
+        """The ready endpoints of a service, merged across its slices, one per address set."""
+        return self.endpoints.get((namespace, name), ())
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "services": len(self.services),
+            "endpoints": sum(len(endpoints) for endpoints in self.endpoints.values()),
+            "pods": sum(len(pods) for pods in self.pods_by_ip.values()),
+            "namespaces": len(self.namespaces),
+        }
+
+
+class Store:
+    """The writer's view: objects by kind and key, what changed since the last publish, and that snapshot."""
+
+    def __init__(self) -> None:
+        self.services: dict[ServiceKey, Service] = {}
+        self.slices: dict[tuple[str, str], EndpointSlice] = {}
+        self.slices_of_service: dict[ServiceKey, set[tuple[str, str]]] = {}
+        self.pods: dict[tuple[str, str], Pod] = {}
+        self.namespaces: set[str] = set()
+        self.snapshot = Snapshot()
+        self.changed_services: set[ServiceKey] = set()
+        self.pods_before: dict[tuple[str, str], Pod | None] = {}
+
+    def replace(self, kind: str, objects: Iterable) -> None:
+        """Make C{objects} the whole of C{kind}, as after a list."""
+        if kind == NAMESPACES:
+            self.namespaces = {namespace.name for namespace in objects}
+            return
+        fresh = {(obj.namespace, obj.name): obj for obj in objects}
+        current = {SERVICES: self.services, ENDPOINT_SLICES: self.slices, PODS: self.pods}[kind]
+        for key in [key for key in current if key not in fresh]:
+            self.delete(kind, key)
+        for obj in fresh.values():
+            self.put(kind, obj)
+
+    def put(self, kind: str, obj) -> None:
+        """Add or replace one object."""
+        key = (obj.namespace, obj.name)
+        if kind == SERVICES:
+            self.services[key] = obj
+            self.changed_services.add(key)
+        elif kind == ENDPOINT_SLICES:
+            self.delete(kind, key)
+            self.slices[key] = obj
+            if obj.service is not None:
+                service_key = (obj.namespace, obj.service)
+                self.slices_of_service.setdefault(service_key, set()).add(key)
+                self.changed_services.add(service_key)
+        elif kind == PODS:
+            self.pods_before.setdefault(key, self.pods.get(key))
+            self.pods[key] = obj
+        elif kind == NAMESPACES:
+            self.namespaces.add(obj.name)
+
+    def delete(self, kind: str, key: tuple[str, str]) -> None:
+        """Remove one object by (namespace, name)."""
+        if kind == SERVICES:
+            if self.services.pop(key, None) is not None:
+                self.changed_services.add(key)
+        elif kind == ENDPOINT_SLICES:
+            old = self.slices.pop(key, None)
+            if old is not None and old.service is not None:
+                service_key = (old.namespace, old.service)
+                slice_keys = self.slices_of_service.get(service_key, set())
+                slice_keys.discard(key)
+                if not slice_keys:
+                    self.slices_of_service.pop(service_key, None)
+                self.changed_services.add(service_key)
+        elif kind == PODS:
+            if key in self.pods:
+                self.pods_before.setdefault(key, self.pods.pop(key))
+        elif kind == NAMESPACES:
+            self.namespaces.discard(key[1])
+
+    def merged_endpoints(self, service_key: ServiceKey) -> tuple[Endpoint, ...]:
+        """The service's endpoints across its slices, the first of each address set kept."""
+        seen: set[tuple[str, ...]] = set()
+        merged = []
+        for slice_key in sorted(self.slices_of_service.get(service_key, ())):
+            for endpoint in self.slices[slice_key].endpoints:
+                if endpoint.addresses not in seen:
+                    seen.add(endpoint.addresses)
+                    merged.append(endpoint)
+        return tuple(merged)
+
+    def publish(self) -> Snapshot:
+        """A new snapshot: the tables the changes touched copied and updated, the rest shared."""
+        old = self.snapshot
+        services, endpoints, reverse, pods_by_ip = old.services, old.endpoints, old.reverse, old.pods_by_ip
+        if self.changed_services:
+            services, endpoints, reverse = dict(services), dict(endpoints), dict(reverse)
+            for key in self.changed_services:
+                _update_service(self, key, old, services, endpoints, reverse)
+        if self.pods_before:
+            pods_by_ip = dict(pods_by_ip)
+            for key, before in self.pods_before.items():
+                _update_pod(before, self.pods.get(key), pods_by_ip)
+        namespaces = old.namespaces if self.namespaces == old.namespaces else frozenset(self.namespaces)
+        self.snapshot = Snapshot(old.generation + 1, services, endpoints, reverse, pods_by_ip, namespaces)
+        self.changed_services, self.pods_before = set(), {}
+        return self.snapshot
+
+
+def _update_service(store: Store, key: ServiceKey, old: Snapshot, services, endpoints, reverse) -> None:
+    """Bring one service's entries in the copied tables up to date with the store."""
+    namespace, name = key
+    for ip in _reverse_ips(old.services.get(key), old.endpoints.get(key, ())):
+        remaining = tuple(entry for entry in reverse.get(ip, ()) if entry[:2] != key)
+        if remaining:
+            reverse[ip] = remaining
+        else:
+            reverse.pop(ip, None)
+    service = store.services.get(key)
+    merged = store.merged_endpoints(key)
+    if service is None:
+        services.pop(key, None)
+    else:
+        services[key] = service
+        for ip in service.cluster_ips:
+            reverse[ip] = reverse.get(ip, ()) + (ReverseEntry(namespace, name, None),)
+    if merged:
+        endpoints[key] = merged
+        if service is not None:
+            for endpoint in merged:
+                for ip in endpoint.addresses:
+                    reverse[ip] = reverse.get(ip, ()) + (ReverseEntry(namespace, name, endpoint),)
+    else:
+        endpoints.pop(key, None)
+
+
+def _reverse_ips(service: Service | None, endpoints: tuple[Endpoint, ...]) -> set[str]:
+    ips = set(service.cluster_ips) if service is not None else set()
+    for endpoint in endpoints:
+        ips.update(endpoint.addresses)
+    return ips
+
+
+def _update_pod(before: Pod | None, after: Pod | None, pods_by_ip: dict[str, tuple[Pod, ...]]) -> None:
+    """Move one pod's entries in the copied IP table from its old IPs to its new ones."""
+    if before is not None:
+        for ip in before.ips:
+            remaining = tuple(pod for pod in pods_by_ip.get(ip, ()) if pod[:2] != before[:2])
+            if remaining:
+                pods_by_ip[ip] = remaining
+            else:
+                pods_by_ip.pop(ip, None)
+    if after is not None:
+        for ip in after.ips:
+            pods_by_ip[ip] = pods_by_ip.get(ip, ()) + (after,)

@@ -1,0 +1,130 @@
+# -*- test-case-name: tests.test_kubernetes_index -*-
+"""
+Reduced Kubernetes objects: only the fields DNS answers need, taken from the
+API server's JSON (plain dicts, never the client's model objects).
+
+Strings that repeat across objects (namespaces, node and zone names,
+protocols) are interned, so a cluster's worth of them costs one copy each.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import NamedTuple
+
+SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+
+
+class Port(NamedTuple):
+    name: str
+    port: int
+    protocol: str
+
+
+class Service(NamedTuple):
+    namespace: str
+    name: str
+    type: str
+    cluster_ips: tuple[str, ...]
+    ports: tuple[Port, ...]
+    external_name: str | None
+
+    @property
+    def headless(self) -> bool:
+        return not self.cluster_ips and self.type != "ExternalName"
+
+
+class Endpoint(NamedTuple):
+    """A ready endpoint: its addresses and what names it."""
+
+    addresses: tuple[str, ...]
+    hostname: str | None
+    node: str | None
+    zone: str | None
+    pod: str | None
+
+
+class EndpointSlice(NamedTuple):
+    namespace: str
+    name: str
+    service: str | None
+    endpoints: tuple[Endpoint, ...]
+    ports: tuple[Port, ...]
+
+
+class Pod(NamedTuple):
+    namespace: str
+    name: str
+    ips: tuple[str, ...]
+
+
+class Namespace(NamedTuple):
+    name: str
+
+
+def _intern(text: str | None) -> str | None:
+    return sys.intern(text) if text else None
+
+
+def _metadata(raw: dict) -> tuple[str, str]:
+    metadata = raw.get("metadata") or {}
+    return sys.intern(metadata.get("namespace") or ""), metadata.get("name") or ""
+
+
+def _ports(raw_ports) -> tuple[Port, ...]:
+    return tuple(
+        Port(port.get("name") or "", int(port.get("port") or 0), sys.intern(port.get("protocol") or "TCP"))
+        for port in raw_ports or ()
+    )
+
+
+def reduce_service(raw: dict) -> Service:
+    """A Service from its JSON: cluster IPs of every family, none when headless."""
+    namespace, name = _metadata(raw)
+    spec = raw.get("spec") or {}
+    cluster_ips = tuple(spec.get("clusterIPs") or ([spec["clusterIP"]] if spec.get("clusterIP") else []))
+    cluster_ips = tuple(ip for ip in cluster_ips if ip and ip != "None")
+    service_type = sys.intern(spec.get("type") or "ClusterIP")
+    external_name = spec.get("externalName") if service_type == "ExternalName" else None
+    if service_type == "ExternalName":
+        cluster_ips = ()
+    return Service(namespace, name, service_type, cluster_ips, _ports(spec.get("ports")), external_name)
+
+
+def reduce_endpoint_slice(raw: dict) -> EndpointSlice:
+    """An EndpointSlice from its JSON, keeping only endpoints that are ready (or not said not to be)."""
+    namespace, name = _metadata(raw)
+    labels = (raw.get("metadata") or {}).get("labels") or {}
+    endpoints = []
+    if raw.get("addressType") in ("IPv4", "IPv6"):
+        for endpoint in raw.get("endpoints") or ():
+            if (endpoint.get("conditions") or {}).get("ready") is False:
+                continue
+            target = endpoint.get("targetRef") or {}
+            endpoints.append(
+                Endpoint(
+                    tuple(endpoint.get("addresses") or ()),
+                    endpoint.get("hostname") or None,
+                    _intern(endpoint.get("nodeName")),
+                    _intern(endpoint.get("zone")),
+                    target.get("name") if target.get("kind") == "Pod" else None,
+                )
+            )
+    service = labels.get(SERVICE_NAME_LABEL)
+    return EndpointSlice(namespace, name, _intern(service), tuple(endpoints), _ports(raw.get("ports")))
+
+
+def reduce_pod(raw: dict) -> Pod:
+    """A Pod from its JSON: its IPs, none while it is being deleted."""
+    namespace, name = _metadata(raw)
+    if (raw.get("metadata") or {}).get("deletionTimestamp"):
+        return Pod(namespace, name, ())
+    status = raw.get("status") or {}
+    ips = tuple(entry.get("ip") for entry in status.get("podIPs") or () if entry.get("ip"))
+    if not ips and status.get("podIP"):
+        ips = (status["podIP"],)
+    return Pod(namespace, name, ips)
+
+
+def reduce_namespace(raw: dict) -> Namespace:
+    return Namespace(_metadata(raw)[1])
