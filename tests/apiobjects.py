@@ -1,0 +1,260 @@
+# -*- test-case-name: tests.test_apiserver -*-
+"""
+The pure half of the fake API server in L{tests.apiserver}: resource types, URL routing,
+label selectors, watch-event filtering and builders of objects in real Kubernetes JSON shape.
+"""
+
+import re
+from dataclasses import dataclass
+from typing import Callable
+
+
+@dataclass(frozen=True)
+class ResourceType:
+    """A kind of object the server keeps, and where it lives in the API."""
+
+    plural: str
+    kind: str
+    api_version: str
+    namespaced: bool
+
+
+RESOURCES = {
+    resource.plural: resource
+    for resource in (
+        ResourceType("services", "Service", "v1", True),
+        ResourceType("pods", "Pod", "v1", True),
+        ResourceType("namespaces", "Namespace", "v1", False),
+        ResourceType("endpointslices", "EndpointSlice", "discovery.k8s.io/v1", True),
+    )
+}
+_BY_KIND = {resource.kind: resource for resource in RESOURCES.values()}
+
+# What a v1.31 server answers on its discovery paths, as far as clients read it.
+DISCOVERY = {
+    "/version": {
+        "major": "1", "minor": "31", "gitVersion": "v1.31.0", "gitCommit": "0" * 40,
+        "gitTreeState": "clean", "buildDate": "2024-08-13T07:28:49Z", "goVersion": "go1.22.5",
+        "compiler": "gc", "platform": "linux/amd64",
+    },
+    "/api": {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []},
+    "/apis": {"kind": "APIGroupList", "apiVersion": "v1", "groups": [{
+        "name": "discovery.k8s.io",
+        "versions": [{"groupVersion": "discovery.k8s.io/v1", "version": "v1"}],
+        "preferredVersion": {"groupVersion": "discovery.k8s.io/v1", "version": "v1"},
+    }]},
+}
+
+
+def resource_type(kind):
+    """The L{ResourceType} named by its plural ("services") or its kind ("Service")."""
+    return RESOURCES.get(kind) or _BY_KIND[kind]
+
+
+def route(path):
+    """Map a collection URL path to (ResourceType, namespace or None), or None if unknown."""
+    parts = [part for part in path.split("/") if part]
+    if parts[:2] == ["api", "v1"]:
+        api_version, rest = "v1", parts[2:]
+    elif parts[:1] == ["apis"] and len(parts) >= 3:
+        api_version, rest = parts[1] + "/" + parts[2], parts[3:]
+    else:
+        return None
+    namespace = None
+    if len(rest) == 3 and rest[0] == "namespaces":
+        namespace, rest = rest[1], rest[2:]
+    resource = RESOURCES.get(rest[0]) if len(rest) == 1 else None
+    if resource is None or resource.api_version != api_version:
+        return None
+    if namespace is not None and not resource.namespaced:
+        return None
+    return resource, namespace
+
+
+class SelectorError(ValueError):
+    """A label selector that does not parse."""
+
+
+_TERMS = re.compile(r",(?![^(]*\))")
+_TERM = re.compile(
+    r"\s*(?:!\s*(?P<absent>[\w./-]+)"
+    r"|(?P<key>[\w./-]+)(?:\s*(?P<op>==|=|!=)\s*(?P<value>[\w.-]*)"
+    r"|\s+(?P<set_op>in|notin)\s*\((?P<values>[^()]*)\))?)\s*"
+)
+_OPERATORS = {
+    "exists": lambda labels, key, values: key in labels,
+    "!": lambda labels, key, values: key not in labels,
+    "=": lambda labels, key, values: labels.get(key) in values,
+    "==": lambda labels, key, values: labels.get(key) in values,
+    "in": lambda labels, key, values: labels.get(key) in values,
+    "!=": lambda labels, key, values: labels.get(key) not in values,
+    "notin": lambda labels, key, values: labels.get(key) not in values,
+}
+
+
+def parse_selector(text):
+    """Parse a label selector (C{a=b,c!=d,e in (f,g),h,!i}) into a predicate over a
+    labels dict; raise L{SelectorError} if it is malformed."""
+    terms = [_parse_term(term) for term in _TERMS.split(text or "") if term.strip()]
+    return lambda labels: all(_OPERATORS[op](labels, key, values) for op, key, values in terms)
+
+
+def _parse_term(term):
+    match = _TERM.fullmatch(term)
+    if match is None:
+        raise SelectorError(f"unable to parse requirement: {term.strip()!r}")
+    if match["absent"]:
+        return "!", match["absent"], frozenset()
+    if match["op"]:
+        return match["op"], match["key"], frozenset([match["value"]])
+    if match["set_op"]:
+        values = frozenset(value.strip() for value in match["values"].split(","))
+        return match["set_op"], match["key"], values
+    return "exists", match["key"], frozenset()
+
+
+@dataclass(frozen=True)
+class Event:
+    """One change to the store: its resourceVersion, the object after it, and before it."""
+
+    resource_version: int
+    resource: ResourceType
+    type: str
+    obj: dict
+    old: dict | None = None
+
+
+@dataclass(frozen=True)
+class Query:
+    """What a list or watch request asks for: one resource, maybe one namespace, a selector."""
+
+    resource: ResourceType
+    namespace: str | None
+    selector: Callable
+
+    def matches(self, obj):
+        """Whether the object is in this query's namespace and its labels match the selector."""
+        metadata = obj["metadata"]
+        in_namespace = self.namespace is None or metadata.get("namespace") == self.namespace
+        return in_namespace and self.selector(metadata.get("labels") or {})
+
+    def event_type(self, event):
+        """The type a watcher with this query sees the event as, or None; an object whose
+        labels move into or out of the selector is ADDED or DELETED, as on a real server."""
+        if event.resource != self.resource:
+            return None
+        now = self.matches(event.obj)
+        if event.type != "MODIFIED":
+            return event.type if now else None
+        before = self.matches(event.old)
+        return {(True, True): "MODIFIED", (False, True): "ADDED", (True, False): "DELETED"}.get((before, now))
+
+
+_REASONS = {
+    400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 410: "Expired",
+    429: "TooManyRequests", 500: "InternalError", 503: "ServiceUnavailable", 504: "Timeout",
+}
+
+
+def status_object(code, message):
+    """A Kubernetes Status object reporting a failure with this HTTP code."""
+    return {
+        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+        "message": message, "reason": _REASONS.get(code, "Unknown"), "code": code,
+    }
+
+
+@dataclass(frozen=True)
+class ListOptions:
+    """The query parameters of a list or watch request."""
+
+    watch: bool
+    selector: Callable
+    limit: int
+    continue_token: str | None
+    resource_version: int | None
+    timeout: int | None
+    bookmarks: bool
+
+    @classmethod
+    def from_params(cls, params):
+        """Parse query parameters; raise ValueError if one is malformed."""
+        timeout = params.get("timeoutSeconds")
+        return cls(
+            watch=flag(params.get("watch")),
+            selector=parse_selector(params.get("labelSelector")),
+            limit=int(params.get("limit") or 0),
+            continue_token=params.get("continue") or None,
+            resource_version=int(params.get("resourceVersion") or 0) or None,
+            timeout=int(timeout) if timeout else None,
+            bookmarks=flag(params.get("allowWatchBookmarks")),
+        )
+
+
+def flag(value):
+    """Whether a boolean query parameter is set ("true" or "1")."""
+    return (value or "").lower() in ("true", "1")
+
+
+def list_item(obj):
+    """Items of a real list response carry no kind or apiVersion."""
+    return {field: value for field, value in obj.items() if field not in ("kind", "apiVersion")}
+
+
+def make_service(namespace, name, cluster_ips=(), ports=(), type="ClusterIP", external_name=None,
+                 labels=None, headless=False):
+    """A core/v1 Service; C{ports} are dicts like C{{"name": "http", "port": 80}}."""
+    spec = {"type": type, "ports": [{"protocol": "TCP", **port} for port in ports]}
+    if type == "ExternalName":
+        spec["externalName"] = external_name
+    else:
+        ips = ["None"] if headless else list(cluster_ips)
+        if ips:
+            spec.update(clusterIP=ips[0], clusterIPs=ips)
+    return _object("Service", "v1", namespace, name, labels, spec=spec, status={"loadBalancer": {}})
+
+
+def make_endpoint_slice(namespace, name, service, endpoints=(), ports=(), address_type="IPv4",
+                        labels=None):
+    """A discovery.k8s.io/v1 EndpointSlice of C{service}; each endpoint is a dict with
+    addresses and optionally hostname, ready (default True), nodeName, zone, targetRef."""
+    labels = {
+        "kubernetes.io/service-name": service,
+        "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io",
+        **(labels or {}),
+    }
+    return _object(
+        "EndpointSlice", "discovery.k8s.io/v1", namespace, name, labels,
+        addressType=address_type,
+        endpoints=[_endpoint(endpoint) for endpoint in endpoints],
+        ports=[{"protocol": "TCP", **port} for port in ports],
+    )
+
+
+def make_pod(namespace, name, ip, labels=None, node_name="node-1", phase="Running"):
+    """A core/v1 Pod with one container; C{ip} None for a pod that has no address yet."""
+    spec = {"nodeName": node_name, "containers": [{"name": "main", "image": "registry.k8s.io/pause:3.9"}]}
+    status = {"phase": phase}
+    if ip:
+        status.update(podIP=ip, podIPs=[{"ip": ip}])
+    return _object("Pod", "v1", namespace, name, labels, spec=spec, status=status)
+
+
+def make_namespace(name, labels=None):
+    """A core/v1 Namespace, labelled with its name as the real server does."""
+    labels = {"kubernetes.io/metadata.name": name, **(labels or {})}
+    return _object("Namespace", "v1", None, name, labels,
+                   spec={"finalizers": ["kubernetes"]}, status={"phase": "Active"})
+
+
+def _endpoint(endpoint):
+    endpoint = dict(endpoint)
+    ready = endpoint.pop("ready", True)
+    return {**endpoint, "conditions": {"ready": ready, "serving": ready, "terminating": False}}
+
+
+def _object(kind, api_version, namespace, name, labels, **fields):
+    metadata = {"name": name, "labels": dict(labels or {})}
+    if namespace is not None:
+        metadata["namespace"] = namespace
+    return {"apiVersion": api_version, "kind": kind, "metadata": metadata, **fields}

@@ -1,0 +1,489 @@
+# -*- test-case-name: tests.test_apiserver -*-
+"""
+A fake Kubernetes API server for tests, speaking the real list/watch protocol to the
+unchanged official kubernetes client.
+
+It runs in the test's reactor on 127.0.0.1 (HTTP or HTTPS), keeps objects as plain dicts
+under one etcd-like resourceVersion counter, and lets tests inject faults: dropped
+watches, expired history, stalls, HTTP errors and a server that goes away and comes back.
+"""
+
+import collections
+import copy
+import json
+import time
+import uuid
+from dataclasses import dataclass
+
+from twisted.internet import defer, ssl
+from twisted.internet.interfaces import IOpenSSLContextFactory
+from twisted.internet.task import LoopingCall
+from twisted.protocols.policies import WrappingFactory
+from twisted.protocols.tls import TLSMemoryBIOFactory
+from twisted.web import resource, server
+from zope.interface import implementer
+
+from tests.apiobjects import (
+    DISCOVERY,
+    Event,
+    ListOptions,
+    Query,
+    flag,
+    list_item,
+    make_endpoint_slice,
+    make_namespace,
+    make_pod,
+    make_service,
+    resource_type,
+    route,
+    status_object,
+)
+from tests.tlsca import CertificateAuthority, write_kubeconfig
+
+_CONTINUE_EXPIRED = (
+    "The provided continue parameter is too old to display a consistent list result. "
+    "You can start a new list without the continue parameter."
+)
+_KEPT_CONTINUATIONS = 64
+
+
+@dataclass(frozen=True)
+class Received:
+    """What the server saw of one request."""
+
+    verb: str
+    resource: str
+    namespace: str | None
+    params: dict
+    headers: dict
+    client_cn: str | None
+
+
+class ApiServer:
+    """A Kubernetes API server on 127.0.0.1 for core/v1 services, pods, namespaces and
+    discovery.k8s.io/v1 endpointslices; all methods must be called on the reactor thread."""
+
+    def __init__(self, tls=False, require_client_cert=False, token=None, history_size=1000,
+                 bookmark_interval=1.0, ca=None, reactor=None):
+        if reactor is None:
+            from twisted.internet import reactor
+        self.token = token
+        self.bookmark_interval = bookmark_interval
+        self.counts = collections.Counter()
+        self.received = collections.deque(maxlen=100)
+        self.ca = (ca or CertificateAuthority()) if tls else None
+        self.port = 0
+        self.url = None
+        self._reactor = reactor
+        self._require_client_cert = require_client_cert
+        self._tls_context = None
+        if tls:
+            self._tls_context = _SwappableContext()
+            self.rotate_certificate()
+        self._objects = collections.defaultdict(dict)
+        self._resource_version = 1
+        self._history = collections.deque(maxlen=history_size)
+        self._horizon = self._resource_version
+        self._watches = set()
+        self._continuations = {}
+        self._failure = (500, 0, None)
+        self._stall_call = None
+        self._held = {}
+        site = server.Site(_ApiResource(self))
+        # Tracking sits under TLS: wrapping the Site itself breaks ALPN negotiation.
+        self._connections = _ConnectionTracker(
+            TLSMemoryBIOFactory(self._tls_context, False, site) if tls else site
+        )
+        self._listener = None
+
+    # Lifecycle
+
+    def start(self):
+        """Listen on a random port of 127.0.0.1; return the base URL."""
+        self._listen()
+        self.port = self._listener.getHost().port
+        self.url = f"{'https' if self.ca else 'http'}://127.0.0.1:{self.port}"
+        return self.url
+
+    def stop(self):
+        """Stop listening, cut every connection and cancel every timer; return a Deferred."""
+        if self._stall_call is not None and self._stall_call.active():
+            self._stall_call.cancel()
+        self._held.clear()
+        return self.go_down()
+
+    # Objects
+
+    @property
+    def resource_version(self):
+        """The current resourceVersion, as an int."""
+        return self._resource_version
+
+    def add(self, kind, obj):
+        """Store a new object and emit ADDED; return the stored copy."""
+        resource_ = resource_type(kind)
+        if _key(obj) in self._objects[resource_.plural]:
+            raise KeyError(f"{resource_.kind} {_key(obj)} already exists")
+        return self._commit(resource_, "ADDED", obj, None)
+
+    def modify(self, kind, obj):
+        """Replace an existing object and emit MODIFIED; return the stored copy."""
+        resource_ = resource_type(kind)
+        return self._commit(resource_, "MODIFIED", obj, self._objects[resource_.plural][_key(obj)])
+
+    def put(self, kind, obj):
+        """Add the object, or modify it if one with its namespace and name exists."""
+        if _key(obj) in self._objects[resource_type(kind).plural]:
+            return self.modify(kind, obj)
+        return self.add(kind, obj)
+
+    def delete(self, kind, namespace, name):
+        """Remove an object (namespace None if cluster-scoped) and emit DELETED; return it."""
+        resource_ = resource_type(kind)
+        old = self._objects[resource_.plural].pop((namespace, name))
+        self._resource_version += 1
+        gone = copy.deepcopy(old)
+        gone["metadata"]["resourceVersion"] = str(self._resource_version)
+        self._publish(Event(self._resource_version, resource_, "DELETED", gone))
+        return copy.deepcopy(gone)
+
+    def get(self, kind, namespace, name):
+        """A copy of the stored object, or None."""
+        return copy.deepcopy(self._objects[resource_type(kind).plural].get((namespace, name)))
+
+    def service(self, *args, **kwargs):
+        """Put a Service built by L{make_service} with these arguments."""
+        return self.put("services", make_service(*args, **kwargs))
+
+    def endpoint_slice(self, *args, **kwargs):
+        """Put an EndpointSlice built by L{make_endpoint_slice} with these arguments."""
+        return self.put("endpointslices", make_endpoint_slice(*args, **kwargs))
+
+    def pod(self, *args, **kwargs):
+        """Put a Pod built by L{make_pod} with these arguments."""
+        return self.put("pods", make_pod(*args, **kwargs))
+
+    def namespace(self, *args, **kwargs):
+        """Put a Namespace built by L{make_namespace} with these arguments."""
+        return self.put("namespaces", make_namespace(*args, **kwargs))
+
+    # Faults
+
+    def drop_watches(self):
+        """Abort every open watch connection mid-stream."""
+        watches, self._watches = self._watches, set()
+        for watch in watches:
+            watch.abort()
+
+    def expire_history(self):
+        """Forget the event history: resuming a watch from any older version gets 410."""
+        self._history.clear()
+        self._horizon = self._resource_version
+
+    def stall(self, seconds):
+        """Leave requests that arrive in the next C{seconds} unanswered until then."""
+        if self._stall_call is not None and self._stall_call.active():
+            self._stall_call.cancel()
+        self._stall_call = self._reactor.callLater(seconds, self._end_stall)
+
+    def fail_with(self, status_code, count=1, retry_after=None):
+        """Answer the next C{count} requests with this HTTP error and a Status body (and a
+        Retry-After header of C{retry_after} seconds, if given)."""
+        self._failure = (status_code, count, retry_after)
+
+    def go_down(self):
+        """Stop listening (connections are refused) and cut every open connection."""
+        self.drop_watches()
+        listener, self._listener = self._listener, None
+        stopped = defer.maybeDeferred(listener.stopListening) if listener else defer.succeed(None)
+        self._connections.abort_all()
+        return defer.gatherResults([stopped, self._connections.when_idle()])
+
+    def come_back(self):
+        """Listen again on the same port after L{go_down}."""
+        self._listen(self.port)
+
+    def rotate_certificate(self):
+        """Serve new connections with a new certificate from the same CA."""
+        self.serving = self.ca.issue_server()
+        certificate = ssl.PrivateCertificate.loadPEM(self.serving.cert_pem + self.serving.key_pem)
+        authorities = [ssl.Certificate.loadPEM(self.ca.cert_pem)] if self._require_client_cert else []
+        self._tls_context.options = certificate.options(*authorities)
+
+    # Observation
+
+    @property
+    def last(self):
+        """The L{Received} record of the latest request."""
+        return self.received[-1]
+
+    @property
+    def open_watches(self):
+        """How many watch responses are streaming now."""
+        return len(self._watches)
+
+    def write_kubeconfig(self, path, context="test", client_cn=None, token=None, inline=True):
+        """Add a context named C{context} for this server to the kubeconfig at C{path}, with a
+        new client certificate for C{client_cn} and/or a bearer C{token}; see L{write_kubeconfig}."""
+        client = self.ca.issue_client(client_cn) if client_cn else None
+        ca_pem = self.ca.cert_pem if self.ca else None
+        write_kubeconfig(path, context, self.url, ca_pem, client, token, inline)
+
+    # HTTP
+
+    def handle_request(self, request):
+        """Answer one HTTP GET request (called by the web resource)."""
+        params = {key.decode(): values[-1].decode() for key, values in request.args.items()}
+        target = route(request.path.decode())
+        verb = ("watch" if flag(params.get("watch")) else "list") if target else "get"
+        resource_name = target[0].plural if target else request.path.decode()
+        self.counts[verb, resource_name] += 1
+        namespace = target[1] if target else None
+        self.received.append(
+            Received(verb, resource_name, namespace, params, _headers(request), _client_cn(request))
+        )
+        if self._stall_call is not None and self._stall_call.active():
+            self._held[request] = (target, params)
+            request.notifyFinish().addErrback(lambda _: self._held.pop(request, None))
+        else:
+            self._answer(request, target, params)
+
+    def _answer(self, request, target, params):
+        code, count, retry_after = self._failure
+        if count:
+            self._failure = (code, count - 1, retry_after)
+            if retry_after is not None:
+                request.setHeader(b"retry-after", b"%d" % (retry_after,))
+            return _respond(request, code, status_object(code, f"injected failure {code}"))
+        if self.token and request.getHeader("authorization") != "Bearer " + self.token:
+            return _respond(request, 401, status_object(401, "Unauthorized"))
+        if target is None:
+            return self._discovery(request)
+        try:
+            options = ListOptions.from_params(params)
+        except ValueError as error:
+            return _respond(request, 400, status_object(400, str(error)))
+        query = Query(target[0], target[1], options.selector)
+        if options.watch:
+            self._watch(request, query, options)
+        else:
+            self._list(request, query, options)
+
+    def _discovery(self, request):
+        path = "/" + "/".join(part for part in request.path.decode().split("/") if part)
+        if path in DISCOVERY:
+            return _respond(request, 200, DISCOVERY[path])
+        message = f"the server could not find the requested resource ({path})"
+        return _respond(request, 404, status_object(404, message))
+
+    def _list(self, request, query, options):
+        if options.continue_token:
+            version, items = self._continuations.pop(options.continue_token, (None, None))
+            if items is None:
+                return _respond(request, 410, status_object(410, _CONTINUE_EXPIRED))
+        else:
+            version = self._resource_version
+            stored = self._objects[query.resource.plural]
+            items = [list_item(stored[key]) for key in sorted(stored) if query.matches(stored[key])]
+        metadata = {"resourceVersion": str(version)}
+        if options.limit and len(items) > options.limit:
+            items, rest = items[:options.limit], items[options.limit:]
+            metadata.update(self._continuation(version, rest))
+        kind = {"kind": query.resource.kind + "List", "apiVersion": query.resource.api_version}
+        _respond(request, 200, {**kind, "metadata": metadata, "items": items})
+
+    def _continuation(self, version, rest):
+        token = uuid.uuid4().hex
+        self._continuations[token] = (version, rest)
+        while len(self._continuations) > _KEPT_CONTINUATIONS:
+            del self._continuations[next(iter(self._continuations))]
+        return {"continue": token, "remainingItemCount": len(rest)}
+
+    def _watch(self, request, query, options):
+        watch = _Watch(request, query)
+        since = options.resource_version
+        if since is not None and since < self._horizon:
+            message = f"too old resource version: {since} ({self._horizon})"
+            watch.send("ERROR", status_object(410, message))
+            return watch.finish()
+        if since is None:
+            stored = self._objects[query.resource.plural]
+            for key in sorted(stored):
+                if query.matches(stored[key]):
+                    watch.send("ADDED", stored[key])
+        else:
+            for event in self._history:
+                if event.resource_version > since:
+                    watch.offer(event)
+        self._watches.add(watch)
+        request.notifyFinish().addBoth(self._forget_watch, watch)
+        bookmark = {"kind": query.resource.kind, "apiVersion": query.resource.api_version}
+        watch.schedule(
+            self._reactor,
+            self.bookmark_interval if options.bookmarks else None,
+            options.timeout,
+            lambda: {**bookmark, "metadata": {"resourceVersion": str(self._resource_version)}},
+        )
+
+    def _forget_watch(self, _, watch):
+        watch.closed()
+        self._watches.discard(watch)
+
+    # Internals
+
+    def _commit(self, resource_, event_type, obj, old):
+        self._resource_version += 1
+        stored = copy.deepcopy(obj)
+        stored.update(kind=resource_.kind, apiVersion=resource_.api_version)
+        metadata = stored["metadata"]
+        previous = old["metadata"] if old else {}
+        metadata["resourceVersion"] = str(self._resource_version)
+        metadata.setdefault("uid", previous.get("uid") or str(uuid.uuid4()))
+        metadata.setdefault("creationTimestamp", previous.get("creationTimestamp") or _now())
+        self._objects[resource_.plural][_key(stored)] = stored
+        self._publish(Event(self._resource_version, resource_, event_type, stored, old))
+        return copy.deepcopy(stored)
+
+    def _publish(self, event):
+        if len(self._history) == self._history.maxlen:
+            self._horizon = self._history[0].resource_version
+        self._history.append(event)
+        for watch in list(self._watches):
+            watch.offer(event)
+
+    def _end_stall(self):
+        held, self._held = self._held, {}
+        for request, (target, params) in held.items():
+            self._answer(request, target, params)
+
+    def _listen(self, port=0):
+        self._listener = self._reactor.listenTCP(port, self._connections, interface="127.0.0.1")
+
+
+class _Watch:
+    """One streaming watch response: it writes the events its query matches as JSON lines."""
+
+    def __init__(self, request, query):
+        self.request = request
+        self.query = query
+        self.open = True
+        self._bookmarks = None
+        self._deadline = None
+        request.setHeader(b"content-type", b"application/json")
+        request.write(b"")  # sends the headers now, as the real server does
+
+    def send(self, event_type, obj):
+        """Write one event line."""
+        if self.open:
+            self.request.write(json.dumps({"type": event_type, "object": obj}).encode() + b"\n")
+
+    def offer(self, event):
+        """Send the event if this watch's client should see it, as the type it should see."""
+        event_type = self.query.event_type(event)
+        if event_type:
+            self.send(event_type, event.obj)
+
+    def schedule(self, reactor, bookmark_interval, timeout, bookmark):
+        """Send C{bookmark()} every C{bookmark_interval} seconds; end after C{timeout} seconds."""
+        if bookmark_interval:
+            self._bookmarks = LoopingCall(lambda: self.send("BOOKMARK", bookmark()))
+            self._bookmarks.clock = reactor
+            self._bookmarks.start(bookmark_interval, now=False)
+        if timeout:
+            self._deadline = reactor.callLater(timeout, self.finish)
+
+    def finish(self):
+        """End the stream cleanly (the chunked body's last chunk is sent)."""
+        if self.open:
+            self.closed()
+            self.request.finish()
+
+    def abort(self):
+        """Cut the connection under the stream."""
+        if self.open:
+            self.closed()
+            self.request.transport.abortConnection()
+
+    def closed(self):
+        """Stop every timer; send nothing more."""
+        self.open = False
+        if self._bookmarks is not None and self._bookmarks.running:
+            self._bookmarks.stop()
+        if self._deadline is not None and self._deadline.active():
+            self._deadline.cancel()
+
+
+class _ApiResource(resource.Resource):
+    isLeaf = True
+
+    def __init__(self, api_server):
+        super().__init__()
+        self._api_server = api_server
+
+    def render_GET(self, request):
+        self._api_server.handle_request(request)
+        return server.NOT_DONE_YET
+
+
+class _ConnectionTracker(WrappingFactory):
+    """Keeps the open connections so that faults and stop() can cut them."""
+
+    def __init__(self, factory):
+        super().__init__(factory)
+        self._waiting = []
+
+    def abort_all(self):
+        """Abort every open connection."""
+        for protocol in list(self.protocols):
+            protocol.transport.abortConnection()
+
+    def when_idle(self):
+        """A Deferred that fires once no connection is open."""
+        if not self.protocols:
+            return defer.succeed(None)
+        waiting = defer.Deferred()
+        self._waiting.append(waiting)
+        return waiting
+
+    def unregisterProtocol(self, protocol):
+        super().unregisterProtocol(protocol)
+        if not self.protocols:
+            waiting, self._waiting = self._waiting, []
+            for d in waiting:
+                d.callback(None)
+
+
+@implementer(IOpenSSLContextFactory)
+class _SwappableContext:
+    """A TLS context factory whose certificate options can be replaced between connections."""
+
+    options = None
+
+    def getContext(self):
+        return self.options.getContext()
+
+
+def _respond(request, code, body):
+    request.setResponseCode(code)
+    request.setHeader(b"content-type", b"application/json")
+    request.write(json.dumps(body).encode())
+    request.finish()
+
+
+def _headers(request):
+    return {name.decode().lower(): values[-1].decode()
+            for name, values in request.requestHeaders.getAllRawHeaders()}
+
+
+def _client_cn(request):
+    peer_certificate = getattr(request.transport, "getPeerCertificate", None)
+    certificate = peer_certificate() if peer_certificate else None
+    return certificate.get_subject().CN if certificate is not None else None
+
+
+def _key(obj):
+    return obj["metadata"].get("namespace"), obj["metadata"]["name"]
+
+
+def _now():
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
