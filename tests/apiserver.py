@@ -255,7 +255,7 @@ class ApiServer:
             if retry_after is not None:
                 request.setHeader(b"retry-after", b"%d" % (retry_after,))
             return _respond(request, code, status_object(code, f"injected failure {code}"))
-        if self.token and request.getHeader("authorization") != "Bearer " + self.token:
+        if self.token and not _bearer_token_is(request.getHeader("authorization"), self.token):
             return _respond(request, 401, status_object(401, "Unauthorized"))
         if target is None:
             return self._discovery(request)
@@ -479,6 +479,12 @@ def _client_cn(request):
     peer_certificate = getattr(request.transport, "getPeerCertificate", None)
     certificate = peer_certificate() if peer_certificate else None
     return certificate.get_subject().CN if certificate is not None else None
+
+
+def _bearer_token_is(authorization, token):
+    """Whether an Authorization header carries C{token}; the scheme is case-insensitive (RFC 7235)."""
+    scheme, _, credentials = (authorization or "").partition(" ")
+    return scheme.lower() == "bearer" and credentials == token
 
 
 def _key(obj):

@@ -70,14 +70,15 @@ class Store:
         self.changed_services: set[ServiceKey] = set()
         self.pods_before: dict[tuple[str, str], Pod | None] = {}
 
-    def replace(self, kind: str, objects: Iterable) -> None:
-        """Make C{objects} the whole of C{kind}, as after a list."""
+    def replace(self, kind: str, objects: Iterable, namespace: str | None = None) -> None:
+        """Make C{objects} the whole of C{kind} (in C{namespace}, or everywhere), as after a list."""
         if kind == NAMESPACES:
             self.namespaces = {namespace.name for namespace in objects}
             return
         fresh = {(obj.namespace, obj.name): obj for obj in objects}
         current = {SERVICES: self.services, ENDPOINT_SLICES: self.slices, PODS: self.pods}[kind]
-        for key in [key for key in current if key not in fresh]:
+        gone = [key for key in current if key not in fresh and namespace in (None, key[0])]
+        for key in gone:
             self.delete(kind, key)
         for obj in fresh.values():
             self.put(kind, obj)

@@ -60,6 +60,7 @@ class Pod(NamedTuple):
 
 class Namespace(NamedTuple):
     name: str
+    namespace: str = ""
 
 
 def _intern(text: str | None) -> str | None:

@@ -1,0 +1,179 @@
+# -*- test-case-name: tests.test_kubernetes_watch -*-
+"""
+The data plane of one stanza: its watch threads, its index thread, and the
+snapshot the resolver reads.
+
+Watch threads only talk to the API server and reduce what they receive; one
+index thread owns the L{Store}, applies what the watches send in batches and
+publishes each new snapshot with a single reference assignment, so the
+reactor thread reads C{cluster.snapshot} without a lock and never sees half
+an update.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+
+from kubernetes import client
+from twisted.internet import defer
+from twisted.logger import Logger
+
+from kubernetai.kubernetes.index import ENDPOINT_SLICES, NAMESPACES, PODS, SERVICES, Snapshot, Store
+from kubernetai.kubernetes.objects import reduce_endpoint_slice, reduce_namespace, reduce_pod, reduce_service
+from kubernetai.kubernetes.watch import Limits, TokenBucket, Watcher
+
+log = Logger(namespace="kubernetai.kubernetes.cluster")
+
+# Up to this many namespaces in `namespaces` are watched one by one; more are watched cluster-wide.
+PER_NAMESPACE_WATCH_LIMIT = 10
+BATCH_LIMIT = 10000
+_STOP = ("stop",)
+
+
+def watch_plan(stanza) -> list[tuple[str, str | None, str | None]]:
+    """(kind, namespace or None for all, label selector) of every watch a stanza needs."""
+    kinds = [SERVICES]
+    if stanza.watches_endpoints:
+        kinds.append(ENDPOINT_SLICES)
+    if stanza.watches_pods:
+        kinds.append(PODS)
+    scopes: list[str | None] = [None]
+    if stanza.namespaces and len(stanza.namespaces) <= PER_NAMESPACE_WATCH_LIMIT:
+        scopes = sorted(stanza.namespaces)
+    plan = [
+        (kind, scope, stanza.labels if kind in (SERVICES, ENDPOINT_SLICES) else None)
+        for kind in kinds
+        for scope in scopes
+    ]
+    if stanza.watches_namespaces:
+        plan.append((NAMESPACES, None, stanza.namespace_labels))
+    return plan
+
+
+def list_function(api_client: client.ApiClient, kind: str, namespace: str | None):
+    """The client's list-or-watch call for C{kind} in C{namespace} (None: all namespaces)."""
+    core = client.CoreV1Api(api_client)
+    discovery = client.DiscoveryV1Api(api_client)
+    functions = {
+        (SERVICES, False): core.list_service_for_all_namespaces,
+        (SERVICES, True): core.list_namespaced_service,
+        (ENDPOINT_SLICES, False): discovery.list_endpoint_slice_for_all_namespaces,
+        (ENDPOINT_SLICES, True): discovery.list_namespaced_endpoint_slice,
+        (PODS, False): core.list_pod_for_all_namespaces,
+        (PODS, True): core.list_namespaced_pod,
+        (NAMESPACES, False): core.list_namespace,
+    }
+    return functions[(kind, namespace is not None)]
+
+
+REDUCERS = {
+    SERVICES: reduce_service,
+    ENDPOINT_SLICES: reduce_endpoint_slice,
+    PODS: reduce_pod,
+    NAMESPACES: reduce_namespace,
+}
+
+
+class Cluster:
+    """One stanza's live, reduced copy of its cluster."""
+
+    def __init__(self, stanza, api_client: client.ApiClient, url: str, reactor) -> None:
+        self.stanza = stanza
+        self.url = url
+        self.reactor = reactor
+        self.snapshot = Snapshot()
+        self.synced = False
+        self.synced_at: float | None = None
+        self.store = Store()
+        self.changes: queue.Queue = queue.Queue()
+        limits = Limits(
+            TokenBucket(stanza.apiserver_qps, stanza.apiserver_burst),
+            threading.BoundedSemaphore(stanza.apiserver_max_inflight) if stanza.apiserver_max_inflight else None,
+        )
+        self.watchers = [
+            Watcher(kind, list_function(api_client, kind, namespace), REDUCERS[kind], self.changes.put, limits,
+                    namespace, selector)
+            for kind, namespace, selector in watch_plan(stanza)
+        ]
+        self.threads: list[threading.Thread] = []
+        self._sync_waiters: list[defer.Deferred] = []
+
+    def start(self) -> None:
+        """Start the index thread and every watch thread."""
+        self.threads = [threading.Thread(target=self._index_loop, name="kubernetai-index", daemon=True)]
+        self.threads += [
+            threading.Thread(target=watcher.run, name=f"kubernetai-watch-{watcher.describe()}", daemon=True)
+            for watcher in self.watchers
+        ]
+        for thread in self.threads:
+            thread.start()
+
+    def stop(self) -> None:
+        """Stop every thread; returns without waiting for threads blocked in I/O."""
+        for watcher in self.watchers:
+            watcher.stop()
+        self.changes.put(_STOP)
+
+    def when_synced(self) -> defer.Deferred:
+        """A Deferred fired on the reactor thread once every watch has listed."""
+        if self.synced:
+            return defer.succeed(None)
+        waiter: defer.Deferred = defer.Deferred()
+        self._sync_waiters.append(waiter)
+        return waiter
+
+    def _index_loop(self) -> None:
+        while True:
+            batch = [self.changes.get()]
+            try:
+                while len(batch) < BATCH_LIMIT:
+                    batch.append(self.changes.get_nowait())
+            except queue.Empty:
+                pass
+            if _STOP in batch:
+                return
+            try:
+                for change in batch:
+                    self._apply(change)
+                self.snapshot = self.store.publish()
+            except Exception:
+                log.failure("index update failed; the last good snapshot keeps serving")
+                continue
+            if not self.synced and all(watcher.status.listed for watcher in self.watchers):
+                self.synced = True
+                self.synced_at = time.time()
+                self.reactor.callFromThread(self._fire_synced)
+
+    def _apply(self, change: tuple) -> None:
+        action, kind = change[0], change[1]
+        if action == "replace":
+            self.store.replace(kind, change[3], namespace=change[2])
+        elif action == "put":
+            self.store.put(kind, change[2])
+        elif action == "delete":
+            obj = change[2]
+            self.store.delete(kind, (obj.namespace, obj.name))
+
+    def _fire_synced(self) -> None:
+        waiters, self._sync_waiters = self._sync_waiters, []
+        for waiter in waiters:
+            waiter.callback(None)
+
+    def status(self) -> dict:
+        """What /ready and metrics tell about this stanza."""
+        down = [w.status.down_since for w in self.watchers if w.status.down_since is not None]
+        events = [w.status.last_event for w in self.watchers if w.status.last_event is not None]
+        return {
+            "synced": self.synced,
+            "api_server": self.url,
+            "last_event": max(events) if events else None,
+            "stale_since": min(down) if down else None,
+            "objects": self.snapshot.counts(),
+            "watches": [
+                {"kind": w.status.kind, "namespace": w.status.namespace, "up": w.status.up,
+                 "last_error": w.status.last_error, "lists": w.status.lists, "restarts": w.status.restarts}
+                for w in self.watchers
+            ],
+        }

@@ -1,0 +1,65 @@
+# -*- test-case-name: tests.test_kubernetes_watch -*-
+"""
+One API client per stanza, from its options, as CoreDNS's kubernetes plugin
+chooses: a kubeconfig when given (its context, token, client certificate or
+exec plugin, as the kubernetes client supports them), else the endpoint with
+its optional client certificate and CA, else the pod's service account.
+TLS is always verified.  Every stanza gets its own Configuration: the
+client's default one is process-global.
+"""
+
+from __future__ import annotations
+
+import os
+from urllib.parse import urlsplit
+
+from kubernetes import client, config as kube_config
+
+SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+
+
+class ConnectionError(Exception):
+    """The stanza's options do not lead to an API server (unreadable kubeconfig, no in-cluster env)."""
+
+
+def configuration(stanza, service_account_dir: str = SERVICE_ACCOUNT_DIR, environ=os.environ) -> client.Configuration:
+    """The client Configuration for one stanza's connection options."""
+    settings = client.Configuration()
+    try:
+        if stanza.kubeconfig is not None:
+            path, context = stanza.kubeconfig
+            kube_config.load_kube_config(
+                config_file=os.path.expanduser(path), context=context, client_configuration=settings,
+                persist_config=False,
+            )
+        elif stanza.endpoint is not None:
+            settings.host = stanza.endpoint.rstrip("/")
+            if stanza.tls is not None:
+                settings.cert_file, settings.key_file, settings.ssl_ca_cert = stanza.tls
+        else:
+            loader = kube_config.incluster_config.InClusterConfigLoader(
+                token_filename=os.path.join(service_account_dir, "token"),
+                cert_filename=os.path.join(service_account_dir, "ca.crt"),
+                environ=environ,
+            )
+            loader.load_and_set(settings)
+    except (kube_config.ConfigException, OSError, ValueError) as err:
+        raise ConnectionError(f"cannot configure the connection to the API server: {err}") from None
+    settings.verify_ssl = True
+    # Our watch loop backs off and retries by itself; urllib3 must not retry quietly underneath it.
+    settings.retries = False
+    return settings
+
+
+def api_client(settings: client.Configuration) -> client.ApiClient:
+    return client.ApiClient(configuration=settings)
+
+
+def public_url(settings: client.Configuration) -> str:
+    """The API server's URL without credentials, for /ready and logs."""
+    parts = urlsplit(settings.host)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}{parts.path}"

@@ -1,0 +1,264 @@
+# -*- test-case-name: tests.test_kubernetes_watch -*-
+"""
+List and watch one kind of object through the official kubernetes client,
+as raw JSON, on a thread of its own.
+
+The loop is ours, not C{kubernetes.watch.Watch}'s (which loses track of the
+resourceVersion with raw dicts): list, hand the reduced objects to the
+index, watch from the list's resourceVersion with bookmarks, resume from
+the last resourceVersion seen when the stream ends or drops, re-list on
+410 Gone, and back off (capped, with jitter) on every error, which is
+logged with its real cause.  Nothing here runs on the reactor thread.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from kubernetes.client.exceptions import ApiException
+from twisted.logger import Logger
+
+log = Logger(namespace="kubernetai.kubernetes.watch")
+
+LIST_PAGE_SIZE = 500
+LIST_TIMEOUT = (10.0, 60.0)
+
+
+class Expired(Exception):
+    """The resourceVersion we resume from is gone (410): list again."""
+
+
+class WatchError(Exception):
+    """The API server sent an ERROR event other than 410."""
+
+
+@dataclass
+class WatchStatus:
+    """How one watch is doing; written by its thread, read by anyone for reporting."""
+
+    kind: str
+    namespace: str | None
+    listed: bool = False
+    up: bool = False
+    last_event: float | None = None
+    down_since: float | None = None
+    last_error: str | None = None
+    lists: int = 0
+    restarts: int = 0
+
+
+@dataclass
+class Backoff:
+    """Capped exponential backoff with jitter: half the delay fixed, half random."""
+
+    initial: float = 0.5
+    cap: float = 30.0
+    failures: int = 0
+    random: Callable[[], float] = field(default=random.random, repr=False)
+
+    def next_delay(self) -> float:
+        delay = min(self.cap, self.initial * 2**self.failures)
+        self.failures += 1
+        return delay / 2 + self.random() * delay / 2
+
+    def reset(self) -> None:
+        self.failures = 0
+
+
+class TokenBucket:
+    """Rate limit for API calls: C{qps} a second on average, bursts of C{burst}; qps 0 is unlimited."""
+
+    def __init__(self, qps: float, burst: int, clock=time.monotonic, sleep=time.sleep) -> None:
+        self.qps = qps
+        self.capacity = max(1, burst)
+        self.tokens = float(self.capacity)
+        self.clock = clock
+        self.sleep = sleep
+        self.updated = clock()
+        self.lock = threading.Lock()
+
+    def take(self) -> None:
+        """Wait until a call may be made, and count it."""
+        if self.qps <= 0:
+            return
+        with self.lock:
+            now = self.clock()
+            self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.qps)
+            self.updated = now
+            self.tokens -= 1
+            wait = -self.tokens / self.qps if self.tokens < 0 else 0.0
+        if wait > 0:
+            self.sleep(wait)
+
+
+@dataclass
+class Limits:
+    """What a stanza allows its watches against the API server."""
+
+    bucket: TokenBucket
+    inflight: threading.BoundedSemaphore | None = None
+    watch_timeout: float = 300.0
+    read_timeout: float = 90.0
+
+
+class Watcher:
+    """
+    Keeps one kind (in one namespace, or all) in step with the API server,
+    sending C{("replace", kind, namespace, objects)}, C{("put", kind, obj)} and
+    C{("delete", kind, obj)} to C{sink}.
+    """
+
+    def __init__(self, kind: str, list_function, reduce, sink: Callable[[tuple], None], limits: Limits,
+                 namespace: str | None = None, label_selector: str | None = None) -> None:
+        self.kind = kind
+        self.list_function = list_function
+        self.reduce = reduce
+        self.sink = sink
+        self.limits = limits
+        self.namespace = namespace
+        self.label_selector = label_selector
+        self.status = WatchStatus(kind, namespace)
+        self.backoff = Backoff()
+        self.stopping = threading.Event()
+        self.response = None
+
+    def describe(self) -> str:
+        return f"{self.kind} in {self.namespace}" if self.namespace else self.kind
+
+    def run(self) -> None:
+        """List and watch until stopped; the body of the watch thread."""
+        version = None
+        while not self.stopping.is_set():
+            try:
+                if version is None:
+                    version = self.list_all()
+                version = self.watch_from(version)
+                self.backoff.reset()
+            except Expired:
+                log.info("{what}: resourceVersion {version} expired, listing again", what=self.describe(),
+                         version=version)
+                version = None
+            except Exception as err:
+                if self.stopping.is_set():
+                    return
+                self.mark_down(err)
+                self.stopping.wait(self.backoff.next_delay())
+
+    def stop(self) -> None:
+        """Ask the thread to end; an open watch is closed under it."""
+        self.stopping.set()
+        response = self.response
+        if response is not None:
+            try:
+                response.shutdown()
+            except Exception:
+                pass
+
+    def mark_down(self, err: Exception) -> None:
+        status = self.status
+        if status.down_since is None:
+            status.down_since = time.time()
+        status.up = False
+        status.restarts += 1
+        status.last_error = describe_error(err)
+        log.warn("{what}: {error}; retrying", what=self.describe(), error=status.last_error)
+
+    def call(self, **arguments):
+        """Call the list function for our namespace and selector, rate limited, raw."""
+        if self.namespace is not None:
+            arguments["namespace"] = self.namespace
+        if self.label_selector:
+            arguments["label_selector"] = self.label_selector
+        self.limits.bucket.take()
+        return self.list_function(_preload_content=False, **arguments)
+
+    def list_all(self) -> str:
+        """List every page, hand the objects over as the whole of our scope; the list's resourceVersion."""
+        objects = []
+        continue_token = None
+        inflight = self.limits.inflight
+        while True:
+            if inflight is not None:
+                inflight.acquire()
+            try:
+                arguments = {"limit": LIST_PAGE_SIZE, "_request_timeout": LIST_TIMEOUT}
+                if continue_token:
+                    arguments["_continue"] = continue_token
+                page = json.loads(self.call(**arguments).data)
+            finally:
+                if inflight is not None:
+                    inflight.release()
+            objects += [self.reduce(item) for item in page.get("items") or ()]
+            metadata = page.get("metadata") or {}
+            continue_token = metadata.get("continue")
+            if not continue_token:
+                break
+        self.sink(("replace", self.kind, self.namespace, objects))
+        self.status.listed = True
+        self.status.lists += 1
+        self.mark_up()
+        return metadata.get("resourceVersion") or "0"
+
+    def mark_up(self) -> None:
+        self.status.up = True
+        self.status.down_since = None
+        self.status.last_event = time.time()
+
+    def watch_from(self, version: str) -> str:
+        """Follow the watch stream until it ends; the last resourceVersion seen."""
+        timeout = int(self.limits.watch_timeout * (1 + random.random()))
+        self.response = response = self.call(
+            watch=True,
+            resource_version=version,
+            allow_watch_bookmarks=True,
+            timeout_seconds=timeout,
+            _request_timeout=(LIST_TIMEOUT[0], self.limits.read_timeout),
+        )
+        try:
+            self.mark_up()
+            for line in stream_lines(response):
+                version = self.handle_event(json.loads(line), version)
+        finally:
+            self.response = None
+            response.release_conn()
+        return version
+
+    def handle_event(self, event: dict, version: str) -> str:
+        """Pass one watch event on; the resourceVersion to resume from after it."""
+        event_type = event.get("type")
+        obj = event.get("object") or {}
+        if event_type == "ERROR":
+            if obj.get("code") == 410:
+                raise Expired(obj.get("message"))
+            raise WatchError(f"watch error {obj.get('code')}: {obj.get('message')}")
+        self.status.last_event = time.time()
+        if event_type in ("ADDED", "MODIFIED"):
+            self.sink(("put", self.kind, self.reduce(obj)))
+        elif event_type == "DELETED":
+            self.sink(("delete", self.kind, self.reduce(obj)))
+        return (obj.get("metadata") or {}).get("resourceVersion") or version
+
+
+def stream_lines(response):
+    """The newline-delimited lines of a chunked watch response, as they arrive."""
+    pending = b""
+    for chunk in response.stream(amt=None, decode_content=False):
+        pending += chunk
+        *lines, pending = pending.split(b"\n")
+        for line in lines:
+            if line.strip():
+                yield line
+    if pending.strip():
+        yield pending
+
+
+def describe_error(err: Exception) -> str:
+    """An error as an operator wants to read it: the HTTP status and reason, or the network cause."""
+    if isinstance(err, ApiException):
+        return f"API server answered {err.status} {err.reason}".strip()
+    return f"{type(err).__name__}: {err}"

@@ -1,0 +1,259 @@
+"""
+The data plane against the test API server over real HTTP(S): a stanza's
+watches sync, follow changes, survive dropped streams, 410s and outages,
+apply its filters, and connect as its options say.
+"""
+
+import os
+
+from twisted.internet import defer, reactor, task
+from twisted.trial import unittest
+
+from kubernetai.corefile import parse_corefile
+from kubernetai.kubernetes.cluster import Cluster
+from kubernetai.kubernetes.config import parse_stanza
+from kubernetai.kubernetes.connection import api_client, configuration, public_url
+from kubernetai.kubernetes.watch import Backoff, TokenBucket
+from tests.apiserver import ApiServer
+
+
+def stanza_config(body: str, zone: str = "cluster.local"):
+    text = f".:53 {{\n    kubernetai {zone} {{\n{body}\n    }}\n}}\n"
+    return parse_stanza(parse_corefile(text, "Corefile")[0].directives[0], [zone + "."])
+
+
+@defer.inlineCallbacks
+def wait_for(predicate, what: str, timeout: float = 10.0):
+    """Poll C{predicate} until it holds; fail the test after C{timeout} seconds."""
+    for _ in range(int(timeout / 0.02)):
+        if predicate():
+            return
+        yield task.deferLater(reactor, 0.02, lambda: None)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+class DataPlaneTestCase(unittest.TestCase):
+    def start_api_server(self, **options) -> ApiServer:
+        api = ApiServer(**options)
+        api.start()
+        self.addCleanup(api.stop)
+        return api
+
+    def start_cluster(self, stanza, **connection) -> Cluster:
+        settings = configuration(stanza, **connection)
+        cluster = Cluster(stanza, api_client(settings), public_url(settings), reactor)
+        for watcher in cluster.watchers:
+            watcher.backoff = Backoff(initial=0.1, cap=0.5)
+        cluster.start()
+        self.addCleanup(cluster.stop)
+        return cluster
+
+    def sync(self, body: str, api: ApiServer, **connection):
+        cluster = self.start_cluster(stanza_config(body), **connection)
+        return cluster.when_synced().addCallback(lambda _: cluster)
+
+
+def services_of(cluster):
+    return sorted(f"{namespace}/{name}" for namespace, name in cluster.snapshot.services)
+
+
+class SyncTests(DataPlaneTestCase):
+    def setUp(self):
+        self.api = self.start_api_server()
+        self.api.service("default", "web", cluster_ips=["10.0.0.10"], ports=[{"name": "http", "port": 80}])
+        self.api.service("default", "db", headless=True)
+        self.api.endpoint_slice("default", "db-abc", "db", endpoints=[
+            {"addresses": ["10.1.0.1"], "hostname": "db-0"},
+            {"addresses": ["10.1.0.2"], "ready": False},
+        ])
+
+    @defer.inlineCallbacks
+    def test_initial_sync(self):
+        cluster = yield self.sync(f"        endpoint {self.api.url}", self.api)
+        self.assertTrue(cluster.synced)
+        self.assertEqual(services_of(cluster), ["default/db", "default/web"])
+        self.assertEqual([e.addresses for e in cluster.snapshot.endpoints_of("default", "db")], [("10.1.0.1",)])
+        status = cluster.status()
+        self.assertEqual(status["objects"]["services"], 2)
+        self.assertEqual(status["api_server"], self.api.url)
+        self.assertIsNone(status["stale_since"])
+
+    @defer.inlineCallbacks
+    def test_changes_are_followed(self):
+        cluster = yield self.sync(f"        endpoint {self.api.url}", self.api)
+        self.api.service("default", "new", cluster_ips=["10.0.0.11"])
+        self.api.service("default", "web", cluster_ips=["10.0.0.99"])
+        self.api.delete("services", "default", "db")
+        yield wait_for(lambda: services_of(cluster) == ["default/new", "default/web"], "the changes")
+        self.assertEqual(cluster.snapshot.service("default", "web").cluster_ips, ("10.0.0.99",))
+        self.assertEqual(sorted(cluster.snapshot.reverse), ["10.0.0.11", "10.0.0.99"])
+
+    @defer.inlineCallbacks
+    def test_dropped_stream_resumes_without_a_list(self):
+        cluster = yield self.sync(f"        endpoint {self.api.url}", self.api)
+        lists_before = self.api.counts[("list", "services")]
+        self.api.drop_watches()
+        yield wait_for(lambda: self.api.counts[("watch", "services")] >= 2, "the watch to be opened again")
+        self.api.service("default", "after-drop", cluster_ips=["10.0.0.12"])
+        yield wait_for(lambda: "default/after-drop" in services_of(cluster), "the change after the drop")
+        self.assertEqual(self.api.counts[("list", "services")], lists_before)
+
+    @defer.inlineCallbacks
+    def test_changes_while_disconnected_are_replayed_from_the_resource_version(self):
+        cluster = yield self.sync(f"        endpoint {self.api.url}", self.api)
+        yield self.api.go_down()
+        self.api.service("default", "while-down", cluster_ips=["10.0.0.15"])
+        self.api.come_back()
+        yield wait_for(lambda: "default/while-down" in services_of(cluster), "the replayed change")
+        self.assertEqual(self.api.counts[("list", "services")], 1)
+        resumed_from = [r.params.get("resourceVersion") for r in self.api.received
+                        if r.verb == "watch" and r.resource == "services"]
+        self.assertNotIn(None, resumed_from)
+
+    @defer.inlineCallbacks
+    def test_410_relists_and_replaces(self):
+        cluster = yield self.sync(f"        endpoint {self.api.url}", self.api)
+        yield self.api.go_down()
+        self.api.delete("services", "default", "web")
+        self.api.service("default", "while-down", cluster_ips=["10.0.0.13"])
+        self.api.expire_history()
+        self.api.come_back()
+        yield wait_for(lambda: services_of(cluster) == ["default/db", "default/while-down"], "the relist")
+        self.assertEqual(self.api.counts[("list", "services")], 2)
+        self.assertNotIn("10.0.0.10", cluster.snapshot.reverse)
+
+    @defer.inlineCallbacks
+    def test_outage_keeps_last_data_backs_off_and_recovers(self):
+        cluster = yield self.sync(f"        endpoint {self.api.url}", self.api)
+        watcher = cluster.watchers[0]
+        yield self.api.go_down()
+        yield wait_for(lambda: cluster.status()["stale_since"] is not None, "the outage to be noticed")
+        restarts_at_outage = watcher.status.restarts
+        yield task.deferLater(reactor, 1.5, lambda: None)
+        self.assertEqual(services_of(cluster), ["default/db", "default/web"], "last good data serves on")
+        self.assertLessEqual(watcher.status.restarts - restarts_at_outage, 8, "reconnects back off")
+        self.assertIn("Error", watcher.status.last_error)
+        self.api.service("default", "back", cluster_ips=["10.0.0.14"])
+        self.api.come_back()
+        yield wait_for(lambda: "default/back" in services_of(cluster), "recovery")
+        yield wait_for(lambda: cluster.status()["stale_since"] is None, "the stanza to be fresh again")
+
+    @defer.inlineCallbacks
+    def test_server_errors_are_retried(self):
+        self.api.fail_with(500, count=2)
+        cluster = yield self.sync(f"        endpoint {self.api.url}", self.api)
+        self.assertEqual(services_of(cluster), ["default/db", "default/web"])
+        restarts = sum(watcher.status.restarts for watcher in cluster.watchers)
+        self.assertEqual(restarts, 2)
+
+
+class FilterTests(DataPlaneTestCase):
+    def setUp(self):
+        self.api = self.start_api_server()
+        self.api.service("a", "web", cluster_ips=["10.0.0.1"], labels={"app": "web"})
+        self.api.service("a", "db", cluster_ips=["10.0.0.2"], labels={"app": "db"})
+        self.api.service("b", "web", cluster_ips=["10.0.0.3"], labels={"app": "web"})
+
+    @defer.inlineCallbacks
+    def test_labels_are_sent_as_a_selector(self):
+        cluster = yield self.sync(f"        endpoint {self.api.url}\n        labels app in (web)", self.api)
+        self.assertEqual(services_of(cluster), ["a/web", "b/web"])
+        selectors = {r.params.get("labelSelector") for r in self.api.received if r.resource == "services"}
+        self.assertEqual(selectors, {"app in (web)"})
+
+    @defer.inlineCallbacks
+    def test_namespaces_are_watched_one_by_one(self):
+        cluster = yield self.sync(f"        endpoint {self.api.url}\n        namespaces a", self.api)
+        self.assertEqual(services_of(cluster), ["a/db", "a/web"])
+        self.assertEqual({r.namespace for r in self.api.received if r.resource == "services"}, {"a"})
+
+    @defer.inlineCallbacks
+    def test_namespace_labels_watch_namespaces(self):
+        self.api.namespace("a", labels={"dns": "on"})
+        self.api.namespace("b")
+        cluster = yield self.sync(f"        endpoint {self.api.url}\n        namespace_labels dns=on", self.api)
+        self.assertEqual(cluster.snapshot.namespaces, frozenset({"a"}))
+        self.api.namespace("b", labels={"dns": "on"})
+        yield wait_for(lambda: cluster.snapshot.namespaces == frozenset({"a", "b"}), "the relabelled namespace")
+
+    @defer.inlineCallbacks
+    def test_pods_only_when_needed(self):
+        self.api.pod("a", "web-1", "10.2.0.1")
+        plain = yield self.sync(f"        endpoint {self.api.url}", self.api)
+        verified = yield self.sync(f"        endpoint {self.api.url}\n        pods verified", self.api)
+        self.assertEqual([w.status.kind for w in plain.watchers], ["services", "endpointslices"])
+        self.assertEqual([p.name for p in verified.snapshot.pods_by_ip["10.2.0.1"]], ["web-1"])
+
+
+class ConnectionTests(DataPlaneTestCase):
+    """TLS verified, client certificates, tokens, kubeconfig contexts and in-cluster config."""
+
+    @defer.inlineCallbacks
+    def test_tls_option_with_client_certificate(self):
+        api = self.start_api_server(tls=True, require_client_cert=True)
+        api.service("default", "web", cluster_ips=["10.0.0.1"])
+        files = api.ca.write_client_files(self.mktemp(), "kubernetai-east")
+        cluster = yield self.sync(f"        endpoint {api.url}\n        tls {files.cert} {files.key} {files.ca}", api)
+        self.assertEqual(services_of(cluster), ["default/web"])
+        self.assertEqual(api.last.client_cn, "kubernetai-east")
+
+    @defer.inlineCallbacks
+    def test_untrusted_server_is_not_synced(self):
+        api = self.start_api_server(tls=True)
+        cluster = self.start_cluster(stanza_config(f"        endpoint {api.url}"))
+        yield wait_for(lambda: cluster.watchers[0].status.restarts >= 1, "a failed attempt")
+        self.assertFalse(cluster.synced)
+        self.assertIn("SSL", cluster.watchers[0].status.last_error)
+
+    @defer.inlineCallbacks
+    def test_kubeconfig_with_context_and_client_certificate(self):
+        api = self.start_api_server(tls=True, require_client_cert=True)
+        api.service("default", "web", cluster_ips=["10.0.0.1"])
+        path = os.path.join(self.mktemp(), "kubeconfig")
+        os.makedirs(os.path.dirname(path))
+        api.write_kubeconfig(path, context="east", client_cn="kubernetai-kubeconfig")
+        cluster = yield self.sync(f"        kubeconfig {path} east", api)
+        self.assertEqual(services_of(cluster), ["default/web"])
+        self.assertEqual(api.last.client_cn, "kubernetai-kubeconfig")
+
+    @defer.inlineCallbacks
+    def test_in_cluster_service_account(self):
+        api = self.start_api_server(tls=True, token="service-account-token")
+        api.service("default", "web", cluster_ips=["10.0.0.1"])
+        account = self.mktemp()
+        os.makedirs(account)
+        with open(os.path.join(account, "token"), "w") as token:
+            token.write("service-account-token")
+        files = api.ca.write_client_files(self.mktemp(), "unused")
+        with open(files.ca) as ca, open(os.path.join(account, "ca.crt"), "w") as copy:
+            copy.write(ca.read())
+        environ = {"KUBERNETES_SERVICE_HOST": "127.0.0.1", "KUBERNETES_SERVICE_PORT": str(api.port)}
+        cluster = yield self.sync("", api, service_account_dir=account, environ=environ)
+        self.assertEqual(services_of(cluster), ["default/web"])
+        self.assertEqual(api.last.headers.get("authorization").lower(), "bearer service-account-token")
+
+
+class LimitTests(unittest.SynchronousTestCase):
+    def test_token_bucket(self):
+        now = [0.0]
+        slept = []
+
+        def sleep(seconds):
+            slept.append(seconds)
+            now[0] += seconds
+
+        bucket = TokenBucket(qps=2, burst=3, clock=lambda: now[0], sleep=sleep)
+        for _ in range(5):
+            bucket.take()
+        self.assertEqual(slept, [0.5, 0.5], "a burst of 3, then one call every 1/qps seconds")
+
+    def test_unlimited(self):
+        bucket = TokenBucket(qps=0, burst=0, sleep=lambda seconds: self.fail("slept"))
+        for _ in range(100):
+            bucket.take()
+
+    def test_backoff_is_capped_with_jitter(self):
+        backoff = Backoff(initial=0.5, cap=4.0, random=lambda: 1.0)
+        self.assertEqual([backoff.next_delay() for _ in range(6)], [0.5, 1.0, 2.0, 4.0, 4.0, 4.0])
+        backoff = Backoff(initial=0.5, cap=4.0, random=lambda: 0.0)
+        self.assertEqual([backoff.next_delay() for _ in range(3)], [0.25, 0.5, 1.0])
