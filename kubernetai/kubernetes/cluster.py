@@ -26,6 +26,9 @@ from kubernetai.kubernetes.watch import Limits, TokenBucket, Watcher
 
 log = Logger(namespace="kubernetai.kubernetes.cluster")
 
+# client-go's rate limit when apiserver_qps / apiserver_burst are left at 0.
+DEFAULT_QPS = 5.0
+DEFAULT_BURST = 10
 # Up to this many namespaces in `namespaces` are watched one by one; more are watched cluster-wide.
 PER_NAMESPACE_WATCH_LIMIT = 10
 BATCH_LIMIT = 10000
@@ -89,7 +92,7 @@ class Cluster:
         self.store = Store()
         self.changes: queue.Queue = queue.Queue()
         limits = Limits(
-            TokenBucket(stanza.apiserver_qps, stanza.apiserver_burst),
+            TokenBucket(stanza.apiserver_qps or DEFAULT_QPS, stanza.apiserver_burst or DEFAULT_BURST),
             threading.BoundedSemaphore(stanza.apiserver_max_inflight) if stanza.apiserver_max_inflight else None,
         )
         self.watchers = [

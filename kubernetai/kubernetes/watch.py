@@ -169,12 +169,13 @@ class Watcher:
         log.warn("{what}: {error}; retrying", what=self.describe(), error=status.last_error)
 
     def call(self, **arguments):
-        """Call the list function for our namespace and selector, rate limited, raw."""
+        """Call the list function for our namespace and selector, raw; rate limited but for next pages."""
         if self.namespace is not None:
             arguments["namespace"] = self.namespace
         if self.label_selector:
             arguments["label_selector"] = self.label_selector
-        self.limits.bucket.take()
+        if "_continue" not in arguments:
+            self.limits.bucket.take()
         return self.list_function(_preload_content=False, **arguments)
 
     def list_all(self) -> str:

@@ -1,0 +1,437 @@
+# -*- test-case-name: tests.test_kubernetes_config -*-
+"""
+Tests for L{kubernetai.kubernetes.config}: a stanza's text in, its options or
+the error CoreDNS would give out; label selectors parsed, rendered and
+matched; fallthrough zones.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Callable
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from kubernetai.corefile import CorefileError, parse_corefile
+from kubernetai.kubernetes.config import (
+    DOES_NOT_EXIST,
+    EQUALS,
+    EXISTS,
+    IN,
+    NOT_EQUALS,
+    NOT_IN,
+    Fallthrough,
+    Requirement,
+    StanzaConfig,
+    format_label_selector,
+    label_selector_matches,
+    parse_label_selector,
+    parse_stanza,
+)
+
+
+def parse(stanza: str, keys: str = ".") -> StanzaConfig:
+    """The stanza C{stanza}, written on line 2 of a server block for C{keys}."""
+    (block,) = parse_corefile(f"{keys} {{\n{stanza}\n}}\n", "Corefile")
+    return parse_stanza(block.directives[0], [address.zone for address in block.addresses])
+
+
+def error_of(function: Callable[[str], object], text: str) -> str:
+    """The error C{function(text)} raises, as text (a CorefileError or ValueError)."""
+    try:
+        function(text)
+    except (CorefileError, ValueError) as error:
+        return str(error)
+    return f"no error for {text!r}"
+
+
+def block(*lines: str) -> str:
+    """A C{kubernetai cluster.local} stanza whose options are C{lines}, from line 3 on."""
+    return "kubernetai cluster.local {\n" + "".join(f"    {line}\n" for line in lines) + "}"
+
+
+KUBEADM = """\
+kubernetes cluster.local in-addr.arpa ip6.arpa {
+   pods insecure
+   fallthrough in-addr.arpa ip6.arpa
+   ttl 30
+}"""
+
+IPV6_REVERSE = ("0.0.0.0.0.0.0.0.0.0.0.0.0.0.d.f.ip6.arpa.", "1.0.0.0.0.0.0.0.0.0.0.0.0.0.d.f.ip6.arpa.")
+
+# (keys of the server block, stanza) -> (zones, primary zone)
+ZONES = [
+    ((".", "kubernetes coredns.local"), (("coredns.local.",), "coredns.local.")),
+    ((".", "kubernetes coredns.local test.local"), (("coredns.local.", "test.local."), "coredns.local.")),
+    ((".", "kubernetai Cluster.Local."), (("cluster.local.",), "cluster.local.")),
+    ((".", "kubernetes dns://cluster.local:53"), (("cluster.local.",), "cluster.local.")),
+    (
+        (".", "kubernetes 10.0.0.0/23 cluster.local"),
+        (("0.0.10.in-addr.arpa.", "1.0.10.in-addr.arpa.", "cluster.local."), "cluster.local."),
+    ),
+    ((".", "kubernetes fd00::/63 cluster.local"), (IPV6_REVERSE + ("cluster.local.",), "cluster.local.")),
+    ((".", "kubernetes in-addr.arpa cluster.local"), (("in-addr.arpa.", "cluster.local."), "cluster.local.")),
+    (("cluster.local", "kubernetai"), (("cluster.local.",), "cluster.local.")),
+    (
+        ("cluster.local:1053 10.0.0.0/23", "kubernetai"),
+        (("cluster.local.", "0.0.10.in-addr.arpa.", "1.0.10.in-addr.arpa."), "cluster.local."),
+    ),
+    (("cluster.local example.org", "kubernetai {\n}"), (("cluster.local.", "example.org."), "cluster.local.")),
+    ((".", "kubernetai"), ((".",), ".")),
+]
+
+HOME = os.path.expanduser("~")
+
+# stanza options -> the fields they set (all others keep their defaults)
+OPTIONS = [
+    (["endpoint http://localhost:8080"], {"endpoint": "http://localhost:8080"}),
+    (["endpoint http://localhost:9090 http://localhost:9091"], {"endpoint": "http://localhost:9090"}),
+    (["endpoint https://10.0.0.1:6443/prefix/"], {"endpoint": "https://10.0.0.1:6443/prefix/"}),
+    (["endpoint https://a:1", "endpoint https://b:2"], {"endpoint": "https://b:2"}),
+    (["tls cert.pem key.pem ca.pem"], {"tls": ("cert.pem", "key.pem", "ca.pem")}),
+    (["kubeconfig /etc/kube.conf"], {"kubeconfig": ("/etc/kube.conf", None)}),
+    (["kubeconfig ~/.kube/config staging"], {"kubeconfig": (os.path.join(HOME, ".kube/config"), "staging")}),
+    (
+        ["endpoint https://k8s:6443", "tls c k ca", "kubeconfig kc"],
+        {"endpoint": "https://k8s:6443", "tls": ("c", "k", "ca"), "kubeconfig": ("kc", None)},
+    ),
+    (["namespaces demo"], {"namespaces": frozenset({"demo"})}),
+    (["namespaces demo test"], {"namespaces": frozenset({"demo", "test"})}),
+    (["namespaces a", "namespaces b c"], {"namespaces": frozenset({"a", "b", "c"})}),
+    (["labels environment=prod"], {"labels": "environment=prod"}),
+    (
+        ["labels environment in (production, staging, qa),application=nginx"],
+        {"labels": "application=nginx,environment in (production,qa,staging)"},
+    ),
+    (["labels app==web , !canary"], {"labels": "app=web,!canary"}),
+    (["labels tier!=cache"], {"labels": "tier!=cache"}),
+    (['labels ""'], {"labels": ""}),
+    (["labels a=1", "labels b=2"], {"labels": "b=2"}),
+    (["namespace_labels istio-injection=enabled"], {"namespace_labels": "istio-injection=enabled"}),
+    (["namespace_labels team notin (ops)"], {"namespace_labels": "team notin (ops)"}),
+    (["pods disabled"], {"pods": "disabled"}),
+    (["pods insecure"], {"pods": "insecure"}),
+    (["pods verified"], {"pods": "verified"}),
+    (["endpoint_pod_names"], {"endpoint_pod_names": True}),
+    (["ttl 0"], {"ttl": 0}),
+    (["ttl 3600"], {"ttl": 3600}),
+    (["ttl 30 60"], {"ttl": 30}),
+    (["ttl 10", "ttl 20"], {"ttl": 20}),
+    (["noendpoints"], {"noendpoints": True}),
+    (["fallthrough"], {"fallthrough": Fallthrough(())}),
+    (["fallthrough ."], {"fallthrough": Fallthrough((".",))}),
+    (["fallthrough in-addr.arpa ip6.arpa"], {"fallthrough": Fallthrough(("in-addr.arpa.", "ip6.arpa."))}),
+    (
+        ["fallthrough 10.0.0.0/23 Example.ORG"],
+        {"fallthrough": Fallthrough(("0.0.10.in-addr.arpa.", "1.0.10.in-addr.arpa.", "example.org."))},
+    ),
+    (["ignore empty_service"], {"ignore_empty_service": True}),
+    (["ignore empty_service and more"], {"ignore_empty_service": True}),
+    (["ignore"], {}),
+    (["startup_timeout 1s"], {"startup_timeout": 1.0}),
+    (["startup_timeout 1m30s"], {"startup_timeout": 90.0}),
+    (["startup_timeout 250ms"], {"startup_timeout": 0.25}),
+    (["apiserver_qps 50.0", "apiserver_burst 100", "apiserver_max_inflight 25"],
+     {"apiserver_qps": 50.0, "apiserver_burst": 100, "apiserver_max_inflight": 25}),
+    (["apiserver_qps 0", "apiserver_burst 0", "apiserver_max_inflight 0"], {}),
+    (["apiserver_qps .5"], {"apiserver_qps": 0.5}),
+    (["apiserver_qps 1e2"], {"apiserver_qps": 100.0}),
+    (["zonal"], {"zonal": True}),
+    (["multicluster"], {}),
+]
+
+DEFAULTS = {
+    "endpoint": None,
+    "tls": None,
+    "kubeconfig": None,
+    "namespaces": frozenset(),
+    "namespace_labels": None,
+    "labels": None,
+    "pods": "disabled",
+    "endpoint_pod_names": False,
+    "ttl": 5,
+    "noendpoints": False,
+    "fallthrough": None,
+    "ignore_empty_service": False,
+    "startup_timeout": 5.0,
+    "apiserver_qps": 0.0,
+    "apiserver_burst": 0,
+    "apiserver_max_inflight": 0,
+    "multicluster": (),
+    "zonal": False,
+}
+
+# a stanza -> the error it gives, as "file:line: message"
+ERRORS = [
+    ("kubernetes in-addr.arpa ip6.arpa", "Corefile:2: non-reverse zone name must be used"),
+    ("kubernetes 10.0.0.0/24", "Corefile:2: non-reverse zone name must be used"),
+    ("kubernetes 10.0.0.0/33", "Corefile:2: invalid zone '10.0.0.0/33': expected a domain name or a network"),
+    ("kubernetes tls://cluster.local", "Corefile:2: invalid zone 'tls://cluster.local'"),
+    (block("frobnicate"), "Corefile:3: unknown property 'frobnicate'"),
+    (block("ttl 30", "Pods insecure"), "Corefile:4: unknown property 'Pods'"),
+    (block("pods insecure {", "  verified", "}"), "Corefile:4: unknown option 'verified'"),
+    (block("endpoint"), "Corefile:3: expected at least 1 argument(s), got 0"),
+    (block("endpoint localhost:8080"), "Corefile:3: invalid endpoint 'localhost:8080': expected a URL such as https://"),
+    (block("endpoint ftp://k8s"), "Corefile:3: invalid endpoint 'ftp://k8s'"),
+    (block("endpoint https://"), "Corefile:3: invalid endpoint 'https://'"),
+    (block("endpoint https://k8s:port"), "Corefile:3: invalid endpoint 'https://k8s:port'"),
+    (block("endpoint https://k8s:0"), "Corefile:3: invalid endpoint 'https://k8s:0'"),
+    (block("tls cert key"), "Corefile:3: expected at least 3 argument(s), got 2"),
+    (block("tls cert key ca extra"), "Corefile:3: unexpected argument 'extra': expected at most 3"),
+    (block("kubeconfig"), "Corefile:3: expected at least 1 argument(s), got 0"),
+    (block("kubeconfig file context extraarg"), "Corefile:3: unexpected argument 'extraarg': expected at most 2"),
+    (block("namespaces"), "Corefile:3: expected at least 1 argument(s), got 0"),
+    (block("labels"), "Corefile:3: expected at least 1 argument(s), got 0"),
+    (
+        block("labels environment in (production, qa"),
+        "Corefile:3: unable to parse label selector value: 'environment in (production, qa': "
+        "found '', expected: ',', ')' or identifier",
+    ),
+    (block("labels tier>2"), "Corefile:3: unable to parse label selector value: 'tier>2': '>' isn't supported"),
+    (block("namespace_labels"), "Corefile:3: expected at least 1 argument(s), got 0"),
+    (block("namespace_labels a b"), "Corefile:3: unable to parse namespace_label selector value: 'a b': found 'b'"),
+    (block("pods"), "Corefile:3: expected at least 1 argument(s), got 0"),
+    (block("pods insecure verified"), "Corefile:3: unexpected argument 'verified': expected at most 1"),
+    (
+        block("pods giant_seed"),
+        "Corefile:3: wrong value for pods: giant_seed, must be one of: disabled, verified, insecure",
+    ),
+    (block("endpoint_pod_names giant_seed"), "Corefile:3: unexpected argument 'giant_seed': expected at most 0"),
+    (block("noendpoints ixnay on the endpointsay"), "Corefile:3: unexpected argument 'ixnay': expected at most 0"),
+    (block("zonal yes"), "Corefile:3: unexpected argument 'yes': expected at most 0"),
+    (block("ttl"), "Corefile:3: expected at least 1 argument(s), got 0"),
+    (block("ttl thirty"), "Corefile:3: invalid number 'thirty': expected an integer"),
+    (block("ttl 3601"), "Corefile:3: ttl must be in range [0, 3600]: 3601"),
+    (block("ttl -1"), "Corefile:3: ttl must be in range [0, 3600]: -1"),
+    (block("fallthrough 10.0.0.0/99"), "Corefile:3: invalid zone '10.0.0.0/99'"),
+    (block("ignore ixnay on the endpointsay"), "Corefile:3: unable to parse ignore value: 'ixnay': expected empty_service"),
+    (block("startup_timeout"), "Corefile:3: expected at least 1 argument(s), got 0"),
+    (block("startup_timeout 5"), "Corefile:3: invalid duration '5'"),
+    (block("startup_timeout 0s"), "Corefile:3: startup_timeout must be greater than 0: 0s"),
+    (block("apiserver_qps"), "Corefile:3: expected at least 1 argument(s), got 0"),
+    (block("apiserver_qps 1 2"), "Corefile:3: unexpected argument '2': expected at most 1"),
+    (block("apiserver_qps fast"), "Corefile:3: invalid apiserver_qps 'fast': expected a number"),
+    (block("apiserver_qps nan"), "Corefile:3: invalid apiserver_qps 'nan': expected a number"),
+    (block("apiserver_qps 1e999"), "Corefile:3: invalid apiserver_qps '1e999': expected a number"),
+    (block("apiserver_qps -10"), "Corefile:3: apiserver_qps must be >= 0: -10"),
+    (block("apiserver_burst"), "Corefile:3: expected at least 1 argument(s), got 0"),
+    (block("apiserver_burst lots"), "Corefile:3: invalid number 'lots': expected an integer"),
+    (block("apiserver_burst -5"), "Corefile:3: apiserver_burst must be >= 0: -5"),
+    (block("apiserver_max_inflight 1 2"), "Corefile:3: unexpected argument '2': expected at most 1"),
+    (block("apiserver_max_inflight -1"), "Corefile:3: apiserver_max_inflight must be >= 0: -1"),
+    (
+        block("namespaces foo bar", "ttl 30", "namespace_labels istio-injection=enabled"),
+        "Corefile:5: namespaces and namespace_labels cannot both be set",
+    ),
+    (
+        block("namespace_labels istio-injection=enabled", "namespaces foo"),
+        "Corefile:4: namespaces and namespace_labels cannot both be set",
+    ),
+    (
+        "kubernetes coredns.local {\n    multicluster clusterset.local\n}",
+        "Corefile:3: is not authoritative for the multicluster zone clusterset.local. "
+        "(authoritative zones: coredns.local.)",
+    ),
+    (
+        "kubernetes coredns.local clusterset.local {\n    multicluster clusterset.local test.local\n}",
+        "Corefile:3: is not authoritative for the multicluster zone test.local.",
+    ),
+    (block("zonal", "noendpoints"), "Corefile:4: zonal requires the endpoint cache; remove noendpoints"),
+    (block("noendpoints", "ttl 5", "zonal"), "Corefile:5: zonal requires the endpoint cache; remove noendpoints"),
+]
+
+
+class ParseStanzaTests(SynchronousTestCase):
+    def test_zones(self):
+        for (keys, stanza), (zones, primary) in ZONES:
+            config = parse(stanza, keys)
+            self.assertEqual((config.zones, config.primary_zone), (zones, primary), (keys, stanza))
+
+    def test_defaults(self):
+        config = parse("kubernetai cluster.local")
+        self.assertEqual({name: getattr(config, name) for name in DEFAULTS}, DEFAULTS)
+        self.assertEqual(
+            (config.watches_endpoints, config.watches_pods, config.watches_namespaces), (True, False, False)
+        )
+
+    def test_options(self):
+        for lines, fields in OPTIONS:
+            config = parse(block(*lines))
+            self.assertEqual({name: getattr(config, name) for name in DEFAULTS}, {**DEFAULTS, **fields}, lines)
+
+    def test_multicluster(self):
+        config = parse("kubernetes coredns.local clusterset.local {\n    multicluster ClusterSet.Local\n}")
+        self.assertEqual(config.multicluster, ("clusterset.local.",))
+
+    def test_kubeadm(self):
+        config = parse(KUBEADM, ".:53")
+        self.assertEqual(config.zones, ("cluster.local.", "in-addr.arpa.", "ip6.arpa."))
+        self.assertEqual(config.primary_zone, "cluster.local.")
+        self.assertEqual((config.pods, config.ttl), ("insecure", 30))
+        self.assertEqual(config.fallthrough, Fallthrough(("in-addr.arpa.", "ip6.arpa.")))
+        self.assertTrue(config.fallthrough.through("1.0.0.10.in-addr.arpa."))
+        self.assertFalse(config.fallthrough.through("nothing.default.svc.cluster.local."))
+
+    def test_watches(self):
+        rows = [
+            ([], (True, False, False)),
+            (["noendpoints"], (False, False, False)),
+            (["pods verified"], (True, True, False)),
+            (["pods insecure"], (True, False, False)),
+            (["endpoint_pod_names"], (True, True, False)),
+            (["namespace_labels team=a"], (True, False, True)),
+            (['namespace_labels ""'], (True, False, True)),
+        ]
+        for lines, expected in rows:
+            config = parse(block(*lines))
+            watches = (config.watches_endpoints, config.watches_pods, config.watches_namespaces)
+            self.assertEqual(watches, expected, lines)
+
+    def test_errors(self):
+        for stanza, message in ERRORS:
+            self.assertIn(message, error_of(parse, stanza))
+
+    def test_frozen(self):
+        config = parse("kubernetai cluster.local")
+        with self.assertRaises(AttributeError):
+            config.ttl = 30
+
+
+# selector text -> its requirements, sorted by key, and its canonical form
+SELECTORS = [
+    ("", (), ""),
+    ("environment=prod", (Requirement("environment", EQUALS, ("prod",)),), "environment=prod"),
+    ("environment==prod", (Requirement("environment", EQUALS, ("prod",)),), "environment=prod"),
+    ("tier != frontend", (Requirement("tier", NOT_EQUALS, ("frontend",)),), "tier!=frontend"),
+    ("a=", (Requirement("a", EQUALS, ("",)),), "a="),
+    ("a!=,b", (Requirement("a", NOT_EQUALS, ("",)), Requirement("b", EXISTS)), "a!=,b"),
+    ("partition", (Requirement("partition", EXISTS),), "partition"),
+    ("!partition", (Requirement("partition", DOES_NOT_EXIST),), "!partition"),
+    ("  ! partition\t", (Requirement("partition", DOES_NOT_EXIST),), "!partition"),
+    (
+        "x in (foo,,baz),y,z notin ()",
+        (Requirement("x", IN, ("", "baz", "foo")), Requirement("y", EXISTS), Requirement("z", NOT_IN, ("",))),
+        "x in (,baz,foo),y,z notin ()",
+    ),
+    ("x in (a,)", (Requirement("x", IN, ("", "a")),), "x in (,a)"),
+    ("x in (,a)", (Requirement("x", IN, ("", "a")),), "x in (,a)"),
+    ("x in (b, a, b)", (Requirement("x", IN, ("a", "b")),), "x in (a,b)"),
+    ("x notin(in,notin)", (Requirement("x", NOT_IN, ("in", "notin")),), "x notin (in,notin)"),
+    ("in", (Requirement("in", EXISTS),), "in"),
+    ("x=in", (Requirement("x", EQUALS, ("in",)),), "x=in"),
+    (
+        "example.com/Tier-1.a_b=V.1_x-2",
+        (Requirement("example.com/Tier-1.a_b", EQUALS, ("V.1_x-2",)),),
+        "example.com/Tier-1.a_b=V.1_x-2",
+    ),
+    (
+        "b=2,a=1,b in (3),!c",
+        (
+            Requirement("a", EQUALS, ("1",)),
+            Requirement("b", EQUALS, ("2",)),
+            Requirement("b", IN, ("3",)),
+            Requirement("c", DOES_NOT_EXIST),
+        ),
+        "a=1,b=2,b in (3),!c",
+    ),
+    ("k" * 63 + "=" + "v" * 63, (Requirement("k" * 63, EQUALS, ("v" * 63,)),), "k" * 63 + "=" + "v" * 63),
+]
+
+# bad selector text -> what the error says
+BAD_SELECTORS = [
+    (",", "found ',', expected: !, identifier, or 'end of string'"),
+    ("a,", "found '', expected: identifier after ','"),
+    ("a,,b", "found ',', expected: identifier after ','"),
+    ("a b", "found 'b', expected: in, notin, =, ==, !="),
+    ("a=b=c", "found '=', expected: ',' or 'end of string'"),
+    ("a=b c", "found 'c', expected: ',' or 'end of string'"),
+    ("!a=b", "found '=', expected: ',' or 'end of string'"),
+    ("!", "found '', expected: identifier"),
+    ("!!a", "found '!', expected: identifier"),
+    ("=a", "found '=', expected: !, identifier, or 'end of string'"),
+    ("a=(b)", "found '(', expected: identifier"),
+    ("a in b", "found 'b', expected: '('"),
+    ("a notin", "found '', expected: '('"),
+    ("a in (b", "found '', expected: ',', ')' or identifier"),
+    ("a in (b c)", "found 'c', expected: ',', ')' or identifier"),
+    ("a in (=)", "found '=', expected: ',', ')' or identifier"),
+    ("a>1", "'>' isn't supported in label selectors"),
+    ("a < 1", "'<' isn't supported in label selectors"),
+    ("a/b/c", "invalid label key 'a/b/c': expected a name with an optional DNS subdomain prefix"),
+    ("/a", "invalid label key '/a': prefix part must be non-empty"),
+    ("a/", "invalid label key 'a/': name part must be non-empty"),
+    ("Example.com/a", "invalid label key 'Example.com/a': prefix part must be a lowercase RFC 1123 subdomain"),
+    ("-x.com/a", "invalid label key '-x.com/a': prefix part must be a lowercase RFC 1123 subdomain"),
+    ("x" * 254 + "/a", "prefix part must be no more than 253 characters"),
+    ("k" * 64, "name part must be no more than 63 characters"),
+    ("-a", "invalid label key '-a': name part must consist of alphanumeric characters"),
+    ("a.", "invalid label key 'a.': name part must consist of alphanumeric characters"),
+    ("a@b=c", "invalid label key 'a@b': name part must consist of alphanumeric characters"),
+    ("a=-b", "invalid value '-b' for label 'a': must be empty or consist of alphanumeric characters"),
+    ("a in (ok,b_)", "invalid value 'b_' for label 'a': must be empty or consist of"),
+    ("a=" + "v" * 64, "for label 'a': must be no more than 63 characters"),
+]
+
+# selector, labels -> whether they match
+MATCHES = [
+    ("", {}, True),
+    ("", {"a": "1"}, True),
+    ("a=1", {"a": "1"}, True),
+    ("a=1", {"a": "2"}, False),
+    ("a=1", {}, False),
+    ("a=", {"a": ""}, True),
+    ("a!=1", {"a": "2"}, True),
+    ("a!=1", {}, True),
+    ("a!=1", {"a": "1"}, False),
+    ("a in (1,2)", {"a": "2"}, True),
+    ("a in (1,2)", {"a": "3"}, False),
+    ("a in (1,2)", {}, False),
+    ("a notin (1,2)", {"a": "3"}, True),
+    ("a notin (1,2)", {}, True),
+    ("a notin (1,2)", {"a": "1"}, False),
+    ("a", {"a": ""}, True),
+    ("a", {"b": "1"}, False),
+    ("!a", {"b": "1"}, True),
+    ("!a", {"a": "1"}, False),
+    ("a=1,!b", {"a": "1"}, True),
+    ("a=1,!b", {"a": "1", "b": "2"}, False),
+    ("a=1,a=2", {"a": "1"}, False),
+]
+
+
+class LabelSelectorTests(SynchronousTestCase):
+    def test_parse(self):
+        for text, requirements, canonical in SELECTORS:
+            parsed = parse_label_selector(text)
+            self.assertEqual(parsed, requirements, text)
+            self.assertEqual(format_label_selector(parsed), canonical, text)
+            self.assertEqual(parse_label_selector(canonical), parsed, text)
+
+    def test_bad(self):
+        for text, message in BAD_SELECTORS:
+            self.assertIn(message, error_of(parse_label_selector, text))
+
+    def test_matches(self):
+        for text, labels, expected in MATCHES:
+            matches = label_selector_matches(parse_label_selector(text), labels)
+            self.assertEqual(matches, expected, (text, labels))
+
+
+# fallthrough zones, name -> whether the name may fall through
+THROUGH = [
+    ((), "anything.example.", True),
+    ((), ".", True),
+    ((".",), "anything.example.", True),
+    (("example.org.",), "example.org.", True),
+    (("example.org.",), "www.Example.ORG", True),
+    (("example.org.",), "badexample.org.", False),
+    (("example.org.",), "org.", False),
+    (("in-addr.arpa.", "ip6.arpa."), "4.3.2.1.in-addr.arpa.", True),
+    (("in-addr.arpa.", "ip6.arpa."), "svc.cluster.local.", False),
+]
+
+
+class FallthroughTests(SynchronousTestCase):
+    def test_through(self):
+        for zones, name, expected in THROUGH:
+            self.assertEqual(Fallthrough(zones).through(name), expected, (zones, name))
