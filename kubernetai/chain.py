@@ -218,6 +218,7 @@ class ServerConfig:
     bind_hosts: list[str] = field(default_factory=list)
     handlers: list[IHandler] = field(default_factory=list)
     services: list = field(default_factory=list)
+    startup_waits: list[Callable[[], Deferred]] = field(default_factory=list)
     plan: list[str] = field(default_factory=list)
     reactor: Any = field(default_factory=_global_reactor)
 

@@ -38,15 +38,16 @@ class Daemon:
         return "\n".join(lines)
 
     def service(self, reactor=None) -> service.MultiService:
-        """The DNS listeners and every plugin's own services, as one service."""
+        """Every plugin's own services, then the DNS listeners, as one service."""
         root = service.MultiService()
-        dns_service = DNSService(self.tables, reactor)
-        dns_service.setName("dns")
-        dns_service.setServiceParent(root)
         for config in self.configs:
             for plugin_service in config.services:
                 plugin_service.setServiceParent(root)
-        ReadinessNotifier().setServiceParent(root)
+        waits = [wait for config in self.configs for wait in config.startup_waits]
+        dns_service = DNSService(self.tables, reactor, waits)
+        dns_service.setName("dns")
+        dns_service.setServiceParent(root)
+        ReadinessNotifier(dns_service.listening).setServiceParent(root)
         return root
 
 

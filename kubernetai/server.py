@@ -200,19 +200,39 @@ def listener_tables(configs: list[ServerConfig]) -> dict[tuple[str, int], ZoneTa
 
 
 class DNSService(service.Service):
-    """Binds a UDP and a TCP listener per zone table; C{ports} holds what was bound."""
+    """
+    Binds a UDP and a TCP listener per zone table once every start-up wait
+    has fired (stanzas synced or timed out); C{listening} fires then, and
+    C{ports} holds what was bound.
+    """
 
-    def __init__(self, tables: dict[tuple[str, int], ZoneTable], reactor=None) -> None:
+    def __init__(self, tables: dict[tuple[str, int], ZoneTable], reactor=None, startup_waits=()) -> None:
         if reactor is None:
             from twisted.internet import reactor
         self.reactor = reactor
         self.tables = tables
+        self.startup_waits = list(startup_waits)
         self.ports: list = []
+        self.listening: defer.Deferred = defer.Deferred()
 
     def startService(self) -> None:
         super().startService()
+        waits = defer.gatherResults([wait() for wait in self.startup_waits])
+        waits.addCallback(lambda _: self._listen_all())
+        waits.addErrback(self._failed_to_listen)
+
+    def _listen_all(self) -> None:
+        if not self.running:
+            return
         for (host, port), table in self.tables.items():
             self.ports += self._listen(host, port, table)
+        self.listening.callback(self.ports)
+
+    def _failed_to_listen(self, failure) -> None:
+        log.failure("cannot listen", failure)
+        self.listening.errback(failure)
+        if self.reactor.running:
+            self.reactor.stop()
 
     def _listen(self, host: str, port: int, table: ZoneTable) -> list:
         """A TCP and a UDP port on C{host} (all addresses, both families, when empty)."""

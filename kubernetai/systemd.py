@@ -1,7 +1,8 @@
 # -*- test-case-name: tests.test_daemon -*-
 """
 Telling systemd how the daemon is doing (sd_notify): READY=1 once every
-listener is bound, STOPPING=1 on the way down.  Without C{$NOTIFY_SOCKET}
+listener is bound (so once every stanza has synced or waited its
+startup_timeout), STOPPING=1 on the way down.  Without C{$NOTIFY_SOCKET}
 (not under systemd, or not C{Type=notify}) nothing is sent.
 """
 
@@ -27,11 +28,18 @@ def notify(state: str, environ=os.environ) -> bool:
 
 
 class ReadinessNotifier(service.Service):
-    """The last service to start: by then everything before it is up."""
+    """Says READY=1 when C{listening} fires."""
+
+    def __init__(self, listening) -> None:
+        self.listening = listening
 
     def startService(self) -> None:
         super().startService()
+        self.listening.addCallback(self._ready)
+
+    def _ready(self, result):
         notify("READY=1")
+        return result
 
     def stopService(self):
         notify("STOPPING=1")

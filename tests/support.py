@@ -30,14 +30,26 @@ def write_corefile(testcase, text: str) -> str:
 
 
 def start_daemon(testcase, text: str) -> int:
-    """Start the daemon of Corefile C{text} (keys on port 0, bind 127.0.0.1); its DNS port."""
+    """Start the daemon of Corefile C{text} (keys on port 0, bind 127.0.0.1) with no stanza; its DNS port."""
+    listening = start_daemon_listening(testcase, text)
+    assert listening.called, "the daemon waits for stanzas: use start_daemon_listening"
+    return listening.result
+
+
+def start_daemon_listening(testcase, text: str):
+    """Start the daemon of Corefile C{text}; a Deferred firing with its DNS port once it listens."""
     daemon = build_daemon(write_corefile(testcase, text))
     root = daemon.service(reactor)
     root.startService()
     testcase.addCleanup(root.stopService)
-    ports = {port for _, _, port in root.getServiceNamed("dns").addresses()}
-    assert len(ports) == 1, ports
-    return ports.pop()
+    dns_service = root.getServiceNamed("dns")
+
+    def port(_):
+        ports = {port for _, _, port in dns_service.addresses()}
+        assert len(ports) == 1, ports
+        return ports.pop()
+
+    return dns_service.listening.addCallback(port)
 
 
 def capture_logs(testcase) -> list[str]:

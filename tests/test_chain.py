@@ -8,7 +8,7 @@ from twisted.trial import unittest
 
 from kubernetai.chain import EndOfChain, build_server
 from kubernetai.corefile import CorefileError, parse_corefile
-from tests.support import FakeUpstream, capture_logs, query, rcode_of, start_daemon
+from tests.support import FakeUpstream, capture_logs, query, rcode_of, start_daemon, start_daemon_listening
 
 
 def build(text):
@@ -28,14 +28,22 @@ class OrderTests(unittest.SynchronousTestCase):
         self.assertIsInstance(whoami.next, EndOfChain)
 
     def test_stanzas_keep_corefile_order(self):
-        config = build(".:53 {\n kubernetai b.local\n kubernetes a.local\n kubernetai c.local\n}\n")
+        endpoint = "{\n  endpoint http://127.0.0.1:1\n }"
+        config = build(f".:53 {{\n kubernetai b.local {endpoint}\n kubernetes a.local {endpoint}\n"
+                       f" kubernetai c.local {endpoint}\n}}\n")
         (group,) = config.handlers
-        self.assertEqual([stanza.zones for stanza in group.stanzas],
+        self.assertEqual([stanza.config.zones for stanza in group.stanzas],
                          [("b.local.",), ("a.local.",), ("c.local.",)])
 
     def test_stanza_zones_default_to_the_server_block(self):
-        config = build("cluster.local:53 10.0.0.0/24:53 {\n kubernetai\n}\n")
-        self.assertEqual(config.handlers[0].stanzas[0].zones, ("cluster.local.", "0.0.10.in-addr.arpa."))
+        config = build("cluster.local:53 10.0.0.0/24:53 {\n kubernetai {\n  endpoint http://127.0.0.1:1\n }\n}\n")
+        self.assertEqual(config.handlers[0].stanzas[0].config.zones, ("cluster.local.", "0.0.10.in-addr.arpa."))
+
+    def test_stanza_without_a_cluster_to_reach_is_refused(self):
+        with self.assertRaises(CorefileError) as raised:
+            build(".:53 {\n kubernetai cluster.local\n}\n")
+        self.assertIn("Corefile:2: plugin/kubernetai: cannot configure the connection to the API server",
+                      str(raised.exception))
 
 
 class RefusalTests(unittest.SynchronousTestCase):
@@ -69,15 +77,18 @@ class EndOfChainTests(unittest.TestCase):
         self.assertTrue(any("www.example.org. A: plugin/end: no next plugin found" in line for line in logs), logs)
 
 
-class StanzaPlaceholderTests(unittest.TestCase):
-    """Until the data plane exists a stanza never syncs: its zones get SERVFAIL, others go on."""
+class UnsyncedStanzaTests(unittest.TestCase):
+    """A stanza whose API server cannot be reached: its zones get SERVFAIL, other names go on."""
 
     @defer.inlineCallbacks
     def test_in_zone_servfail_out_of_zone_forwarded(self):
         upstream = FakeUpstream({("www.example.org.", "A"): ["192.0.2.1"]})
-        port = start_daemon(self, f""".:0 {{
+        port = yield start_daemon_listening(self, f""".:0 {{
     bind 127.0.0.1
-    kubernetai cluster.local
+    kubernetai cluster.local {{
+        endpoint http://127.0.0.1:1
+        startup_timeout 100ms
+    }}
     forward . 127.0.0.1:{upstream.start(self)}
 }}
 """)

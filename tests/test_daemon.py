@@ -70,9 +70,12 @@ class CommandLineTests(unittest.TestCase):
         path = write_corefile(self, """\
 .:5300 {
     forward . 127.0.0.1
-    kubernetai assemblage.local
+    kubernetai assemblage.local {
+        endpoint http://127.0.0.1:1
+    }
     errors
     kubernetai cluster.local {
+        endpoint https://127.0.0.1:2
         fallthrough
     }
 }
@@ -81,7 +84,8 @@ class CommandLineTests(unittest.TestCase):
         self.assertEqual(result.returncode, 0, result.stderr)
         steps = [line.strip() for line in result.stdout.splitlines() if line.startswith("    ")]
         self.assertEqual(steps[0], "errors")
-        self.assertEqual(steps[1:3], ["kubernetai assemblage.local.", "kubernetai cluster.local."])
+        self.assertEqual(steps[1:3], ["kubernetai assemblage.local. (http://127.0.0.1:1)",
+                                      "kubernetai cluster.local. (https://127.0.0.1:2) fallthrough"])
         self.assertTrue(steps[3].startswith("forward . -> 127.0.0.1:53"))
 
     @defer.inlineCallbacks

@@ -71,7 +71,8 @@ class ReduceTests(unittest.SynchronousTestCase):
         endpoint_slice = reduce_endpoint_slice(raw)
         self.assertEqual(endpoint_slice.service, "db")
         self.assertEqual([endpoint.addresses for endpoint in endpoint_slice.endpoints], [("10.1.0.1",), ("10.1.0.3",)])
-        self.assertEqual(endpoint_slice.endpoints[0], Endpoint(("10.1.0.1",), "db-0", "node-1", "zone-a", "db-0"))
+        self.assertEqual(endpoint_slice.endpoints[0], Endpoint(("10.1.0.1",), "db-0", "node-1", "zone-a", "db-0",
+                                                               (Port("http", 8080, "TCP"),)))
 
     def test_fqdn_slices_hold_no_addresses(self):
         endpoint_slice = reduce_endpoint_slice(slice_json("default", "x", "x", [endpoint_json("a.example")], "FQDN"))

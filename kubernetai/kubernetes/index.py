@@ -12,6 +12,7 @@ the next one copies the tables a batch changed and updates the copies.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Iterable, NamedTuple
 
@@ -35,6 +36,7 @@ class Snapshot:
     """Everything a stanza answers from, as of one moment; never changed once published."""
 
     generation: int = 0
+    modified: int = 0
     services: dict[ServiceKey, Service] = field(default_factory=dict)
     endpoints: dict[ServiceKey, tuple[Endpoint, ...]] = field(default_factory=dict)
     reverse: dict[str, tuple[ReverseEntry, ...]] = field(default_factory=dict)
@@ -45,7 +47,7 @@ class Snapshot:
         return self.services.get((namespace, name))
 
     def endpoints_of(self, namespace: str, name: str) -> tuple[Endpoint, ...]:
-        """The ready endpoints of a service, merged across its slices, one per address set."""
+        """The ready endpoints of a service, merged across its slices without duplicates."""
         return self.endpoints.get((namespace, name), ())
 
     def counts(self) -> dict[str, int]:
@@ -123,19 +125,25 @@ class Store:
             self.namespaces.discard(key[1])
 
     def merged_endpoints(self, service_key: ServiceKey) -> tuple[Endpoint, ...]:
-        """The service's endpoints across its slices, the first of each address set kept."""
-        seen: set[tuple[str, ...]] = set()
+        """The service's endpoints across its slices, the first of each (addresses, ports) kept."""
+        seen: set[tuple] = set()
         merged = []
         for slice_key in sorted(self.slices_of_service.get(service_key, ())):
             for endpoint in self.slices[slice_key].endpoints:
-                if endpoint.addresses not in seen:
-                    seen.add(endpoint.addresses)
+                identity = (endpoint.addresses, endpoint.ports)
+                if identity not in seen:
+                    seen.add(identity)
                     merged.append(endpoint)
         return tuple(merged)
 
-    def publish(self) -> Snapshot:
-        """A new snapshot: the tables the changes touched copied and updated, the rest shared."""
+    def publish(self, now: float | None = None) -> Snapshot:
+        """A new snapshot: the tables the changes touched copied and updated, the rest shared.
+
+        Its C{modified} (the SOA serial) is C{now}, in Unix seconds, when anything changed.
+        """
         old = self.snapshot
+        changed = bool(self.changed_services or self.pods_before) or self.namespaces != old.namespaces
+        modified = int(time.time() if now is None else now) if changed else old.modified
         services, endpoints, reverse, pods_by_ip = old.services, old.endpoints, old.reverse, old.pods_by_ip
         if self.changed_services:
             services, endpoints, reverse = dict(services), dict(endpoints), dict(reverse)
@@ -146,7 +154,7 @@ class Store:
             for key, before in self.pods_before.items():
                 _update_pod(before, self.pods.get(key), pods_by_ip)
         namespaces = old.namespaces if self.namespaces == old.namespaces else frozenset(self.namespaces)
-        self.snapshot = Snapshot(old.generation + 1, services, endpoints, reverse, pods_by_ip, namespaces)
+        self.snapshot = Snapshot(old.generation + 1, modified, services, endpoints, reverse, pods_by_ip, namespaces)
         self.changed_services, self.pods_before = set(), {}
         return self.snapshot
 

@@ -35,13 +35,14 @@ class Service(NamedTuple):
 
 
 class Endpoint(NamedTuple):
-    """A ready endpoint: its addresses and what names it."""
+    """A ready endpoint: its addresses, what names it, and its slice's ports (one tuple shared by the slice)."""
 
     addresses: tuple[str, ...]
     hostname: str | None
     node: str | None
     zone: str | None
     pod: str | None
+    ports: tuple[Port, ...] = ()
 
 
 class EndpointSlice(NamedTuple):
@@ -49,7 +50,6 @@ class EndpointSlice(NamedTuple):
     name: str
     service: str | None
     endpoints: tuple[Endpoint, ...]
-    ports: tuple[Port, ...]
 
 
 class Pod(NamedTuple):
@@ -96,6 +96,7 @@ def reduce_endpoint_slice(raw: dict) -> EndpointSlice:
     """An EndpointSlice from its JSON, keeping only endpoints that are ready (or not said not to be)."""
     namespace, name = _metadata(raw)
     labels = (raw.get("metadata") or {}).get("labels") or {}
+    ports = _ports(raw.get("ports"))
     endpoints = []
     if raw.get("addressType") in ("IPv4", "IPv6"):
         for endpoint in raw.get("endpoints") or ():
@@ -109,10 +110,11 @@ def reduce_endpoint_slice(raw: dict) -> EndpointSlice:
                     _intern(endpoint.get("nodeName")),
                     _intern(endpoint.get("zone")),
                     target.get("name") if target.get("kind") == "Pod" else None,
+                    ports,
                 )
             )
     service = labels.get(SERVICE_NAME_LABEL)
-    return EndpointSlice(namespace, name, _intern(service), tuple(endpoints), _ports(raw.get("ports")))
+    return EndpointSlice(namespace, name, _intern(service), tuple(endpoints))
 
 
 def reduce_pod(raw: dict) -> Pod:

@@ -1,42 +1,65 @@
-# -*- test-case-name: tests.test_plugins -*-
+# -*- test-case-name: tests.test_kubernetes_stanza -*-
 """
 kubernetai (and kubernetes): the stanzas of a server block, each one
 cluster's answers for its zones, asked in Corefile order.
 
-This is the chain's view of the stanzas only: zones, option names and
-fallthrough.  A stanza has no data plane yet, so it never syncs and answers
-every query in its zones with SERVFAIL, as a stanza does before its first
-sync; names outside every stanza's zones go on down the chain.
+A query goes to the first stanza whose zones hold its name.  An NXDOMAIN
+from a stanza with C{fallthrough} (for that name) goes on to the next
+stanza whose zones hold it, and after the last to the next plugin; with
+nothing after, the NXDOMAIN stands.  NODATA never falls through.  A stanza
+that has not synced answers what would be NXDOMAIN with SERVFAIL, as
+CoreDNS does.  Each stanza syncs on its own threads; the daemon starts
+listening once every stanza has synced or waited its startup_timeout.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from twisted.application import service
+from twisted.internet import defer
+from twisted.logger import Logger
+from twisted.names import dns
 from zope.interface import implementer
 
+from kubernetai.chain import EndOfChain, IHandler, Request, Response, ServerConfig
+from kubernetai.corefile import Directive
+from kubernetai.interfaces import local_ips
+from kubernetai.kubernetes.cluster import Cluster
+from kubernetai.kubernetes.config import StanzaConfig, parse_stanza
+from kubernetai.kubernetes.connection import ConnectionError, api_client, configuration, public_url
+from kubernetai.kubernetes.records import View, answer
 from kubernetai import options
-from kubernetai.chain import IHandler, PluginError, Request, ServerConfig
-from kubernetai.corefile import Directive, normalize_zone, reverse_zones
 
-STANZA_OPTIONS = frozenset(
-    {
-        "endpoint", "tls", "kubeconfig", "namespaces", "namespace_labels", "labels", "pods",
-        "endpoint_pod_names", "ttl", "noendpoints", "fallthrough", "ignore", "startup_timeout",
-        "apiserver_qps", "apiserver_burst", "apiserver_max_inflight", "multicluster", "zonal",
-    }
-)
+log = Logger(namespace="kubernetai.plugins.kubernetai")
 
 
-@dataclass(frozen=True)
 class Stanza:
-    """One C{kubernetai ZONES... { ... }} directive."""
+    """One stanza: its options, its cluster's data, and its answers."""
 
-    zones: tuple[str, ...]
-    directive: Directive
+    def __init__(self, name: str, config: StanzaConfig, cluster: Cluster, addresses: tuple[str, ...]) -> None:
+        self.name = name
+        self.config = config
+        self.cluster = cluster
+        self.addresses = addresses
 
-    def serves(self, name: str) -> bool:
-        return any(zone == "." or name == zone or name.endswith("." + zone) for zone in self.zones)
+    def describe(self) -> str:
+        return f"{self.name} {' '.join(self.config.zones)} ({self.cluster.url})"
+
+    def zone_of(self, name: str) -> str | None:
+        """The most specific of this stanza's zones holding C{name}, or None."""
+        matches = [zone for zone in self.config.zones if zone == "." or name == zone or name.endswith("." + zone)]
+        return max(matches, key=len) if matches else None
+
+    def answer(self, qname: bytes, name: str, qtype: int, zone: str) -> Response:
+        """This stanza's reply, from the snapshot as it is now."""
+        view = View(self.config, self.cluster.snapshot, self.addresses)
+        response = answer(view, qname, name, qtype, zone)
+        if response.rcode == dns.ENAME and not self.cluster.synced:
+            return Response(rcode=dns.ESERVER)
+        return response
+
+    def falls_through(self, name: str, response: Response) -> bool:
+        fallthrough = self.config.fallthrough
+        return response.rcode == dns.ENAME and fallthrough is not None and fallthrough.through(name)
 
 
 @implementer(IHandler)
@@ -50,38 +73,63 @@ class Kubernetai:
         self.stanzas = stanzas
 
     def serve(self, request: Request):
+        fell_through = None
         for stanza in self.stanzas:
-            if stanza.serves(request.name):
-                raise PluginError(
-                    stanza.directive.name, f"stanza for {' '.join(stanza.zones)} has not synced"
-                )
+            zone = stanza.zone_of(request.name)
+            if zone is None:
+                continue
+            response = stanza.answer(request.qname, request.name, request.qtype, zone)
+            if not stanza.falls_through(request.name, response):
+                return response
+            fell_through = response
+        if fell_through is not None and isinstance(self.next, EndOfChain):
+            return fell_through
         return self.next.serve(request)
+
+
+class StanzaService(service.Service):
+    """Starts a stanza's cluster with the daemon, stops it with it."""
+
+    def __init__(self, stanza: Stanza) -> None:
+        self.stanza = stanza
+
+    def startService(self) -> None:
+        super().startService()
+        self.stanza.cluster.start()
+
+    def stopService(self):
+        self.stanza.cluster.stop()
+        return super().stopService()
 
 
 def setup(directives: list[Directive], config: ServerConfig) -> Kubernetai:
     """One stanza per C{kubernetai} or C{kubernetes} directive, in Corefile order."""
-    stanzas = [parse_stanza(directive, config) for directive in directives]
-    for stanza in stanzas:
-        config.plan.append(f"{stanza.directive.name} {' '.join(stanza.zones)}")
+    server_zones = [address.zone for address in config.zones]
+    addresses = local_ips(config.bind_hosts)
+    stanzas = []
+    for directive in directives:
+        stanza_config = parse_stanza(directive, server_zones)
+        try:
+            settings = configuration(stanza_config)
+        except ConnectionError as err:
+            raise options.error(directive, str(err)) from None
+        cluster = Cluster(stanza_config, api_client(settings), public_url(settings), config.reactor)
+        stanza = Stanza(directive.name, stanza_config, cluster, addresses)
+        stanzas.append(stanza)
+        config.services.append(StanzaService(stanza))
+        config.startup_waits.append(lambda stanza=stanza: wait_for_sync(stanza, config.reactor))
+        config.plan.append(f"{stanza.describe()}{' fallthrough' if stanza_config.fallthrough else ''}")
     return Kubernetai(stanzas)
 
 
-def parse_stanza(directive: Directive, config: ServerConfig) -> Stanza:
-    """The zones of a stanza (its arguments, else the server block's), its options checked by name."""
-    if directive.args:
-        zones = tuple(zone for arg in directive.args for zone in _zones_of(directive, arg))
-    else:
-        zones = tuple(address.zone for address in config.zones)
-    for option in directive.block:
-        if option.name not in STANZA_OPTIONS:
-            raise options.error(option, f"unknown property {option.name!r}")
-    return Stanza(zones, directive)
+def wait_for_sync(stanza: Stanza, reactor) -> defer.Deferred:
+    """Fires once the stanza has synced or its startup_timeout has passed, whichever comes first."""
+    synced = stanza.cluster.when_synced()
+    synced.addTimeout(stanza.config.startup_timeout, reactor)
 
+    def not_yet(failure):
+        failure.trap(defer.TimeoutError)
+        log.warn("{stanza}: not synced after {timeout}s; serving, answering SERVFAIL until it syncs",
+                 stanza=stanza.describe(), timeout=stanza.config.startup_timeout)
 
-def _zones_of(directive: Directive, arg: str) -> list[str]:
-    if "/" not in arg:
-        return [normalize_zone(arg)]
-    try:
-        return reverse_zones(arg)
-    except ValueError as err:
-        raise options.error(directive, f"invalid zone {arg!r}: {err}") from None
+    return synced.addErrback(not_yet)

@@ -1,0 +1,418 @@
+# -*- test-case-name: tests.test_kubernetes_records -*-
+"""
+A stanza's answers: from a snapshot, its options and a question to the
+rcode and records CoreDNS's kubernetes plugin gives (C{kubernetes.go},
+C{handler.go}, C{reverse.go}, C{ns.go} and C{plugin/backend_lookup.go}).
+
+As in CoreDNS, a name first becomes a list of L{Entry} (an address or a
+CNAME target, a port, the name that owns it), and each query type turns
+that list into records.  Everything here is pure: no I/O, no clock.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from twisted.names import dns
+
+from kubernetai.chain import Response
+from kubernetai.kubernetes.index import Snapshot
+from kubernetai.kubernetes.names import (
+    POD,
+    InvalidName,
+    NameRequest,
+    endpoint_label,
+    is_reverse,
+    parse_name,
+    pod_ip,
+    reverse_address,
+)
+
+DNS_SCHEMA_VERSION = "1.1.0"
+DNS_VERSION_TTL = 28800
+MAX_CNAME_CHAIN = 7
+
+
+class NoSuchName(Exception):
+    """The name does not exist (CoreDNS's errNoItems, errNsNotExposed, errInvalidRequest)."""
+
+
+class Entry(NamedTuple):
+    """CoreDNS's msg.Service: an address or a CNAME target, a port (-1: none), and its owner name."""
+
+    host: str
+    port: int
+    owner: str
+
+
+@dataclass(frozen=True)
+class View:
+    """What a stanza answers from: its options, one snapshot, and the addresses this server answers on."""
+
+    config: object
+    snapshot: Snapshot
+    local_ips: tuple[str, ...] = ()
+
+    @property
+    def ttl(self) -> int:
+        return self.config.ttl
+
+    def match_zone(self, name: str) -> str | None:
+        """The most specific of the stanza's zones that C{name} is in, or None."""
+        best = None
+        for zone in self.config.zones:
+            if zone == "." or name == zone or name.endswith("." + zone):
+                if best is None or len(zone) > len(best):
+                    best = zone
+        return best
+
+    def namespace_exposed(self, namespace: str) -> bool:
+        """Whether a namespace exists for this stanza (every one, unless filtered)."""
+        if self.config.namespaces and namespace not in self.config.namespaces:
+            return False
+        if self.config.watches_namespaces:
+            return namespace in self.snapshot.namespaces
+        return True
+
+    def is_multicluster(self, zone: str) -> bool:
+        return zone in self.config.multicluster
+
+
+def host_type(host: str) -> int:
+    """A for an IPv4 address, AAAA for IPv6, CNAME for a name."""
+    try:
+        return dns.A if ipaddress.ip_address(host).version == 4 else dns.AAAA
+    except ValueError:
+        return dns.CNAME
+
+
+def entries(view: View, name: str, zone: str, qzone: str, name_server: bool = True) -> list[Entry]:
+    """The entries a name stands for; raises L{NoSuchName}.
+
+    C{qzone} is the zone as the query spelled it; C{name_server} whether
+    C{ns.dns.Z} stands for the stanza's own addresses (not for TXT queries).
+    """
+    if name_server and name == "ns.dns." + zone:
+        return [Entry(ip, -1, owner) for owner, ip in name_servers(view, qzone)]
+    try:
+        request = parse_name(name, zone, view.is_multicluster(zone), view.config.zonal)
+    except InvalidName:
+        raise NoSuchName(name) from None
+    if not request.pod_or_svc:
+        return []
+    if is_reverse(name):
+        raise NoSuchName(name)
+    if not view.namespace_exposed(request.namespace):
+        raise NoSuchName(name)
+    if request.pod_or_svc == POD:
+        return find_pods(view, request, qzone)
+    if view.is_multicluster(zone):
+        raise NoSuchName(name)
+    return find_services(view, request, qzone)
+
+
+def find_pods(view: View, request: NameRequest, qzone: str) -> list[Entry]:
+    """The pod a C{1-2-3-4.namespace.pod.Z} name names, as the stanza's pods mode allows."""
+    mode = view.config.pods
+    if mode == "disabled":
+        raise NoSuchName(request.service)
+    if not request.service:
+        return []
+    ip = pod_ip(request.service)
+    if ip is None:
+        raise NoSuchName(request.service)
+    owner = f"{request.service}.{request.namespace}.pod.{qzone}"
+    if mode == "insecure":
+        return [Entry(ip, -1, owner)]
+    found = [pod for pod in view.snapshot.pods_by_ip.get(ip, ()) if pod.namespace == request.namespace]
+    if not found:
+        raise NoSuchName(request.service)
+    return [Entry(ip, -1, owner) for _ in found]
+
+
+def find_services(view: View, request: NameRequest, qzone: str) -> list[Entry]:
+    """The entries of C{service.namespace.svc.Z} and the names below it."""
+    if not request.service:
+        return []
+    service = view.snapshot.service(request.namespace, request.service)
+    if service is None:
+        raise NoSuchName(request.service)
+    endpoints = view.snapshot.endpoints_of(service.namespace, service.name)
+    if view.config.ignore_empty_service and service.type != "ExternalName" and not service.headless:
+        if not any(endpoint.addresses for endpoint in endpoints):
+            raise NoSuchName(request.service)
+    if request.topology_zone and not service.headless:
+        raise NoSuchName(request.service)
+    service_name = f"{service.name}.{service.namespace}.svc.{qzone}"
+    if service.type == "ExternalName":
+        if request.endpoint or request.port or request.protocol or host_type(service.external_name or "") != dns.CNAME:
+            raise NoSuchName(request.service)
+        return [Entry(service.external_name.rstrip(".") + ".", -1, service_name)]
+    if service.headless or request.endpoint:
+        found = _endpoint_entries(view, request, endpoints, service_name, request.topology_zone)
+        if not found and request.zone_prefer:
+            found = _endpoint_entries(view, request, endpoints, service_name, "")
+        if not found and not request.topology_zone:
+            raise NoSuchName(request.service)
+        return found
+    found = [
+        Entry(ip, port.port, service_name)
+        for port in service.ports
+        if _port_matches(request, port.name, port.protocol)
+        for ip in service.cluster_ips
+    ]
+    if not any(_port_matches(request, port.name, port.protocol) for port in service.ports):
+        raise NoSuchName(request.service)
+    return found
+
+
+def _endpoint_entries(view: View, request: NameRequest, endpoints, service_name: str, topology_zone: str):
+    found = []
+    for endpoint in endpoints:
+        if topology_zone and endpoint.zone != topology_zone:
+            continue
+        for address in endpoint.addresses:
+            label = endpoint_label(address, endpoint.hostname, endpoint.pod, view.config.endpoint_pod_names)
+            if request.endpoint and label != request.endpoint:
+                continue
+            found += [
+                Entry(address, port.port, f"{label}.{service_name}")
+                for port in endpoint.ports
+                if _port_matches(request, port.name, port.protocol)
+            ]
+    return found
+
+
+def _port_matches(request: NameRequest, name: str, protocol: str) -> bool:
+    return (not request.port or request.port == name.lower()) and (
+        not request.protocol or request.protocol == protocol.lower()
+    )
+
+
+def answer(view: View, qname: bytes, name: str, qtype: int, zone: str) -> Response:
+    """The stanza's reply to C{qname} (as asked) / C{name} (lower case) of C{qtype}, in C{zone}."""
+    owner = _owner_of_zone(qname, zone)
+    qzone = owner.decode("ascii", "replace") + "." if owner else ""
+    builder = _BUILDERS.get(qtype, _exists_only)
+    try:
+        answers, additional = builder(view, qname, name, zone, qtype, qzone)
+    except NoSuchName:
+        return _denial(view, qname, zone, dns.ENAME)
+    except Refused:
+        return Response(rcode=dns.EREFUSED)
+    if not answers:
+        return _denial(view, qname, zone, dns.OK)
+    return Response(answers=answers, additional=additional, authoritative=True)
+
+
+def soa_record(view: View, qname: bytes, zone: str) -> dns.RRHeader:
+    """The zone's SOA, named as the query spelled the zone; its serial is the last change's time."""
+    owner = _owner_of_zone(qname, zone)
+    suffix = owner if owner else b""
+    soa = dns.Record_SOA(
+        mname=_join(b"ns.dns", suffix),
+        rname=_join(b"hostmaster", suffix),
+        serial=view.snapshot.modified,
+        refresh=7200,
+        retry=1800,
+        expire=86400,
+        minimum=view.ttl,
+        ttl=min(view.ttl, 300),
+    )
+    return dns.RRHeader(owner, dns.SOA, dns.IN, min(view.ttl, 300), soa, auth=True)
+
+
+def _denial(view: View, qname: bytes, zone: str, rcode: int) -> Response:
+    return Response(rcode=rcode, authority=[soa_record(view, qname, zone)], authoritative=True)
+
+
+def _owner_of_zone(qname: bytes, zone: str) -> bytes:
+    """The zone as the question spelled it (CoreDNS keeps the query's case)."""
+    if zone == ".":
+        return b""
+    length = len(zone) - 1
+    return qname[-length:] if len(qname) >= length else zone.rstrip(".").encode()
+
+
+def _join(label: bytes, suffix: bytes) -> bytes:
+    return label + b"." + suffix if suffix else label
+
+
+def _record(owner, qtype: int, ttl: int, payload) -> dns.RRHeader:
+    return dns.RRHeader(owner, qtype, dns.IN, ttl, payload, auth=True)
+
+
+def _address_record(owner, host: str, ttl: int) -> dns.RRHeader:
+    if host_type(host) == dns.A:
+        return _record(owner, dns.A, ttl, dns.Record_A(host, ttl))
+    return _record(owner, dns.AAAA, ttl, dns.Record_AAAA(host, ttl))
+
+
+def _apex_entries(view: View, name: str, zone: str, qzone: str) -> list[Entry]:
+    if name != zone:
+        return entries(view, name, zone, qzone)
+    try:
+        return entries(view, "apex.dns." + zone, zone, qzone)
+    except NoSuchName:
+        return entries(view, name, zone, qzone)
+
+
+def _addresses(view, qname, name, zone, qtype, qzone, chain=()):
+    """A or AAAA records for C{name}, following CNAMEs that stay in the zone."""
+    records = []
+    seen = set()
+    for entry in _apex_entries(view, name, zone, qzone):
+        kind = host_type(entry.host)
+        if kind == dns.CNAME:
+            records += _chase(view, qname, name, zone, qtype, qzone, entry, chain)
+        elif kind == qtype and entry.host not in seen:
+            seen.add(entry.host)
+            records.append(_address_record(qname, entry.host, view.ttl))
+    return records, []
+
+
+def _chase(view, qname, name, zone, qtype, qzone, entry: Entry, chain) -> list:
+    """The CNAME to an ExternalName's target, and the target's addresses when it is in the zone."""
+    target = entry.host.lower()
+    if target == name or len(chain) > MAX_CNAME_CHAIN or target in chain:
+        return []
+    cname = _record(qname, dns.CNAME, view.ttl, dns.Record_CNAME(entry.host.rstrip("."), view.ttl))
+    if not (target == zone or target.endswith("." + zone) or zone == "."):
+        return [cname]
+    try:
+        following, _ = _addresses(view, entry.host.rstrip(".").encode(), target, zone, qtype, qzone, chain + (name,))
+    except NoSuchName:
+        return []
+    return [cname] + following if following else []
+
+
+def _srv(view, qname, name, zone, qtype, qzone):
+    found = [entry for entry in entries(view, name, zone, qzone) if host_type(entry.host) != dns.CNAME]
+    weight = max(1, int(100.0 / (100 * len(found)) * 100)) if found else 0
+    records, additional, seen = [], [], set()
+    for entry in found:
+        if entry.port == -1:
+            continue
+        srv = dns.Record_SRV(0, weight, entry.port, entry.owner.rstrip("."), view.ttl)
+        if (entry.owner, entry.port) not in seen:
+            seen.add((entry.owner, entry.port))
+            records.append(_record(qname, dns.SRV, view.ttl, srv))
+        if (entry.owner, entry.host) not in seen:
+            seen.add((entry.owner, entry.host))
+            additional.append(_address_record(entry.owner.rstrip("."), entry.host, view.ttl))
+    return records, additional
+
+
+def _txt(view, qname, name, zone, qtype, qzone):
+    """dns-version's TXT; NODATA for a name with records of other types, else NXDOMAIN (as CoreDNS)."""
+    if name == "dns-version." + zone:
+        version = dns.Record_TXT(DNS_SCHEMA_VERSION.encode(), ttl=DNS_VERSION_TTL)
+        return [_record(qname, dns.TXT, DNS_VERSION_TTL, version)], []
+    if entries(view, name, zone, qzone, name_server=False):
+        return [], []
+    request = parse_name(name, zone, view.is_multicluster(zone), view.config.zonal)
+    if view.config.zonal and request.topology_zone:
+        return [], []
+    raise NoSuchName(name)
+
+
+def _cname(view, qname, name, zone, qtype, qzone):
+    records = [
+        _record(qname, dns.CNAME, view.ttl, dns.Record_CNAME(entry.host.rstrip("."), view.ttl))
+        for entry in entries(view, name, zone, qzone)
+        if host_type(entry.host) == dns.CNAME
+    ]
+    return records, []
+
+
+def _ptr(view, qname, name, zone, qtype, qzone):
+    ip = reverse_address(name)
+    if ip is None:
+        return _exists_only(view, qname, name, zone, dns.A, qzone)
+    targets = ptr_targets(view, ip)
+    if not targets:
+        raise NoSuchName(name)
+    return [_record(qname, dns.PTR, view.ttl, dns.Record_PTR(target.rstrip("."), view.ttl)) for target in targets], []
+
+
+def ptr_targets(view: View, ip: str) -> list[str]:
+    """The names an IP answers to: its service's name for a cluster IP, else one per endpoint."""
+    primary = view.config.primary_zone
+    entries_for_ip = view.snapshot.reverse.get(ip, ())
+    for entry in entries_for_ip:
+        if entry.endpoint is None and view.namespace_exposed(entry.namespace):
+            return [f"{entry.service}.{entry.namespace}.svc.{primary}"]
+    targets = []
+    for entry in entries_for_ip:
+        if entry.endpoint is not None and view.namespace_exposed(entry.namespace):
+            label = endpoint_label(ip, entry.endpoint.hostname, entry.endpoint.pod, view.config.endpoint_pod_names)
+            target = f"{label}.{entry.service}.{entry.namespace}.svc.{primary}"
+            if target not in targets:
+                targets.append(target)
+    return targets
+
+
+def _soa(view, qname, name, zone, qtype, qzone):
+    if name != zone:
+        return [], []
+    return [soa_record(view, qname, zone)], []
+
+
+def _ns(view, qname, name, zone, qtype, qzone):
+    if name != zone:
+        return _exists_only(view, qname, name, zone, qtype, qzone)
+    records, additional, seen = [], [], set()
+    for owner, ip in name_servers(view, qzone):
+        additional.append(_address_record(owner.rstrip("."), ip, view.ttl))
+        if owner not in seen:
+            seen.add(owner)
+            records.append(_record(qname, dns.NS, view.ttl, dns.Record_NS(owner.rstrip("."), view.ttl)))
+    return records, additional
+
+
+def name_servers(view: View, qzone: str) -> list[tuple[str, str]]:
+    """(name, address) of this server: the service whose endpoint is one of our IPs, else ns.dns.Z."""
+    found = []
+    for local_ip in view.local_ips:
+        for entry in view.snapshot.reverse.get(local_ip, ()):
+            if entry.endpoint is None:
+                continue
+            service = view.snapshot.service(entry.namespace, entry.service)
+            service_name = f"{entry.service}.{entry.namespace}.svc.{qzone}"
+            if service is not None and service.headless:
+                label = endpoint_label(local_ip, entry.endpoint.hostname, entry.endpoint.pod,
+                                       view.config.endpoint_pod_names)
+                found.append((f"{label}.{service_name}", local_ip))
+            elif service is not None:
+                found += [(service_name, ip) for ip in service.cluster_ips]
+    return found or [("ns.dns." + qzone, ip) for ip in view.local_ips]
+
+
+def _transfer(view, qname, name, zone, qtype, qzone):
+    raise Refused()
+
+
+def _exists_only(view, qname, name, zone, qtype, qzone):
+    """No records of this type here: NODATA if the name exists (as an A lookup finds it), else NXDOMAIN."""
+    _apex_entries(view, name, zone, qzone)
+    return [], []
+
+
+class Refused(Exception):
+    """Zone transfers are the transfer plugin's."""
+
+
+_BUILDERS = {
+    dns.A: _addresses,
+    dns.AAAA: _addresses,
+    dns.SRV: _srv,
+    dns.TXT: _txt,
+    dns.CNAME: _cname,
+    dns.PTR: _ptr,
+    dns.SOA: _soa,
+    dns.NS: _ns,
+    dns.AXFR: _transfer,
+    dns.IXFR: _transfer,
+}
