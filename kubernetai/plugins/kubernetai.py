@@ -17,49 +17,18 @@ from __future__ import annotations
 from twisted.application import service
 from twisted.internet import defer
 from twisted.logger import Logger
-from twisted.names import dns
 from zope.interface import implementer
 
+from kubernetai import options
 from kubernetai.chain import EndOfChain, IHandler, Request, Response, ServerConfig
 from kubernetai.corefile import Directive
 from kubernetai.interfaces import local_ips
 from kubernetai.kubernetes.cluster import Cluster
-from kubernetai.kubernetes.config import StanzaConfig, parse_stanza
+from kubernetai.kubernetes.config import parse_stanza
 from kubernetai.kubernetes.connection import ConnectionError, api_client, configuration, public_url
-from kubernetai.kubernetes.records import View, answer
-from kubernetai import options
+from kubernetai.kubernetes.stanza import Stanza
 
 log = Logger(namespace="kubernetai.plugins.kubernetai")
-
-
-class Stanza:
-    """One stanza: its options, its cluster's data, and its answers."""
-
-    def __init__(self, name: str, config: StanzaConfig, cluster: Cluster, addresses: tuple[str, ...]) -> None:
-        self.name = name
-        self.config = config
-        self.cluster = cluster
-        self.addresses = addresses
-
-    def describe(self) -> str:
-        return f"{self.name} {' '.join(self.config.zones)} ({self.cluster.url})"
-
-    def zone_of(self, name: str) -> str | None:
-        """The most specific of this stanza's zones holding C{name}, or None."""
-        matches = [zone for zone in self.config.zones if zone == "." or name == zone or name.endswith("." + zone)]
-        return max(matches, key=len) if matches else None
-
-    def answer(self, qname: bytes, name: str, qtype: int, zone: str) -> Response:
-        """This stanza's reply, from the snapshot as it is now."""
-        view = View(self.config, self.cluster.snapshot, self.addresses)
-        response = answer(view, qname, name, qtype, zone)
-        if response.rcode == dns.ENAME and not self.cluster.synced:
-            return Response(rcode=dns.ESERVER)
-        return response
-
-    def falls_through(self, name: str, response: Response) -> bool:
-        fallthrough = self.config.fallthrough
-        return response.rcode == dns.ENAME and fallthrough is not None and fallthrough.through(name)
 
 
 @implementer(IHandler)

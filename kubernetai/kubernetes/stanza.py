@@ -1,0 +1,96 @@
+# -*- test-case-name: tests.test_kubernetes_stanza -*-
+"""
+One stanza: its options, its cluster's live data and its answers, and a
+Twisted C{IResolver} over it for use on its own with twisted.names.
+
+The resolver follows twisted.names' conventions: a lookup fires with
+(answers, authority, additional); NODATA fires with no answers and the SOA
+as authority; NXDOMAIN fails with L{StanzaNameError} (or, when the stanza
+falls through for that name, L{StanzaFallthrough}, a C{DomainError} so that
+a C{ResolverChain} asks the next resolver), both carrying the SOA.
+"""
+
+from __future__ import annotations
+
+from twisted.internet import defer
+from twisted.internet.interfaces import IResolver
+from twisted.names import common, dns, error
+from zope.interface import implementer
+
+from kubernetai.chain import Response
+from kubernetai.kubernetes.config import StanzaConfig
+from kubernetai.kubernetes.records import View, answer
+
+
+class Stanza:
+    """One stanza: its options, its cluster's data, and its answers."""
+
+    def __init__(self, name: str, config: StanzaConfig, cluster, addresses: tuple[str, ...]) -> None:
+        self.name = name
+        self.config = config
+        self.cluster = cluster
+        self.addresses = addresses
+
+    def describe(self) -> str:
+        return f"{self.name} {' '.join(self.config.zones)} ({self.cluster.url})"
+
+    def zone_of(self, name: str) -> str | None:
+        """The most specific of this stanza's zones holding C{name}, or None."""
+        matches = [zone for zone in self.config.zones if zone == "." or name == zone or name.endswith("." + zone)]
+        return max(matches, key=len) if matches else None
+
+    def answer(self, qname: bytes, name: str, qtype: int, zone: str) -> Response:
+        """This stanza's reply from its data as it is now; SERVFAIL for NXDOMAIN before the first sync."""
+        view = View(self.config, self.cluster.snapshot, self.addresses)
+        response = answer(view, qname, name, qtype, zone)
+        if response.rcode == dns.ENAME and not self.cluster.synced:
+            return Response(rcode=dns.ESERVER)
+        return response
+
+    def falls_through(self, name: str, response: Response) -> bool:
+        """Whether this NXDOMAIN goes on to the next stanza or plugin."""
+        fallthrough = self.config.fallthrough
+        return response.rcode == dns.ENAME and fallthrough is not None and fallthrough.through(name)
+
+
+class StanzaNameError(error.AuthoritativeDomainError):
+    """NXDOMAIN from a stanza that is authoritative for the name; C{authority} holds the SOA."""
+
+    def __init__(self, name: bytes, authority: list) -> None:
+        super().__init__(name)
+        self.authority = authority
+
+
+class StanzaFallthrough(error.DomainError):
+    """NXDOMAIN from a stanza that lets the name fall through; C{authority} holds the SOA."""
+
+    def __init__(self, name: bytes, authority: list) -> None:
+        super().__init__(name)
+        self.authority = authority
+
+
+@implementer(IResolver)
+class StanzaResolver(common.ResolverBase):
+    """A stanza as a twisted.names resolver."""
+
+    def __init__(self, stanza: Stanza) -> None:
+        super().__init__()
+        self.stanza = stanza
+
+    def _lookup(self, name, cls, type, timeout=None):
+        qname = name if isinstance(name, bytes) else name.encode("ascii")
+        qname = qname.rstrip(b".")
+        lower = qname.decode("ascii", "replace").lower() + "."
+        zone = self.stanza.zone_of(lower)
+        if zone is None or cls != dns.IN:
+            return defer.fail(error.DomainError(qname))
+        response = self.stanza.answer(qname, lower, type, zone)
+        if response.rcode == dns.OK:
+            return defer.succeed((response.answers, response.authority, response.additional))
+        if response.rcode == dns.ENAME:
+            if self.stanza.falls_through(lower, response):
+                return defer.fail(StanzaFallthrough(qname, response.authority))
+            return defer.fail(StanzaNameError(qname, response.authority))
+        if response.rcode == dns.EREFUSED:
+            return defer.fail(error.DNSQueryRefusedError(qname))
+        return defer.fail(error.DNSServerError(qname))

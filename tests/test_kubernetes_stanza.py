@@ -1,0 +1,318 @@
+"""
+kubernetai stanzas end to end: a running daemon, real DNS over UDP, and
+test API servers that the real kubernetes client syncs from.  One stanza's
+answers, several stanzas and fallthrough, start-up and outages, and a
+stanza used on its own as a twisted.names resolver.
+"""
+
+import dataclasses
+
+import dns.flags
+import dns.rdatatype
+import dns.reversename
+from twisted.internet import defer, reactor, task
+from twisted.internet.interfaces import IResolver
+from twisted.names import dns as tdns
+from twisted.names import error as names_error
+from twisted.names.resolve import ResolverChain
+from twisted.trial import unittest
+from zope.interface.verify import verifyObject
+
+from kubernetai.corefile import parse_corefile
+from kubernetai.kubernetes.cluster import Cluster
+from kubernetai.kubernetes.config import Fallthrough, parse_stanza
+from kubernetai.kubernetes.connection import api_client, configuration, public_url
+from kubernetai.kubernetes.stanza import Stanza, StanzaFallthrough, StanzaNameError, StanzaResolver
+from tests.apiserver import ApiServer
+from tests.support import FakeUpstream, query, rcode_of, start_daemon_listening
+
+
+def texts(section):
+    """A reply section as sorted zone-file lines without TTLs."""
+    lines = []
+    for rrset in section:
+        for item in rrset:
+            lines.append(f"{rrset.name} {dns.rdatatype.to_text(rrset.rdtype)} {item.to_text()}")
+    return sorted(lines)
+
+
+def cluster_a(api: ApiServer) -> None:
+    api.service("default", "web", cluster_ips=["10.0.0.10", "fd00::10"], ports=[{"name": "http", "port": 80}])
+    api.service("default", "db", headless=True, ports=[{"name": "pg", "port": 5432}])
+    api.endpoint_slice("default", "db-1", "db", ports=[{"name": "pg", "port": 5432}], endpoints=[
+        {"addresses": ["10.1.0.1"], "hostname": "db-0"},
+        {"addresses": ["10.1.0.2"]},
+        {"addresses": ["10.1.0.3"], "ready": False},
+    ])
+    api.service("default", "ext", type="ExternalName", external_name="web.default.svc.cluster.local")
+    api.service("other", "api", cluster_ips=["10.0.0.20"], ports=[{"name": "https", "port": 443}])
+
+
+def stanza_block(zone: str, api: ApiServer, extra: str = "") -> str:
+    return f"""    kubernetai {zone} {{
+        endpoint {api.url}
+        {extra}
+    }}
+"""
+
+
+class StanzaTestCase(unittest.TestCase):
+    def start_api(self, populate=None) -> ApiServer:
+        api = ApiServer()
+        api.start()
+        self.addCleanup(api.stop)
+        if populate is not None:
+            populate(api)
+        return api
+
+    def start(self, stanzas: str, after: str = ""):
+        return start_daemon_listening(self, f".:0 {{\n    bind 127.0.0.1\n{stanzas}    {after}\n}}\n")
+
+
+class OneStanzaTests(StanzaTestCase):
+    @defer.inlineCallbacks
+    def setUp(self):
+        api = self.start_api(cluster_a)
+        self.port = yield self.start(stanza_block("cluster.local in-addr.arpa ip6.arpa", api))
+
+    @defer.inlineCallbacks
+    def test_cluster_ip(self):
+        a = yield query(self.port, "web.default.svc.cluster.local", "A")
+        aaaa = yield query(self.port, "web.default.svc.cluster.local", "AAAA")
+        self.assertEqual(texts(a.answer), ["web.default.svc.cluster.local. A 10.0.0.10"])
+        self.assertEqual(texts(aaaa.answer), ["web.default.svc.cluster.local. AAAA fd00::10"])
+        self.assertTrue(a.flags & dns.flags.AA)
+        self.assertEqual(a.answer[0].ttl, 5)
+
+    @defer.inlineCallbacks
+    def test_headless_gives_ready_endpoints(self):
+        reply = yield query(self.port, "db.default.svc.cluster.local", "A")
+        self.assertEqual(texts(reply.answer), ["db.default.svc.cluster.local. A 10.1.0.1",
+                                               "db.default.svc.cluster.local. A 10.1.0.2"])
+
+    @defer.inlineCallbacks
+    def test_endpoint_names(self):
+        by_hostname = yield query(self.port, "db-0.db.default.svc.cluster.local", "A")
+        by_dashed_ip = yield query(self.port, "10-1-0-2.db.default.svc.cluster.local", "A")
+        not_ready = yield query(self.port, "10-1-0-3.db.default.svc.cluster.local", "A")
+        self.assertEqual(texts(by_hostname.answer), ["db-0.db.default.svc.cluster.local. A 10.1.0.1"])
+        self.assertEqual(texts(by_dashed_ip.answer), ["10-1-0-2.db.default.svc.cluster.local. A 10.1.0.2"])
+        self.assertEqual(rcode_of(not_ready), "NXDOMAIN")
+
+    @defer.inlineCallbacks
+    def test_srv_headless_with_additional_addresses(self):
+        reply = yield query(self.port, "_pg._tcp.db.default.svc.cluster.local", "SRV")
+        self.assertEqual(texts(reply.answer), [
+            "_pg._tcp.db.default.svc.cluster.local. SRV 0 50 5432 10-1-0-2.db.default.svc.cluster.local.",
+            "_pg._tcp.db.default.svc.cluster.local. SRV 0 50 5432 db-0.db.default.svc.cluster.local.",
+        ])
+        self.assertEqual(texts(reply.additional), ["10-1-0-2.db.default.svc.cluster.local. A 10.1.0.2",
+                                                   "db-0.db.default.svc.cluster.local. A 10.1.0.1"])
+
+    @defer.inlineCallbacks
+    def test_external_name_in_zone_is_followed(self):
+        reply = yield query(self.port, "ext.default.svc.cluster.local", "A")
+        self.assertEqual(texts(reply.answer), [
+            "ext.default.svc.cluster.local. CNAME web.default.svc.cluster.local.",
+            "web.default.svc.cluster.local. A 10.0.0.10",
+        ])
+
+    @defer.inlineCallbacks
+    def test_ptr_for_service_and_endpoint(self):
+        service = yield query(self.port, "10.0.0.10.in-addr.arpa", "PTR")
+        endpoint = yield query(self.port, "1.0.1.10.in-addr.arpa", "PTR")
+        v6 = yield query(self.port, dns.reversename.from_address("fd00::10").to_text(), "PTR")
+        self.assertEqual([item.to_text() for item in service.answer[0]], ["web.default.svc.cluster.local."])
+        self.assertEqual([item.to_text() for item in endpoint.answer[0]], ["db-0.db.default.svc.cluster.local."])
+        self.assertEqual([item.to_text() for item in v6.answer[0]], ["web.default.svc.cluster.local."])
+
+    @defer.inlineCallbacks
+    def test_nxdomain_and_nodata_carry_the_soa(self):
+        missing = yield query(self.port, "missing.default.svc.cluster.local", "A")
+        nodata = yield query(self.port, "web.default.svc.cluster.local", "MX")
+        for reply, rcode in ((missing, "NXDOMAIN"), (nodata, "NOERROR")):
+            self.assertEqual(rcode_of(reply), rcode)
+            self.assertEqual(reply.answer, [])
+            (soa,) = reply.authority
+            self.assertEqual(soa.name.to_text(), "cluster.local.")
+            self.assertEqual(soa[0].mname.to_text(), "ns.dns.cluster.local.")
+            self.assertEqual(soa[0].rname.to_text(), "hostmaster.cluster.local.")
+            self.assertEqual(soa[0].minimum, 5)
+
+    @defer.inlineCallbacks
+    def test_apex_and_dns_version(self):
+        version = yield query(self.port, "dns-version.cluster.local", "TXT")
+        soa = yield query(self.port, "cluster.local", "SOA")
+        ns = yield query(self.port, "cluster.local", "NS")
+        self.assertEqual(texts(version.answer), ['dns-version.cluster.local. TXT "1.1.0"'])
+        self.assertEqual(soa.answer[0].rdtype, dns.rdatatype.SOA)
+        self.assertEqual(texts(ns.answer), ["cluster.local. NS ns.dns.cluster.local."])
+        self.assertEqual(texts(ns.additional), ["ns.dns.cluster.local. A 127.0.0.1"])
+
+    @defer.inlineCallbacks
+    def test_case_of_the_question_is_echoed(self):
+        reply = yield query(self.port, "Web.Default.SVC.Cluster.Local", "A")
+        self.assertEqual(texts(reply.answer), ["Web.Default.SVC.Cluster.Local. A 10.0.0.10"])
+
+
+class SeveralStanzaTests(StanzaTestCase):
+    """Stanzas in Corefile order, fallthrough between them and to the next plugin."""
+
+    def setUp(self):
+        self.east = self.start_api(cluster_a)
+        self.west = self.start_api(lambda api: api.service("default", "west-only", cluster_ips=["10.9.0.1"],
+                                                            ports=[{"name": "http", "port": 80}]))
+        self.upstream = FakeUpstream({("www.example.org.", "A"): ["192.0.2.1"]})
+        self.forward = f"forward . 127.0.0.1:{self.upstream.start(self)}"
+
+    @defer.inlineCallbacks
+    def test_different_zones(self):
+        port = yield self.start(stanza_block("cluster.local", self.east) + stanza_block("west.local", self.west))
+        east = yield query(port, "web.default.svc.cluster.local", "A")
+        west = yield query(port, "west-only.default.svc.west.local", "A")
+        self.assertEqual(texts(east.answer), ["web.default.svc.cluster.local. A 10.0.0.10"])
+        self.assertEqual(texts(west.answer), ["west-only.default.svc.west.local. A 10.9.0.1"])
+
+    @defer.inlineCallbacks
+    def test_same_zone_first_exposes_default_and_falls_through(self):
+        stanzas = (stanza_block("cluster.local", self.east, "namespaces default\n        fallthrough")
+                   + stanza_block("cluster.local", self.west))
+        port = yield self.start(stanzas, self.forward)
+        first = yield query(port, "web.default.svc.cluster.local", "A")
+        second = yield query(port, "west-only.default.svc.cluster.local", "A")
+        hidden_by_first = yield query(port, "api.other.svc.cluster.local", "A")
+        self.assertEqual(texts(first.answer), ["web.default.svc.cluster.local. A 10.0.0.10"])
+        self.assertEqual(texts(second.answer), ["west-only.default.svc.cluster.local. A 10.9.0.1"])
+        self.assertEqual(rcode_of(hidden_by_first), "NXDOMAIN", "the second stanza has no other/api")
+        self.assertEqual(self.upstream.queries, [], "the last stanza has no fallthrough")
+
+    @defer.inlineCallbacks
+    def test_last_stanza_falls_through_to_forward(self):
+        port = yield self.start(stanza_block("cluster.local", self.east, "fallthrough"), self.forward)
+        reply = yield query(port, "nothing.default.svc.cluster.local", "A")
+        self.assertEqual(rcode_of(reply), "NXDOMAIN")
+        self.assertEqual(self.upstream.queries, [("nothing.default.svc.cluster.local.", "A", "udp")])
+
+    @defer.inlineCallbacks
+    def test_fallthrough_zones_limit_what_falls(self):
+        block = stanza_block("cluster.local in-addr.arpa", self.east, "fallthrough in-addr.arpa")
+        port = yield self.start(block, self.forward)
+        yield query(port, "nothing.default.svc.cluster.local", "A")
+        yield query(port, "9.9.9.10.in-addr.arpa", "PTR")
+        self.assertEqual(self.upstream.queries, [("9.9.9.10.in-addr.arpa.", "PTR", "udp")])
+
+    @defer.inlineCallbacks
+    def test_nodata_does_not_fall_through(self):
+        port = yield self.start(stanza_block("cluster.local", self.east, "fallthrough"), self.forward)
+        reply = yield query(port, "web.default.svc.cluster.local", "MX")
+        self.assertEqual((rcode_of(reply), reply.answer), ("NOERROR", []))
+        self.assertEqual(self.upstream.queries, [])
+
+    @defer.inlineCallbacks
+    def test_fallthrough_with_nothing_after_keeps_the_nxdomain(self):
+        port = yield self.start(stanza_block("cluster.local", self.east, "fallthrough"))
+        reply = yield query(port, "nothing.default.svc.cluster.local", "A")
+        self.assertEqual(rcode_of(reply), "NXDOMAIN")
+        self.assertEqual(reply.authority[0].name.to_text(), "cluster.local.")
+
+
+class StartupAndOutageTests(StanzaTestCase):
+    @defer.inlineCallbacks
+    def test_servfail_until_synced_then_answers(self):
+        api = self.start_api(cluster_a)
+        yield api.go_down()
+        port = yield self.start(stanza_block("cluster.local", api, "startup_timeout 200ms"))
+        before = yield query(port, "web.default.svc.cluster.local", "A")
+        self.assertEqual(rcode_of(before), "SERVFAIL")
+        api.come_back()
+        yield wait_for_answer(port, "web.default.svc.cluster.local")
+        after = yield query(port, "web.default.svc.cluster.local", "A")
+        self.assertEqual(texts(after.answer), ["web.default.svc.cluster.local. A 10.0.0.10"])
+
+    @defer.inlineCallbacks
+    def test_synced_data_serves_through_an_outage(self):
+        api = self.start_api(cluster_a)
+        port = yield self.start(stanza_block("cluster.local", api))
+        yield api.go_down()
+        for _ in range(3):
+            reply = yield query(port, "web.default.svc.cluster.local", "A")
+            self.assertEqual(texts(reply.answer), ["web.default.svc.cluster.local. A 10.0.0.10"])
+
+    @defer.inlineCallbacks
+    def test_changes_reach_answers(self):
+        api = self.start_api(cluster_a)
+        port = yield self.start(stanza_block("cluster.local", api))
+        api.service("default", "web", cluster_ips=["10.0.0.99"], ports=[{"name": "http", "port": 80}])
+        reply = yield wait_for_answer(port, "web.default.svc.cluster.local", "10.0.0.99")
+        self.assertEqual(texts(reply.answer), ["web.default.svc.cluster.local. A 10.0.0.99"])
+
+
+@defer.inlineCallbacks
+def wait_for_answer(port, name, address=None, attempts=100):
+    """Ask until C{name} answers (with C{address}, when given)."""
+    for _ in range(attempts):
+        reply = yield query(port, name, "A")
+        found = [item.address for rrset in reply.answer for item in rrset]
+        if found and (address is None or address in found):
+            return reply
+        yield task.deferLater(reactor, 0.1, lambda: None)
+    raise AssertionError(f"{name} never answered {address or ''}")
+
+
+class ResolverTests(StanzaTestCase):
+    """A stanza on its own, as a twisted.names IResolver."""
+
+    @defer.inlineCallbacks
+    def setUp(self):
+        api = self.start_api(cluster_a)
+        text = f".:53 {{\n    kubernetai cluster.local in-addr.arpa {{\n        endpoint {api.url}\n    }}\n}}\n"
+        config = parse_stanza(parse_corefile(text, "Corefile")[0].directives[0], ["."])
+        settings = configuration(config)
+        cluster = Cluster(config, api_client(settings), public_url(settings), reactor)
+        cluster.start()
+        self.addCleanup(cluster.stop)
+        yield cluster.when_synced()
+        self.stanza = Stanza("kubernetai", config, cluster, ("10.9.8.7",))
+        self.resolver = StanzaResolver(self.stanza)
+
+    def test_provides_iresolver(self):
+        self.assertTrue(verifyObject(IResolver, self.resolver))
+
+    @defer.inlineCallbacks
+    def test_lookup_address(self):
+        answers, authority, additional = yield self.resolver.lookupAddress(b"web.default.svc.cluster.local")
+        self.assertEqual([record.payload.dottedQuad() for record in answers], ["10.0.0.10"])
+        self.assertEqual(authority, [])
+
+    @defer.inlineCallbacks
+    def test_lookup_service_and_pointer(self):
+        answers, _, additional = yield self.resolver.lookupService(b"_http._tcp.web.default.svc.cluster.local")
+        self.assertEqual([(r.payload.port, r.payload.target.name) for r in answers],
+                         [(80, b"web.default.svc.cluster.local")])
+        self.assertEqual(len(additional), 2)
+        answers, _, _ = yield self.resolver.lookupPointer(b"10.0.0.10.in-addr.arpa")
+        self.assertEqual([r.payload.name.name for r in answers], [b"web.default.svc.cluster.local"])
+
+    @defer.inlineCallbacks
+    def test_nxdomain_carries_the_soa(self):
+        failure = yield self.assertFailure(self.resolver.lookupAddress(b"nothing.default.svc.cluster.local"),
+                                           StanzaNameError)
+        self.assertEqual([record.type for record in failure.authority], [tdns.SOA])
+
+    @defer.inlineCallbacks
+    def test_nodata_is_an_empty_answer_with_the_soa(self):
+        answers, authority, _ = yield self.resolver.lookupMailExchange(b"web.default.svc.cluster.local")
+        self.assertEqual((answers, [record.type for record in authority]), ([], [tdns.SOA]))
+
+    @defer.inlineCallbacks
+    def test_fallthrough_lets_a_resolver_chain_go_on(self):
+        config = dataclasses.replace(self.stanza.config, fallthrough=Fallthrough())
+        falling = StanzaResolver(Stanza("kubernetai", config, self.stanza.cluster, ()))
+        yield self.assertFailure(falling.lookupAddress(b"x.default.svc.cluster.local"), StanzaFallthrough)
+        chain = ResolverChain([falling, self.resolver])
+        yield self.assertFailure(chain.lookupAddress(b"x.default.svc.cluster.local"), StanzaNameError)
+        answers, _, _ = yield chain.lookupAddress(b"web.default.svc.cluster.local")
+        self.assertEqual(len(answers), 1)
+
+    def test_names_outside_its_zones_are_not_its_own(self):
+        return self.assertFailure(self.resolver.lookupAddress(b"www.example.org"), names_error.DomainError)
