@@ -19,6 +19,7 @@ from twisted.names import dns
 from kubernetai.chain import Request, Response
 
 HEADER = struct.Struct("!HBBHHHH")
+TCP_LENGTH = struct.Struct("!H")
 OPT_FIXED_SIZE = 11
 BADVERS = 16
 
@@ -121,3 +122,22 @@ def _reply_opt(request: Request, rcode: int) -> dns._OPTHeader:
         version=0,
         dnssecOK=request.dnssec_ok,
     )
+
+
+def frame(message: bytes) -> bytes:
+    """A message as sent over TCP: its length first."""
+    return TCP_LENGTH.pack(len(message)) + message
+
+
+def split_stream(buffer: bytes) -> tuple[list[bytes], bytes]:
+    """The whole length-prefixed messages at the start of a TCP stream's C{buffer}, and what is left."""
+    messages = []
+    start = 0
+    while len(buffer) - start >= TCP_LENGTH.size:
+        (length,) = TCP_LENGTH.unpack_from(buffer, start)
+        end = start + TCP_LENGTH.size + length
+        if len(buffer) < end:
+            break
+        messages.append(buffer[start + TCP_LENGTH.size : end])
+        start = end
+    return messages, buffer[start:]

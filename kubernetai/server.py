@@ -7,7 +7,6 @@ reply back within the client's limits.
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass, field
 
 from twisted.application import service
@@ -20,11 +19,10 @@ from twisted.python.failure import Failure
 
 from kubernetai.chain import PluginError, Request, Response, ServerConfig
 from kubernetai.corefile import CorefileError
-from kubernetai.message import Rejected, decode_query, encode_reply
+from kubernetai.message import Rejected, decode_query, encode_reply, frame, split_stream
 
 log = Logger(namespace="kubernetai.server")
 
-TCP_LENGTH = struct.Struct("!H")
 DS = 43
 
 
@@ -149,13 +147,8 @@ class DNSStreamProtocol(protocol.Protocol):
         self.buffer = b""
 
     def dataReceived(self, data: bytes) -> None:
-        self.buffer += data
-        while len(self.buffer) >= TCP_LENGTH.size:
-            (length,) = TCP_LENGTH.unpack_from(self.buffer)
-            if len(self.buffer) < TCP_LENGTH.size + length:
-                return
-            packet = self.buffer[TCP_LENGTH.size : TCP_LENGTH.size + length]
-            self.buffer = self.buffer[TCP_LENGTH.size + length :]
+        packets, self.buffer = split_stream(self.buffer + data)
+        for packet in packets:
             peer, host = self.transport.getPeer(), self.transport.getHost()
             client = client_address(peer.host, peer.port)
             reply = answer_packet(self.table, packet, client, "tcp", client_address(host.host, host.port))
@@ -166,7 +159,7 @@ class DNSStreamProtocol(protocol.Protocol):
 
     def _send(self, reply: bytes | None) -> None:
         if reply is not None and self.transport is not None and self.transport.connected:
-            self.transport.write(TCP_LENGTH.pack(len(reply)) + reply)
+            self.transport.write(frame(reply))
 
 
 class DNSStreamFactory(protocol.ServerFactory):

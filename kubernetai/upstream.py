@@ -10,14 +10,12 @@ what was asked: anything else is ignored and counted, never answered with.
 from __future__ import annotations
 
 import secrets
-import struct
 
 from twisted.internet import defer, protocol
 from twisted.internet.interfaces import IReactorTCP, IReactorUDP
 from twisted.names import dns
 
-TCP_LENGTH = struct.Struct("!H")
-
+from kubernetai.message import frame, split_stream
 
 class UpstreamError(Exception):
     """An upstream did not answer in time, refused the connection, or sent garbage."""
@@ -26,7 +24,7 @@ class UpstreamError(Exception):
 def with_new_id(packet: bytes) -> tuple[int, bytes]:
     """C{packet} with a fresh random query ID, and that ID."""
     query_id = secrets.randbits(16)
-    return query_id, TCP_LENGTH.pack(query_id) + packet[2:]
+    return query_id, query_id.to_bytes(2, "big") + packet[2:]
 
 
 def matches(reply: dns.Message, query_id: int, question: dns.Query) -> bool:
@@ -85,15 +83,7 @@ def exchange_udp(reactor, host: str, port: int, packet: bytes, question: dns.Que
     udp = IReactorUDP(reactor).listenUDP(0, exchange, interface=interface)
     udp.connect(host, port)
     udp.write(packet)
-    timer = reactor.callLater(timeout, _time_out, result, f"read udp {host}:{port}: i/o timeout")
-
-    def finish(outcome):
-        if timer.active():
-            timer.cancel()
-        udp.stopListening()
-        return outcome
-
-    return result.addBoth(finish)
+    return _settle_within(reactor, result, timeout, f"read udp {host}:{port}: i/o timeout", udp.stopListening)
 
 
 class _TCPExchange(protocol.Protocol):
@@ -105,16 +95,11 @@ class _TCPExchange(protocol.Protocol):
         self.buffer = b""
 
     def connectionMade(self) -> None:
-        self.transport.write(TCP_LENGTH.pack(len(self.packet)) + self.packet)
+        self.transport.write(frame(self.packet))
 
     def dataReceived(self, data: bytes) -> None:
-        self.buffer += data
-        while len(self.buffer) >= TCP_LENGTH.size:
-            (length,) = TCP_LENGTH.unpack_from(self.buffer)
-            if len(self.buffer) < TCP_LENGTH.size + length:
-                return
-            packet = self.buffer[TCP_LENGTH.size : TCP_LENGTH.size + length]
-            self.buffer = self.buffer[TCP_LENGTH.size + length :]
+        packets, self.buffer = split_stream(self.buffer + data)
+        for packet in packets:
             reply = parse_reply(packet)
             if reply is not None and matches(reply, self.query_id, self.question):
                 if not self.result.called:
@@ -145,17 +130,22 @@ def exchange_tcp(reactor, host: str, port: int, packet: bytes, question: dns.Que
     result: defer.Deferred = defer.Deferred()
     exchange = _TCPExchange(packet, query_id, question, result)
     connector = IReactorTCP(reactor).connectTCP(host, port, _TCPExchangeFactory(exchange), timeout=timeout)
-    timer = reactor.callLater(timeout, _time_out, result, f"read tcp {host}:{port}: i/o timeout")
+    return _settle_within(reactor, result, timeout, f"read tcp {host}:{port}: i/o timeout", connector.disconnect)
+
+
+def _settle_within(reactor, result: defer.Deferred, timeout: float, message: str, cleanup) -> defer.Deferred:
+    """C{result}, failed with C{message} if it has not fired in C{timeout} seconds; C{cleanup} runs either way."""
+
+    def time_out() -> None:
+        if not result.called:
+            result.errback(UpstreamError(message))
+
+    timer = reactor.callLater(timeout, time_out)
 
     def finish(outcome):
         if timer.active():
             timer.cancel()
-        connector.disconnect()
+        cleanup()
         return outcome
 
     return result.addBoth(finish)
-
-
-def _time_out(result: defer.Deferred, message: str) -> None:
-    if not result.called:
-        result.errback(UpstreamError(message))

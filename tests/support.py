@@ -19,6 +19,7 @@ from twisted.internet.threads import deferToThread
 from twisted.logger import formatEvent, globalLogPublisher
 
 from kubernetai.daemon import build_daemon
+from kubernetai.message import frame, split_stream
 
 
 def write_corefile(testcase, text: str) -> str:
@@ -161,15 +162,11 @@ class _UpstreamTCP(protocol.Protocol):
         self.buffer = b""
 
     def dataReceived(self, data: bytes) -> None:
-        self.buffer += data
-        while len(self.buffer) >= 2:
-            length = int.from_bytes(self.buffer[:2], "big")
-            if len(self.buffer) < 2 + length:
-                return
-            packet, self.buffer = self.buffer[2 : 2 + length], self.buffer[2 + length :]
+        packets, self.buffer = split_stream(self.buffer + data)
+        for packet in packets:
             reply = self.upstream.reply_to(packet, "tcp")
             if reply is not None:
-                self.transport.write(len(reply).to_bytes(2, "big") + reply)
+                self.transport.write(frame(reply))
 
 
 class _UpstreamTCPFactory(protocol.ServerFactory):

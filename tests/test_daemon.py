@@ -89,6 +89,14 @@ class CommandLineTests(unittest.TestCase):
         self.assertTrue(steps[3].startswith("forward . -> 127.0.0.1:53"))
 
     @defer.inlineCallbacks
+    def test_dns_port_sets_the_default_port(self):
+        path = write_corefile(self, ".:5300 {\n    whoami\n}\nexample.org {\n    whoami\n}\n")
+        result = yield twistd("-n", "kubernetai", "-c", path, "--dns.port", "1153", "--validate")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertIn("listens dns://.:5300 ", result.stdout)
+        self.assertIn("listens dns://example.org.:1153 ", result.stdout)
+
+    @defer.inlineCallbacks
     def test_bad_corefile_names_file_and_line(self):
         path = write_corefile(self, ".:5300 {\n    errors\n    bogus_plugin on\n}\n")
         result = yield twistd("-n", "kubernetai", "-c", path, "--validate")

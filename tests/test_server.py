@@ -16,6 +16,7 @@ from twisted.internet import defer
 from twisted.internet.threads import deferToThread
 from twisted.trial import unittest
 
+from kubernetai.message import split_stream
 from tests.support import FakeUpstream, query, rcode_of, send, send_raw_udp, start_daemon
 
 WHOAMI = """\
@@ -67,6 +68,29 @@ example:0 {
     forward . 127.0.0.1:%d
 }
 """
+
+
+class PipelineTests(unittest.TestCase):
+    @defer.inlineCallbacks
+    def test_pipelined_tcp_queries_all_answered(self):
+        port = start_daemon(self, WHOAMI)
+        queries = [dns.message.make_query(f"q{index}.whoami.example", "A") for index in range(3)]
+        stream = b"".join(len(wire).to_bytes(2, "big") + wire for wire in (q.to_wire() for q in queries))
+
+        def exchange():
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+                sock.sendall(stream[:7])
+                sock.sendall(stream[7:])
+                received = b""
+                while len(split_stream(received)[0]) < 3:
+                    received += sock.recv(65535)
+                return received
+
+        received = yield deferToThread(exchange)
+        replies, rest = split_stream(received)
+        self.assertEqual(rest, b"")
+        ids = sorted(dns.message.from_wire(reply).id for reply in replies)
+        self.assertEqual(ids, sorted(q.id for q in queries))
 
 
 class RoutingTests(unittest.TestCase):
