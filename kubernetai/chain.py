@@ -187,7 +187,7 @@ class PluginError(Exception):
     """A plugin could not answer: logged by errors, answered with C{rcode}."""
 
     def __init__(self, plugin: str, message: str, rcode: int = dns.ESERVER) -> None:
-        super().__init__(f"plugin/{plugin}: {message}")
+        super().__init__(message)
         self.plugin = plugin
         self.rcode = rcode
 
@@ -200,7 +200,7 @@ class EndOfChain:
     next = None
 
     def serve(self, request: Request) -> Response:
-        raise PluginError("end", f"no next plugin found for {request.name}")
+        raise PluginError("end", "no next plugin found")
 
 
 def _global_reactor():

@@ -118,6 +118,8 @@ def _write(request: Request, response: Response) -> bytes:
 class DNSDatagramProtocol(protocol.DatagramProtocol):
     """Answers DNS over UDP."""
 
+    noisy = False
+
     def __init__(self, table: ZoneTable) -> None:
         self.table = table
         self.local = None
@@ -164,6 +166,8 @@ class DNSStreamProtocol(protocol.Protocol):
 
 class DNSStreamFactory(protocol.ServerFactory):
     """Builds a L{DNSStreamProtocol} per TCP connection."""
+
+    noisy = False
 
     def __init__(self, table: ZoneTable) -> None:
         self.table = table
@@ -219,6 +223,8 @@ class DNSService(service.Service):
             return
         for (host, port), table in self.tables.items():
             self.ports += self._listen(host, port, table)
+        for transport, host, port in self.addresses():
+            log.info("listening on {transport} {host} port {port}", transport=transport.lower(), host=host, port=port)
         self.listening.callback(self.ports)
 
     def _failed_to_listen(self, failure) -> None:

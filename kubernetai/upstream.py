@@ -50,6 +50,8 @@ def parse_reply(packet: bytes) -> dns.Message | None:
 
 
 class _UDPExchange(protocol.DatagramProtocol):
+    noisy = False
+
     def __init__(self, server: str, query_id: int, question: dns.Query, result: defer.Deferred) -> None:
         self.server = server
         self.query_id = query_id
@@ -113,6 +115,8 @@ class _TCPExchange(protocol.Protocol):
 
 
 class _TCPExchangeFactory(protocol.ClientFactory):
+    noisy = False
+
     def __init__(self, exchange: _TCPExchange) -> None:
         self.exchange = exchange
 

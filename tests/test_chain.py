@@ -74,7 +74,7 @@ class EndOfChainTests(unittest.TestCase):
         port = start_daemon(self, ".:0 {\n bind 127.0.0.1\n errors\n log\n}\n")
         reply = yield query(port, "www.example.org", "A")
         self.assertEqual(rcode_of(reply), "SERVFAIL")
-        self.assertTrue(any("www.example.org. A: plugin/end: no next plugin found" in line for line in logs), logs)
+        self.assertTrue(any("www.example.org. A: no next plugin found" in line for line in logs), logs)
 
 
 class UnsyncedStanzaTests(unittest.TestCase):

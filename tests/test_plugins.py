@@ -3,13 +3,16 @@ errors, log and whoami through a running daemon: what they log and answer,
 and how their Corefile options are parsed and refused.
 """
 
+import io
 import re
 
 from twisted.internet import defer, reactor, task
+from twisted.logger import ILogObserver, LogLevel
 from twisted.trial import unittest
 
 from kubernetai.chain import build_server
 from kubernetai.corefile import CorefileError, parse_corefile
+from kubernetai.logs import CoreDNSLogObserver, observer
 from tests.support import FakeUpstream, capture_logs, query, rcode_of, start_daemon
 
 COMMON_LOG = re.compile(
@@ -107,7 +110,7 @@ class ErrorsTests(unittest.TestCase):
         yield query(port, "a.example", "A")
         yield query(port, "b.example", "A")
         first = [line for line in self.logs if "no next plugin" in line]
-        self.assertEqual(first, ["2 a.example. A: plugin/end: no next plugin found for a.example."])
+        self.assertEqual(first, ["2 a.example. A: no next plugin found"])
 
     def test_bad_options(self):
         bad = [
@@ -122,3 +125,32 @@ class ErrorsTests(unittest.TestCase):
             with self.assertRaises(CorefileError, msg=line) as raised:
                 build_server(parse_corefile(".:53 {\n " + line + "\n}\n", "Corefile")[0])
             self.assertIn(message, str(raised.exception), line)
+
+
+class CoreDNSLogFormatTests(unittest.SynchronousTestCase):
+    """twistd --logger kubernetai.logs.observer writes lines as CoreDNS does."""
+
+    def lines(self, *events):
+        stream = io.StringIO()
+        observer = CoreDNSLogObserver(stream)
+        for event in events:
+            observer(event)
+        return stream.getvalue().splitlines()
+
+    def test_levels_and_plugin_prefixes(self):
+        events = [
+            {"log_level": LogLevel.error, "log_namespace": "kubernetai.plugins.errors",
+             "log_format": "{line}", "line": "2 example.org. A: read udp 10.0.0.1:53: i/o timeout"},
+            {"log_level": LogLevel.info, "log_namespace": "kubernetai.plugins.log",
+             "log_format": "{line}", "line": '127.0.0.1:5 - 1 "A IN a. udp 20 false 512" NOERROR qr 20 0.1s'},
+            {"log_level": LogLevel.warn, "log_namespace": "kubernetai.kubernetes.watch", "log_format": "down"},
+            {"log_level": LogLevel.debug, "log_namespace": "kubernetai.server", "log_format": "hidden"},
+        ]
+        self.assertEqual(self.lines(*events), [
+            "[ERROR] plugin/errors: 2 example.org. A: read udp 10.0.0.1:53: i/o timeout",
+            '[INFO] 127.0.0.1:5 - 1 "A IN a. udp 20 false 512" NOERROR qr 20 0.1s',
+            "[WARNING] down",
+        ])
+
+    def test_observer_factory_for_twistd(self):
+        self.assertTrue(ILogObserver.providedBy(observer()))

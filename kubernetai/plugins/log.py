@@ -80,7 +80,7 @@ def bracketed(host: str) -> str:
 
 def placeholders(request: Request, response: Response, reply: bytes) -> dict[str, str]:
     """The value of every placeholder for one query and its reply."""
-    duration = repr(max(0.0, time.monotonic() - request.received)) + "s"
+    duration = repr(round(max(0.0, time.monotonic() - request.received), 9)) + "s"
     bufsize = request.payload_size if request.edns else 512
     return {
         "{type}": type_name(request.qtype),
