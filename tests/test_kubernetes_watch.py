@@ -10,7 +10,7 @@ from twisted.internet import defer, reactor, task
 from twisted.trial import unittest
 
 from kubernetai.corefile import parse_corefile
-from kubernetai.kubernetes.cluster import Cluster
+from kubernetai.kubernetes.cluster import PER_NAMESPACE_WATCH_LIMIT, Cluster
 from kubernetai.kubernetes.config import parse_stanza
 from kubernetai.kubernetes.connection import api_client, configuration, public_url
 from kubernetai.kubernetes.watch import Backoff, TokenBucket
@@ -166,6 +166,17 @@ class FilterTests(DataPlaneTestCase):
         cluster = yield self.sync(f"        endpoint {self.api.url}\n        namespaces a", self.api)
         self.assertEqual(services_of(cluster), ["a/db", "a/web"])
         self.assertEqual({r.namespace for r in self.api.received if r.resource == "services"}, {"a"})
+
+    @defer.inlineCallbacks
+    def test_many_namespaces_are_watched_cluster_wide_and_filtered(self):
+        many = " ".join(["a"] + [f"unused-{index}" for index in range(PER_NAMESPACE_WATCH_LIMIT)])
+        cluster = yield self.sync(f"        endpoint {self.api.url}\n        namespaces {many}", self.api)
+        self.assertEqual(services_of(cluster), ["a/db", "a/web"])
+        self.assertEqual({r.namespace for r in self.api.received if r.resource == "services"}, {None})
+        self.api.service("b", "late", cluster_ips=["10.0.0.4"])
+        self.api.service("a", "late", cluster_ips=["10.0.0.5"])
+        yield wait_for(lambda: "a/late" in services_of(cluster), "the change in a kept namespace")
+        self.assertNotIn("b/late", services_of(cluster))
 
     @defer.inlineCallbacks
     def test_namespace_labels_watch_namespaces(self):

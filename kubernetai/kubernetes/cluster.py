@@ -152,12 +152,17 @@ class Cluster:
     def _apply(self, change: tuple) -> None:
         action, kind = change[0], change[1]
         if action == "replace":
-            self.store.replace(kind, change[3], namespace=change[2])
-        elif action == "put":
+            self.store.replace(kind, [obj for obj in change[3] if self._kept(kind, obj)], namespace=change[2])
+        elif action == "put" and self._kept(kind, change[2]):
             self.store.put(kind, change[2])
         elif action == "delete":
             obj = change[2]
             self.store.delete(kind, (obj.namespace, obj.name))
+
+    def _kept(self, kind: str, obj) -> bool:
+        """Whether the stanza keeps C{obj}: with C{namespaces}, only objects in those namespaces."""
+        namespaces = self.stanza.namespaces
+        return kind == NAMESPACES or not namespaces or obj.namespace in namespaces
 
     def _fire_synced(self) -> None:
         waiters, self._sync_waiters = self._sync_waiters, []
