@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_kubernetes_records -*-
 """
 The clusters behind CoreDNS's kubernetes plugin tests, as the API server
 would serve them, and the snapshots our index makes of them.
@@ -106,7 +107,9 @@ REVERSE_TEST = [
     ),
     # The same endpoint in a second slice of svc1 (EndpointSlice skew).
     make_endpoint_slice("testns", "svc1-ccccc", "svc1", [{"addresses": ["10.0.0.100"], "hostname": "ep1a"}], [HTTP]),
-    make_endpoint_slice("testns", "svc2-slice1", "svc2", [{"addresses": ["10.0.0.99"], "hostname": "double-ep"}], [HTTP]),
+    make_endpoint_slice(
+        "testns", "svc2-slice1", "svc2", [{"addresses": ["10.0.0.99"], "hostname": "double-ep"}], [HTTP]
+    ),
     make_namespace("testns"),
 ]
 

@@ -250,9 +250,7 @@ class ParseStanzaTests(SynchronousTestCase):
     def test_defaults(self):
         config = parse("kubernetai cluster.local")
         self.assertEqual({name: getattr(config, name) for name in DEFAULTS}, DEFAULTS)
-        self.assertEqual(
-            (config.watches_endpoints, config.watches_pods, config.watches_namespaces), (True, False, False)
-        )
+        self.assertEqual((config.watches_endpoints, config.watches_pods), (True, False))
 
     def test_options(self):
         for lines, fields in OPTIONS:
@@ -274,17 +272,15 @@ class ParseStanzaTests(SynchronousTestCase):
 
     def test_watches(self):
         rows = [
-            ([], (True, False, False)),
-            (["noendpoints"], (False, False, False)),
-            (["pods verified"], (True, True, False)),
-            (["pods insecure"], (True, False, False)),
-            (["endpoint_pod_names"], (True, True, False)),
-            (["namespace_labels team=a"], (True, False, True)),
-            (['namespace_labels ""'], (True, False, True)),
+            ([], (True, False)),
+            (["noendpoints"], (False, False)),
+            (["pods verified"], (True, True)),
+            (["pods insecure"], (True, False)),
+            (["endpoint_pod_names"], (True, True)),
         ]
         for lines, expected in rows:
             config = parse(block(*lines))
-            watches = (config.watches_endpoints, config.watches_pods, config.watches_namespaces)
+            watches = (config.watches_endpoints, config.watches_pods)
             self.assertEqual(watches, expected, lines)
 
     def test_errors(self):

@@ -37,6 +37,8 @@ def texts(section):
 
 
 def cluster_a(api: ApiServer) -> None:
+    api.namespace("default")
+    api.namespace("other")
     api.service("default", "web", cluster_ips=["10.0.0.10", "fd00::10"], ports=[{"name": "http", "port": 80}])
     api.service("default", "db", headless=True, ports=[{"name": "pg", "port": 5432}])
     api.endpoint_slice("default", "db-1", "db", ports=[{"name": "pg", "port": 5432}], endpoints=[
@@ -46,6 +48,11 @@ def cluster_a(api: ApiServer) -> None:
     ])
     api.service("default", "ext", type="ExternalName", external_name="web.default.svc.cluster.local")
     api.service("other", "api", cluster_ips=["10.0.0.20"], ports=[{"name": "https", "port": 443}])
+
+
+def cluster_west(api: ApiServer) -> None:
+    api.namespace("default")
+    api.service("default", "west-only", cluster_ips=["10.9.0.1"], ports=[{"name": "http", "port": 80}])
 
 
 def stanza_block(zone: str, api: ApiServer, extra: str = "") -> str:
@@ -160,8 +167,7 @@ class SeveralStanzaTests(StanzaTestCase):
 
     def setUp(self):
         self.east = self.start_api(cluster_a)
-        self.west = self.start_api(lambda api: api.service("default", "west-only", cluster_ips=["10.9.0.1"],
-                                                            ports=[{"name": "http", "port": 80}]))
+        self.west = self.start_api(cluster_west)
         self.upstream = FakeUpstream({("www.example.org.", "A"): ["192.0.2.1"]})
         self.forward = f"forward . 127.0.0.1:{self.upstream.start(self)}"
 

@@ -192,7 +192,7 @@ class FilterTests(DataPlaneTestCase):
         self.api.pod("a", "web-1", "10.2.0.1")
         plain = yield self.sync(f"        endpoint {self.api.url}", self.api)
         verified = yield self.sync(f"        endpoint {self.api.url}\n        pods verified", self.api)
-        self.assertEqual([w.status.kind for w in plain.watchers], ["services", "endpointslices"])
+        self.assertEqual([w.status.kind for w in plain.watchers], ["services", "endpointslices", "namespaces"])
         self.assertEqual([p.name for p in verified.snapshot.pods_by_ip["10.2.0.1"]], ["web-1"])
 
 

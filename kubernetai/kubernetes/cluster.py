@@ -36,7 +36,11 @@ _STOP = ("stop",)
 
 
 def watch_plan(stanza) -> list[tuple[str, str | None, str | None]]:
-    """(kind, namespace or None for all, label selector) of every watch a stanza needs."""
+    """(kind, namespace or None for all, label selector) of every watch a stanza needs.
+
+    Namespaces are always watched (by name, filtered by namespace_labels): as in CoreDNS
+    since 1.8.5, a namespace that does not exist in the cluster does not exist in DNS.
+    """
     kinds = [SERVICES]
     if stanza.watches_endpoints:
         kinds.append(ENDPOINT_SLICES)
@@ -50,8 +54,7 @@ def watch_plan(stanza) -> list[tuple[str, str | None, str | None]]:
         for kind in kinds
         for scope in scopes
     ]
-    if stanza.watches_namespaces:
-        plan.append((NAMESPACES, None, stanza.namespace_labels))
+    plan.append((NAMESPACES, None, stanza.namespace_labels))
     return plan
 
 

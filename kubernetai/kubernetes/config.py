@@ -93,11 +93,6 @@ class StanzaConfig:
         return self.pods == "verified" or self.endpoint_pod_names
 
     @property
-    def watches_namespaces(self) -> bool:
-        """Whether answers need Namespaces: only to filter them by C{namespace_labels}."""
-        return self.namespace_labels is not None
-
-    @property
     def watches_endpoints(self) -> bool:
         """Whether answers need EndpointSlices: unless C{noendpoints}."""
         return not self.noendpoints

@@ -3,8 +3,8 @@
 Reduced Kubernetes objects: only the fields DNS answers need, taken from the
 API server's JSON (plain dicts, never the client's model objects).
 
-Strings that repeat across objects (namespaces, node and zone names,
-protocols) are interned, so a cluster's worth of them costs one copy each.
+Strings that repeat across objects (namespaces, node, zone and cluster
+names, protocols) are interned, so a cluster's worth of them costs one copy each.
 """
 
 from __future__ import annotations
@@ -13,6 +13,9 @@ import sys
 from typing import NamedTuple
 
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+# KEP-1645 (Multi-Cluster Services): the ServiceImport a slice serves, and the cluster its endpoints are in.
+MULTICLUSTER_SERVICE_NAME_LABEL = "multicluster.kubernetes.io/service-name"
+SOURCE_CLUSTER_LABEL = "multicluster.kubernetes.io/source-cluster"
 
 
 class Port(NamedTuple):
@@ -34,6 +37,20 @@ class Service(NamedTuple):
         return not self.cluster_ips and self.type != "ExternalName"
 
 
+class ServiceImport(NamedTuple):
+    """A multi-cluster service: ClusterSetIP (its C{ips}) or Headless (its clusters' endpoints)."""
+
+    namespace: str
+    name: str
+    type: str
+    ips: tuple[str, ...]
+    ports: tuple[Port, ...]
+
+    @property
+    def headless(self) -> bool:
+        return self.type == "Headless"
+
+
 class Endpoint(NamedTuple):
     """A ready endpoint: its addresses, what names it, and its slice's ports (one tuple shared by the slice)."""
 
@@ -46,10 +63,13 @@ class Endpoint(NamedTuple):
 
 
 class EndpointSlice(NamedTuple):
+    """A slice of a Service's endpoints, or of a ServiceImport's from one C{cluster} (multi-cluster slices)."""
+
     namespace: str
     name: str
     service: str | None
     endpoints: tuple[Endpoint, ...]
+    cluster: str | None = None
 
 
 class Pod(NamedTuple):
@@ -63,6 +83,10 @@ class Namespace(NamedTuple):
     namespace: str = ""
 
 
+# CoreDNS's mark for a slice without ports: its endpoints still have addresses, never SRV records.
+NO_PORTS = (Port("", -1, ""),)
+
+
 def _intern(text: str | None) -> str | None:
     return sys.intern(text) if text else None
 
@@ -72,11 +96,20 @@ def _metadata(raw: dict) -> tuple[str, str]:
     return sys.intern(metadata.get("namespace") or ""), metadata.get("name") or ""
 
 
+def _labels(raw: dict) -> dict:
+    return (raw.get("metadata") or {}).get("labels") or {}
+
+
+NO_PORTS = (Port("", -1, ""),)
+
+
 def _ports(raw_ports) -> tuple[Port, ...]:
-    return tuple(
+    """The ports, or CoreDNS's placeholder port -1 when there are none: addresses answer, SRV skips them."""
+    ports = tuple(
         Port(port.get("name") or "", int(port.get("port") or 0), sys.intern(port.get("protocol") or "TCP"))
         for port in raw_ports or ()
     )
+    return ports or NO_PORTS
 
 
 def reduce_service(raw: dict) -> Service:
@@ -95,8 +128,7 @@ def reduce_service(raw: dict) -> Service:
 def reduce_endpoint_slice(raw: dict) -> EndpointSlice:
     """An EndpointSlice from its JSON, keeping only endpoints that are ready (or not said not to be)."""
     namespace, name = _metadata(raw)
-    labels = (raw.get("metadata") or {}).get("labels") or {}
-    ports = _ports(raw.get("ports"))
+    ports = _ports(raw.get("ports")) or NO_PORTS
     endpoints = []
     if raw.get("addressType") in ("IPv4", "IPv6"):
         for endpoint in raw.get("endpoints") or ():
@@ -108,13 +140,29 @@ def reduce_endpoint_slice(raw: dict) -> EndpointSlice:
                     tuple(endpoint.get("addresses") or ()),
                     endpoint.get("hostname") or None,
                     _intern(endpoint.get("nodeName")),
-                    _intern(endpoint.get("zone")),
+                    _intern((endpoint.get("zone") or "").lower()),
                     target.get("name") if target.get("kind") == "Pod" else None,
                     ports,
                 )
             )
-    service = labels.get(SERVICE_NAME_LABEL)
+    service = _labels(raw).get(SERVICE_NAME_LABEL)
     return EndpointSlice(namespace, name, _intern(service), tuple(endpoints))
+
+
+def reduce_multicluster_endpoint_slice(raw: dict) -> EndpointSlice:
+    """A multi-cluster EndpointSlice: endpoints as in any slice, of the ServiceImport and cluster its labels name."""
+    labels = _labels(raw)
+    service, cluster = labels.get(MULTICLUSTER_SERVICE_NAME_LABEL), labels.get(SOURCE_CLUSTER_LABEL)
+    return reduce_endpoint_slice(raw)._replace(service=_intern(service), cluster=_intern(cluster))
+
+
+def reduce_service_import(raw: dict) -> ServiceImport:
+    """A ServiceImport (multicluster.x-k8s.io/v1alpha1) from its JSON: its type, ClusterSetIPs and ports."""
+    namespace, name = _metadata(raw)
+    spec = raw.get("spec") or {}
+    ips = tuple(ip for ip in spec.get("ips") or () if ip)
+    import_type = sys.intern(spec.get("type") or "ClusterSetIP")
+    return ServiceImport(namespace, name, import_type, ips, _ports(spec.get("ports")))
 
 
 def reduce_pod(raw: dict) -> Pod:

@@ -69,12 +69,10 @@ class View:
         return best
 
     def namespace_exposed(self, namespace: str) -> bool:
-        """Whether a namespace exists for this stanza (every one, unless filtered)."""
+        """Whether a namespace exists in the cluster and is exposed by C{namespaces} / C{namespace_labels}."""
         if self.config.namespaces and namespace not in self.config.namespaces:
             return False
-        if self.config.watches_namespaces:
-            return namespace in self.snapshot.namespaces
-        return True
+        return namespace in self.snapshot.namespaces
 
     def is_multicluster(self, zone: str) -> bool:
         return zone in self.config.multicluster

@@ -44,7 +44,7 @@ class Stanza:
         view = View(self.config, self.cluster.snapshot, self.addresses)
         response = answer(view, qname, name, qtype, zone)
         if response.rcode == dns.ENAME and not self.cluster.synced:
-            return Response(rcode=dns.ESERVER)
+            return Response(rcode=dns.ESERVER, authority=response.authority, authoritative=True)
         return response
 
     def falls_through(self, name: str, response: Response) -> bool:
