@@ -1,24 +1,58 @@
 # -*- test-case-name: tests.test_forward -*-
 """
-Exchanging one DNS message with an upstream server over UDP or TCP.
+One upstream DNS server as forward sees it (CoreDNS's plugin/pkg/proxy):
+exchanges over UDP, TCP or TLS, TCP and TLS connections kept for reuse
+until they have been idle for C{expire}, and a health probe that runs while
+the upstream is failing.
 
-Each exchange uses a fresh random ID and a fresh UDP socket (so a fresh
-random source port), and accepts only a reply whose ID and question match
-what was asked: anything else is ignored and counted, never answered with.
+Each exchange uses a fresh random query ID; each UDP exchange a fresh
+connected socket, so a fresh random source port, and the kernel drops
+datagrams from any other address.  Only a reply whose ID and question
+match what was asked is accepted: anything else is ignored and counted.
 """
 
 from __future__ import annotations
 
+import errno
+import os
 import secrets
+import socket
+from dataclasses import dataclass
 
 from twisted.internet import defer, protocol
-from twisted.internet.interfaces import IReactorTCP, IReactorUDP
+from twisted.internet.interfaces import IReadDescriptor
+from twisted.logger import Logger
 from twisted.names import dns
+from zope.interface import implementer
 
 from kubernetai.message import frame, split_stream
 
+log = Logger(namespace="kubernetai.plugins.forward")
+
+HEALTH_CHECK_TIMEOUT = 1.0
+
+
 class UpstreamError(Exception):
-    """An upstream did not answer in time, refused the connection, or sent garbage."""
+    """An upstream did not answer in time, refused, closed the connection, or sent garbage."""
+
+
+class CachedConnectionClosed(UpstreamError):
+    """A reused connection turned out closed by the upstream: try a fresh one."""
+
+
+@dataclass(frozen=True)
+class Address:
+    """Where an upstream is, and how to talk to it: C{dns} (UDP/TCP) or C{tls}."""
+
+    host: str
+    port: int
+    transport: str = "dns"
+    server_name: str | None = None
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        scheme = "tls://" if self.transport == "tls" else ""
+        return f"{scheme}{host}:{self.port}"
 
 
 def with_new_id(packet: bytes) -> tuple[int, bytes]:
@@ -49,92 +83,272 @@ def parse_reply(packet: bytes) -> dns.Message | None:
     return reply
 
 
-class _UDPExchange(protocol.DatagramProtocol):
-    noisy = False
+@implementer(IReadDescriptor)
+class _DatagramExchange:
+    """One query over a connected UDP socket of its own, read straight from the reactor."""
 
-    def __init__(self, server: str, query_id: int, question: dns.Query, result: defer.Deferred) -> None:
-        self.server = server
+    def __init__(self, reactor, address: Address, query_id: int, question: dns.Query, result) -> None:
+        self.reactor = reactor
+        self.address = address
         self.query_id = query_id
         self.question = question
         self.result = result
         self.mismatched = 0
+        family = socket.AF_INET6 if ":" in address.host else socket.AF_INET
+        self.socket = socket.socket(family, socket.SOCK_DGRAM)
+        self.socket.setblocking(False)
 
-    def datagramReceived(self, datagram: bytes, address) -> None:
-        reply = parse_reply(datagram)
-        if reply is None or not matches(reply, self.query_id, self.question):
-            self.mismatched += 1
+    def send(self, packet: bytes) -> None:
+        try:
+            self.socket.connect((self.address.host, self.address.port))
+            self.socket.send(packet)
+        except OSError as err:
+            self.fail(f"write udp {self.address}: {err.strerror or err}")
             return
-        if not self.result.called:
-            self.result.callback(reply)
+        self.reactor.addReader(self)
 
-    def connectionRefused(self) -> None:
-        if not self.result.called:
-            self.result.errback(UpstreamError(f"read udp {self.server}: connection refused"))
+    def fileno(self) -> int:
+        return self.socket.fileno()
 
-    def stopProtocol(self) -> None:
-        # The reactor closes a connected UDP socket on an ICMP error (port unreachable).
-        self.connectionRefused()
-
-
-def exchange_udp(reactor, host: str, port: int, packet: bytes, question: dns.Query, timeout: float):
-    """Send C{packet} over UDP; a Deferred firing with the matching reply Message."""
-    query_id, packet = with_new_id(packet)
-    result: defer.Deferred = defer.Deferred()
-    exchange = _UDPExchange(f"{host}:{port}", query_id, question, result)
-    interface = "::" if ":" in host else ""
-    udp = IReactorUDP(reactor).listenUDP(0, exchange, interface=interface)
-    udp.connect(host, port)
-    udp.write(packet)
-    return _settle_within(reactor, result, timeout, f"read udp {host}:{port}: i/o timeout", udp.stopListening)
-
-
-class _TCPExchange(protocol.Protocol):
-    def __init__(self, packet: bytes, query_id: int, question: dns.Query, result: defer.Deferred) -> None:
-        self.packet = packet
-        self.query_id = query_id
-        self.question = question
-        self.result = result
-        self.buffer = b""
-
-    def connectionMade(self) -> None:
-        self.transport.write(frame(self.packet))
-
-    def dataReceived(self, data: bytes) -> None:
-        packets, self.buffer = split_stream(self.buffer + data)
-        for packet in packets:
-            reply = parse_reply(packet)
-            if reply is not None and matches(reply, self.query_id, self.question):
-                if not self.result.called:
-                    self.result.callback(reply)
-                self.transport.loseConnection()
+    def doRead(self) -> None:
+        while not self.result.called:
+            try:
+                datagram = self.socket.recv(65535)
+            except BlockingIOError:
                 return
+            except ConnectionRefusedError:
+                self.fail(f"read udp {self.address}: connection refused")
+                return
+            except OSError as err:
+                self.fail(f"read udp {self.address}: {err.strerror or err}")
+                return
+            reply = parse_reply(datagram)
+            if reply is not None and matches(reply, self.query_id, self.question):
+                self.result.callback(reply)
+            else:
+                self.mismatched += 1
+
+    def fail(self, message: str) -> None:
+        if not self.result.called:
+            self.result.errback(UpstreamError(message))
+
+    def close(self) -> None:
+        self.reactor.removeReader(self)
+        self.socket.close()
 
     def connectionLost(self, reason) -> None:
-        if not self.result.called:
-            self.result.errback(UpstreamError(f"tcp connection closed before a reply: {reason.value}"))
+        # The reactor drops a socket that reports an error without data (an ICMP port unreachable).
+        code = self.socket.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        cause = "connection refused" if code == errno.ECONNREFUSED else os.strerror(code) if code else reason.value
+        self.fail(f"read udp {self.address}: {cause}")
+
+    def logPrefix(self) -> str:
+        return "forward"
 
 
-class _TCPExchangeFactory(protocol.ClientFactory):
+class _StreamConnection(protocol.Protocol):
+    """A TCP or TLS connection to an upstream, used for one exchange at a time."""
+
+    def __init__(self) -> None:
+        self.buffer = b""
+        self.waiting: tuple[int, dns.Query, defer.Deferred] | None = None
+        self.connected_at: float = 0.0
+        self.last_used: float = 0.0
+        self.ready: defer.Deferred = defer.Deferred()
+        self.closed: defer.Deferred = defer.Deferred()
+
+    def connectionMade(self) -> None:
+        self.ready.callback(self)
+
+    def exchange(self, packet: bytes, query_id: int, question: dns.Query) -> defer.Deferred:
+        result: defer.Deferred = defer.Deferred()
+        self.waiting = (query_id, question, result)
+        self.transport.write(frame(packet))
+        return result
+
+    def dataReceived(self, data: bytes) -> None:
+        replies, self.buffer = split_stream(self.buffer + data)
+        for packet in replies:
+            if self.waiting is None:
+                continue
+            query_id, question, result = self.waiting
+            reply = parse_reply(packet)
+            if reply is not None and matches(reply, query_id, question):
+                self.waiting = None
+                result.callback(reply)
+
+    def connectionLost(self, reason) -> None:
+        self.closed.callback(None)
+        if not self.ready.called:
+            self.ready.errback(reason)
+        if self.waiting is not None:
+            _, _, result = self.waiting
+            self.waiting = None
+            result.errback(CachedConnectionClosed(f"connection closed: {reason.value}"))
+
+
+class _StreamFactory(protocol.ClientFactory):
     noisy = False
 
-    def __init__(self, exchange: _TCPExchange) -> None:
-        self.exchange = exchange
+    def __init__(self) -> None:
+        self.connection = _StreamConnection()
 
     def buildProtocol(self, addr):
-        return self.exchange
+        return self.connection
 
     def clientConnectionFailed(self, connector, reason) -> None:
-        if not self.exchange.result.called:
-            self.exchange.result.errback(UpstreamError(f"dial tcp: {reason.value}"))
+        if not self.connection.ready.called:
+            self.connection.ready.errback(reason)
 
 
-def exchange_tcp(reactor, host: str, port: int, packet: bytes, question: dns.Query, timeout: float):
-    """Send C{packet} over TCP; a Deferred firing with the matching reply Message."""
-    query_id, packet = with_new_id(packet)
-    result: defer.Deferred = defer.Deferred()
-    exchange = _TCPExchange(packet, query_id, question, result)
-    connector = IReactorTCP(reactor).connectTCP(host, port, _TCPExchangeFactory(exchange), timeout=timeout)
-    return _settle_within(reactor, result, timeout, f"read tcp {host}:{port}: i/o timeout", connector.disconnect)
+class Proxy:
+    """One upstream: exchanges, reused stream connections, failure count and health probe."""
+
+    def __init__(self, address: Address, reactor, tls_options=None, expire: float = 10.0,
+                 max_idle: int = 0, max_age: float = 0.0) -> None:
+        self.address = address
+        self.reactor = reactor
+        self.tls_options = tls_options
+        self.expire = expire
+        self.max_idle = max_idle
+        self.max_age = max_age
+        self.fails = 0
+        self.probing = False
+        self.probe_wakeup = None
+        self.probe_in_flight: defer.Deferred | None = None
+        self.idle: list[_StreamConnection] = []
+        self.mismatched = 0
+
+    def down(self, max_fails: int) -> bool:
+        """Whether health probes have failed more than C{max_fails} times in a row (0: never down)."""
+        return max_fails > 0 and self.fails > max_fails
+
+    def exchange(self, packet: bytes, question: dns.Query, over_tcp: bool, timeout: float) -> defer.Deferred:
+        """Ask C{packet}; a Deferred firing with the matching reply Message, or failing with UpstreamError."""
+        if self.address.transport == "tls" or over_tcp:
+            return defer.ensureDeferred(self._exchange_stream(packet, question, timeout))
+        return self._exchange_datagram(packet, question, timeout)
+
+    def _exchange_datagram(self, packet: bytes, question: dns.Query, timeout: float) -> defer.Deferred:
+        query_id, packet = with_new_id(packet)
+        result: defer.Deferred = defer.Deferred()
+        exchange = _DatagramExchange(self.reactor, self.address, query_id, question, result)
+        exchange.send(packet)
+
+        def close():
+            self.mismatched += exchange.mismatched
+            exchange.close()
+
+        return _settle_within(self.reactor, result, timeout, f"read udp {self.address}: i/o timeout", close)
+
+    async def _exchange_stream(self, packet: bytes, question: dns.Query, timeout: float) -> dns.Message:
+        query_id, packet = with_new_id(packet)
+        while True:
+            connection = self._take_idle()
+            reused = connection is not None
+            if connection is None:
+                connection = await self._connect(timeout)
+            pending = connection.exchange(packet, query_id, question)
+            waited = _settle_within(self.reactor, pending, timeout, f"read tcp {self.address}: i/o timeout",
+                                    lambda: None)
+            try:
+                reply = await waited
+            except CachedConnectionClosed:
+                if reused:
+                    continue
+                raise
+            except UpstreamError:
+                connection.transport.abortConnection()
+                raise
+            self._give_back(connection)
+            return reply
+
+    async def _connect(self, timeout: float) -> _StreamConnection:
+        factory = _StreamFactory()
+        host, port = self.address.host, self.address.port
+        if self.tls_options is not None:
+            self.reactor.connectSSL(host, port, factory, self.tls_options, timeout=timeout)
+        else:
+            self.reactor.connectTCP(host, port, factory, timeout=timeout)
+        try:
+            connection = await factory.connection.ready
+        except Exception as err:
+            raise UpstreamError(f"dial tcp {self.address}: {getattr(err, 'value', err)}") from None
+        connection.connected_at = self.reactor.seconds()
+        return connection
+
+    def _take_idle(self) -> _StreamConnection | None:
+        now = self.reactor.seconds()
+        while self.idle:
+            connection = self.idle.pop()
+            fresh = now - connection.last_used < self.expire or self.expire == 0
+            young = not self.max_age or now - connection.connected_at < self.max_age
+            if fresh and young and connection.transport is not None and connection.connected:
+                return connection
+            connection.transport.loseConnection()
+        return None
+
+    def _give_back(self, connection: _StreamConnection) -> None:
+        if self.expire == 0 or (self.max_idle and len(self.idle) >= self.max_idle):
+            connection.transport.loseConnection()
+            return
+        connection.last_used = self.reactor.seconds()
+        self.idle.append(connection)
+
+    def close_idle(self, older_than: float = 0.0) -> None:
+        """Close the kept connections idle for C{older_than} seconds or more (all by default)."""
+        now = self.reactor.seconds()
+        keep = []
+        for connection in self.idle:
+            if now - connection.last_used >= older_than:
+                connection.transport.loseConnection()
+            else:
+                keep.append(connection)
+        self.idle = keep
+
+    def healthcheck(self, probe: bytes, interval: float) -> None:
+        """Start probing the upstream, unless a probe runs: every C{interval} until it answers."""
+        if self.probing:
+            return
+        self.probing = True
+        defer.ensureDeferred(self._probe_until_healthy(probe, interval))
+
+    async def _probe_until_healthy(self, probe: bytes, interval: float) -> None:
+        question = dns.Message()
+        question.fromStr(probe)
+        while self.probing:
+            self.probe_in_flight = self.exchange(probe, question.queries[0], False, HEALTH_CHECK_TIMEOUT)
+            try:
+                await self.probe_in_flight
+            except defer.CancelledError:
+                return
+            except UpstreamError:
+                self.fails += 1
+                wakeup: defer.Deferred = defer.Deferred()
+                self.probe_wakeup = self.reactor.callLater(interval, wakeup.callback, None)
+                await wakeup
+                continue
+            self.fails = 0
+            self.probing = False
+
+    def stop(self) -> defer.Deferred:
+        """Stop probing and drop kept connections; fires once they are closed."""
+        self.probing = False
+        if self.probe_wakeup is not None and self.probe_wakeup.active():
+            self.probe_wakeup.cancel()
+        if self.probe_in_flight is not None and not self.probe_in_flight.called:
+            self.probe_in_flight.cancel()
+        idle, self.idle = self.idle, []
+        for connection in idle:
+            connection.transport.abortConnection()
+        return defer.gatherResults([connection.closed for connection in idle])
+
+
+def health_probe(domain: str, recursion_desired: bool) -> bytes:
+    """The probe CoreDNS sends: C{DOMAIN IN NS}, RD as configured."""
+    message = dns.Message(recDes=int(recursion_desired))
+    message.addQuery(domain.rstrip(".").encode(), dns.NS, dns.IN)
+    return message.toStr()
 
 
 def _settle_within(reactor, result: defer.Deferred, timeout: float, message: str, cleanup) -> defer.Deferred:

@@ -14,7 +14,7 @@ import dns.query
 import dns.rcode
 import dns.rdatatype
 import dns.rrset
-from twisted.internet import protocol, reactor
+from twisted.internet import protocol, reactor, ssl
 from twisted.internet.threads import deferToThread
 from twisted.logger import formatEvent, globalLogPublisher
 
@@ -99,27 +99,38 @@ def rcode_of(reply: dns.message.Message) -> str:
 
 class FakeUpstream(protocol.DatagramProtocol):
     """
-    An upstream DNS server on 127.0.0.1 (UDP and TCP, one port) answering from
-    C{records} ({(name, type): [rdata text]}), that can be told to be slow,
-    silent, to truncate over UDP, or to lie about the ID or the question.
+    An upstream DNS server on 127.0.0.1 (UDP and TCP, one port; or DNS over
+    TLS) answering from C{records} ({(name, type): [rdata text]}), that can be
+    told to be slow, silent, to truncate over UDP, to answer some names with
+    another rcode (C{rcodes}), or to lie about the ID or the question.
     """
 
     def __init__(self, records: dict[tuple[str, str], list[str]] | None = None) -> None:
         self.records = records or {}
+        self.rcodes: dict[str, int] = {}
         self.delay = 0.0
         self.silent = False
         self.truncate_udp = False
         self.lie = None
         self.queries: list[tuple[str, str, str]] = []
+        self.connections = 0
         self.port = None
 
-    def start(self, testcase) -> int:
-        """Listen on a free port for UDP and TCP; the port."""
-        tcp = reactor.listenTCP(0, _UpstreamTCPFactory(self), interface="127.0.0.1")
+    def start(self, testcase, port: int = 0) -> int:
+        """Listen on C{port} (a free one by default) for UDP and TCP; the port."""
+        tcp = reactor.listenTCP(port, _UpstreamTCPFactory(self), interface="127.0.0.1")
         udp = reactor.listenUDP(tcp.getHost().port, self, interface="127.0.0.1")
         testcase.addCleanup(tcp.stopListening)
         testcase.addCleanup(udp.stopListening)
         self.port = tcp.getHost().port
+        return self.port
+
+    def start_tls(self, testcase, certificate_pem: bytes) -> int:
+        """Listen for DNS over TLS with C{certificate_pem} (certificate and key); the port."""
+        options = ssl.PrivateCertificate.loadPEM(certificate_pem).options()
+        tls = reactor.listenSSL(0, _UpstreamTCPFactory(self, "tls"), options, interface="127.0.0.1")
+        testcase.addCleanup(tls.stopListening)
+        self.port = tls.getHost().port
         return self.port
 
     def reply_to(self, packet: bytes, transport: str) -> bytes | None:
@@ -133,7 +144,9 @@ class FakeUpstream(protocol.DatagramProtocol):
         reply = dns.message.make_response(query_message)
         reply.flags |= dns.flags.RA
         answers = self.records.get((question.name.to_text().lower(), qtype))
-        if answers is None:
+        if question.name.to_text().lower() in self.rcodes:
+            reply.set_rcode(self.rcodes[question.name.to_text().lower()])
+        elif answers is None:
             reply.set_rcode(dns.rcode.NXDOMAIN)
         else:
             reply.answer.append(dns.rrset.from_text_list(question.name, 30, "IN", qtype, answers))
@@ -157,22 +170,29 @@ class FakeUpstream(protocol.DatagramProtocol):
 
 
 class _UpstreamTCP(protocol.Protocol):
-    def __init__(self, upstream: FakeUpstream) -> None:
+    def __init__(self, upstream: FakeUpstream, transport: str) -> None:
         self.upstream = upstream
+        self.kind = transport
         self.buffer = b""
+
+    def connectionMade(self) -> None:
+        self.upstream.connections += 1
 
     def dataReceived(self, data: bytes) -> None:
         packets, self.buffer = split_stream(self.buffer + data)
         for packet in packets:
-            reply = self.upstream.reply_to(packet, "tcp")
+            reply = self.upstream.reply_to(packet, self.kind)
             if reply is not None:
                 self.transport.write(frame(reply))
 
 
 class _UpstreamTCPFactory(protocol.ServerFactory):
-    def __init__(self, upstream: FakeUpstream) -> None:
+    noisy = False
+
+    def __init__(self, upstream: FakeUpstream, transport: str = "tcp") -> None:
         self.upstream = upstream
+        self.transport = transport
 
     def buildProtocol(self, addr):
-        return _UpstreamTCP(self.upstream)
+        return _UpstreamTCP(self.upstream, self.transport)
 

@@ -3,13 +3,16 @@ forward against real upstream servers on loopback: transports, truncation,
 failover, lying upstreams, concurrency, and the parsing of its options.
 """
 
+import dns.rcode
 from twisted.internet import defer, reactor, task
 from twisted.trial import unittest
 
 from kubernetai.chain import build_server
 from kubernetai.corefile import CorefileError, parse_corefile
-from kubernetai.plugins.forward import Upstream, nameservers_in, parse_forward
+from kubernetai.plugins.forward import nameservers_in, parse_forward
+from kubernetai.upstream import Address as Upstream
 from tests.support import FakeUpstream, capture_logs, query, rcode_of, start_daemon
+from tests.tlsca import CertificateAuthority
 
 RECORDS = {("www.example.org.", "A"): ["192.0.2.1"], ("slow.example.org.", "A"): ["192.0.2.2"]}
 
@@ -84,6 +87,150 @@ class TransportTests(unittest.TestCase):
         self.assertEqual(self.upstream.queries, [])
 
 
+class ConnectionTests(unittest.TestCase):
+    """DNS over TLS, and TCP connections kept for reuse until they expire."""
+
+    @defer.inlineCallbacks
+    def test_tls_upstream_verified_against_the_ca(self):
+        authority = CertificateAuthority()
+        upstream = FakeUpstream(dict(RECORDS))
+        serving = authority.issue_server()
+        tls_port = upstream.start_tls(self, serving.cert_pem + serving.key_pem)
+        ca_path = self.mktemp()
+        with open(ca_path, "wb") as ca:
+            ca.write(authority.cert_pem)
+        corefile = f""".:0 {{
+    bind 127.0.0.1
+    forward . tls://127.0.0.1:{tls_port} {{
+        tls {ca_path}
+        tls_servername localhost
+    }}
+}}
+"""
+        port = start_daemon(self, corefile)
+        first = yield query(port, "www.example.org", "A")
+        second = yield query(port, "www.example.org", "A")
+        self.assertEqual(addresses(first), ["192.0.2.1"])
+        self.assertEqual(addresses(second), ["192.0.2.1"])
+        self.assertEqual([transport for _, _, transport in upstream.queries], ["tls", "tls"])
+        self.assertEqual(upstream.connections, 1, "the TLS connection is reused")
+
+    @defer.inlineCallbacks
+    def test_tls_upstream_with_an_unknown_ca_is_refused(self):
+        upstream = FakeUpstream(dict(RECORDS))
+        serving = CertificateAuthority().issue_server()
+        tls_port = upstream.start_tls(self, serving.cert_pem + serving.key_pem)
+        other_ca = self.mktemp()
+        with open(other_ca, "wb") as ca:
+            ca.write(CertificateAuthority().cert_pem)
+        corefile = f".:0 {{\n bind 127.0.0.1\n forward . tls://127.0.0.1:{tls_port} {{\n  tls {other_ca}\n" \
+                   "  read_timeout 300ms\n }\n}\n"
+        port = start_daemon(self, corefile)
+        reply = yield query(port, "www.example.org", "A")
+        self.assertEqual(rcode_of(reply), "SERVFAIL")
+        self.assertEqual(upstream.queries, [])
+
+    @defer.inlineCallbacks
+    def test_tcp_connections_are_reused(self):
+        upstream = FakeUpstream(dict(RECORDS))
+        port = start_daemon(self, forwarding(upstream.start(self), options="force_tcp"))
+        for _ in range(3):
+            yield query(port, "www.example.org", "A")
+        self.assertEqual(upstream.connections, 1)
+
+    @defer.inlineCallbacks
+    def test_expire_closes_idle_connections(self):
+        upstream = FakeUpstream(dict(RECORDS))
+        port = start_daemon(self, forwarding(upstream.start(self), options="force_tcp\n        expire 100ms"))
+        yield query(port, "www.example.org", "A")
+        yield task.deferLater(reactor, 0.3, lambda: None)
+        yield query(port, "www.example.org", "A")
+        self.assertEqual(upstream.connections, 2)
+
+
+class HealthTests(unittest.TestCase):
+    """max_fails and health_check: a failing upstream is probed, skipped while down, used again once up."""
+
+    @defer.inlineCallbacks
+    def test_down_upstream_skipped_then_back(self):
+        closed = reactor.listenUDP(0, FakeUpstream(), interface="127.0.0.1")
+        first_port = closed.getHost().port
+        yield closed.stopListening()
+        second = FakeUpstream(dict(RECORDS))
+        options = "policy sequential\n        max_fails 1\n        health_check 1s"
+        port = start_daemon(self, forwarding(first_port, second.start(self), options=options))
+        reply = yield query(port, "www.example.org", "A")
+        self.assertEqual(addresses(reply), ["192.0.2.1"])
+        yield task.deferLater(reactor, 1.3, lambda: None)
+        first = FakeUpstream(dict(RECORDS))
+        first.start(self, first_port)
+        yield query(port, "www.example.org", "A")
+        self.assertEqual([q for q in first.queries if q[0] == "www.example.org."], [], "skipped while down")
+        yield wait_until(lambda: (".", "NS", "udp") in first.queries, "a health probe to reach it")
+        yield query(port, "www.example.org", "A")
+        self.assertEqual([q for q in first.queries if q[0] == "www.example.org."], [("www.example.org.", "A", "udp")])
+        self.assertNotIn((".", "NS", "udp"), second.queries, "a healthy upstream is not probed")
+
+    @defer.inlineCallbacks
+    def test_failfast_when_all_are_down(self):
+        closed = reactor.listenUDP(0, FakeUpstream(), interface="127.0.0.1")
+        closed_port = closed.getHost().port
+        yield closed.stopListening()
+        options = "max_fails 1\n        health_check 100ms\n        failfast_all_unhealthy_upstreams"
+        logs = capture_logs(self)
+        port = start_daemon(self, forwarding(closed_port, options=options))
+        yield query(port, "www.example.org", "A")
+        yield task.deferLater(reactor, 0.5, lambda: None)
+        reply = yield query(port, "www.example.org", "A")
+        self.assertEqual(rcode_of(reply), "SERVFAIL")
+        self.assertTrue(any("www.example.org. A: no healthy upstream" in line for line in logs), logs)
+
+
+class RcodeTests(unittest.TestCase):
+    @defer.inlineCallbacks
+    def test_failover_tries_the_next_upstream(self):
+        failing, good = FakeUpstream(dict(RECORDS)), FakeUpstream(dict(RECORDS))
+        failing.rcodes["www.example.org."] = dns.rcode.SERVFAIL
+        options = "policy sequential\n        failover SERVFAIL"
+        port = start_daemon(self, forwarding(failing.start(self), good.start(self), options=options))
+        reply = yield query(port, "www.example.org", "A")
+        self.assertEqual(addresses(reply), ["192.0.2.1"])
+
+    @defer.inlineCallbacks
+    def test_next_hands_on_to_the_next_forward(self):
+        first, second = FakeUpstream(), FakeUpstream({("only.example.org.", "A"): ["192.0.2.9"]})
+        corefile = f""".:0 {{
+    bind 127.0.0.1
+    forward . 127.0.0.1:{first.start(self)} {{
+        next NXDOMAIN
+    }}
+    forward . 127.0.0.1:{second.start(self)}
+}}
+"""
+        port = start_daemon(self, corefile)
+        reply = yield query(port, "only.example.org", "A")
+        self.assertEqual(addresses(reply), ["192.0.2.9"])
+        self.assertEqual(len(first.queries), 1)
+
+    @defer.inlineCallbacks
+    def test_prefer_udp_retries_truncated_answers_over_tcp(self):
+        upstream = FakeUpstream(dict(RECORDS))
+        upstream.truncate_udp = True
+        port = start_daemon(self, forwarding(upstream.start(self), options="prefer_udp"))
+        reply = yield query(port, "www.example.org", "A", tcp=True)
+        self.assertEqual(addresses(reply), ["192.0.2.1"])
+        self.assertEqual([transport for _, _, transport in upstream.queries], ["udp", "tcp"])
+
+
+@defer.inlineCallbacks
+def wait_until(predicate, what, timeout=5.0):
+    for _ in range(int(timeout / 0.05)):
+        if predicate():
+            return
+        yield task.deferLater(reactor, 0.05, lambda: None)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
 class FailureTests(unittest.TestCase):
     """Dead, slow and lying upstreams."""
 
@@ -94,7 +241,7 @@ class FailureTests(unittest.TestCase):
         port = start_daemon(self, forwarding(dead.start(self), alive.start(self), options="policy sequential"))
         reply = yield query(port, "www.example.org", "A")
         self.assertEqual(addresses(reply), ["192.0.2.1"])
-        self.assertEqual(len(dead.queries), 1)
+        self.assertEqual([q for q in dead.queries if q[0] == "www.example.org."], [("www.example.org.", "A", "udp")])
 
     @defer.inlineCallbacks
     def test_closed_port_is_a_refusal_not_a_timeout(self):
@@ -114,9 +261,11 @@ class FailureTests(unittest.TestCase):
         dead = FakeUpstream()
         dead.silent = True
         logs = capture_logs(self)
-        port = start_daemon(self, forwarding(dead.start(self)))
+        port = start_daemon(self, forwarding(dead.start(self), options="read_timeout 300ms"))
         reply = yield query(port, "www.example.org", "A")
         self.assertEqual(rcode_of(reply), "SERVFAIL")
+        self.assertEqual(len([q for q in dead.queries if q[0] == "www.example.org."]), 3,
+                         "three attempts per upstream, as CoreDNS makes")
         self.assertTrue(any("www.example.org. A: read udp" in line and "i/o timeout" in line
                             for line in logs), logs)
 
@@ -124,7 +273,7 @@ class FailureTests(unittest.TestCase):
     def test_reply_with_wrong_id_is_not_accepted(self):
         liar = FakeUpstream(dict(RECORDS))
         liar.lie = "id"
-        port = start_daemon(self, forwarding(liar.start(self)))
+        port = start_daemon(self, forwarding(liar.start(self), options="read_timeout 300ms"))
         reply = yield query(port, "www.example.org", "A")
         self.assertEqual(rcode_of(reply), "SERVFAIL")
 
@@ -132,7 +281,7 @@ class FailureTests(unittest.TestCase):
     def test_reply_for_another_question_is_not_accepted(self):
         liar = FakeUpstream(dict(RECORDS))
         liar.lie = "question"
-        port = start_daemon(self, forwarding(liar.start(self)))
+        port = start_daemon(self, forwarding(liar.start(self), options="read_timeout 300ms"))
         reply = yield query(port, "www.example.org", "A")
         self.assertEqual(rcode_of(reply), "SERVFAIL")
 
@@ -185,17 +334,25 @@ class ParseTests(unittest.SynchronousTestCase):
          [Upstream("10.0.0.1", 5353), Upstream("10.0.0.2", 53)]),
         ("forward . [2001:db8::1]:5300 2001:db8::2", ".", [Upstream("2001:db8::1", 5300), Upstream("2001:db8::2", 53)]),
         ("forward . 1.1.1.1 1.1.1.1", ".", [Upstream("1.1.1.1", 53)]),
+        ("forward . tls://9.9.9.9 tls://[2620:fe::fe]:8853", ".",
+         [Upstream("9.9.9.9", 853, "tls"), Upstream("2620:fe::fe", 8853, "tls")]),
     ]
     BAD = [
         ("forward .", "Corefile:2: plugin/forward: expected at least 2 argument(s), got 1"),
         ("forward . not-an-address", "not an IP address or file: 'not-an-address'"),
-        ("forward . tls://1.1.1.1", "only dns:// upstreams are supported, not tls://"),
-        ("forward . 1.1.1.1:99999", "port out of range"),
-        ("forward . 1.1.1.1 {\n policy fastest\n}", "Corefile:3: plugin/forward: unknown policy 'fastest': expected random, round_robin, sequential"),
-        ("forward . 1.1.1.1 {\n bogus\n}", "Corefile:3: plugin/forward: unknown option 'bogus'"),
-        ("forward . 1.1.1.1 {\n force_tcp\n prefer_udp\n}", "force_tcp and prefer_udp can not be used together"),
+        ("forward . https://1.1.1.1", "'https' is not supported as a destination protocol in forward"),
+        ("forward . 1.1.1.1:99999", "invalid port"),
+        ("forward . 1.1.1.1 {\n policy fastest\n}", "Corefile:3: plugin/forward: unknown policy 'fastest'"),
+        ("forward . 1.1.1.1 {\n bogus\n}", "Corefile:3: plugin/forward: unknown property 'bogus'"),
         ("forward . 1.1.1.1 {\n max_concurrent lots\n}", "invalid number 'lots'"),
-        ("forward . 1.1.1.1 {\n expire 10s\n}", "option 'expire' is not supported yet"),
+        ("forward . 1.1.1.1 {\n expire soon\n}", "invalid duration 'soon'"),
+        ("forward . 1.1.1.1 {\n next BOGUS\n}", "BOGUS is not a valid rcode"),
+        ("forward . 1.1.1.1 {\n failover NOERROR\n}", "NoError cannot be used in failover"),
+        ("forward . 1.1.1.1 {\n health_check 1s sometimes\n}", "health_check: unknown option sometimes"),
+        ("forward . 1.1.1.1 {\n read_timeout 0s\n}", "read_timeout must be positive"),
+        ("forward . 1.1.1.1 {\n expire 10s\n max_age 5s\n}", "max_age (5.0s) must not be less than expire"),
+        ("forward . 1.1.1.1 {\n tls /nonexistent.pem\n}", "tls: cannot read /nonexistent.pem"),
+        ("forward . 1.1.1.1 {\n resolver 1.1.1.1\n}", "option 'resolver' is not supported by kubernetai"),
     ]
 
     def test_good(self):

@@ -3,22 +3,30 @@
 forward: sends queries for FROM to upstream resolvers and relays their
 answer, as CoreDNS's forward plugin does.
 
-C{forward FROM TO... { except ZONES...; force_tcp; prefer_udp; policy
-random|round_robin|sequential; max_concurrent N }}.  TO is C{IP[:PORT]},
-C{dns://IP[:PORT]} or a resolv.conf file.  Queries go over the client's
-transport (UDP unless it asked over TCP); a truncated UDP answer is asked
-again over TCP.  Each upstream gets up to 2 s; the query up to 5 s in all.
+C{forward FROM TO... { ... }}; TO is C{IP[:PORT]}, C{dns://IP[:PORT]},
+C{tls://IP[:PORT]} (DNS over TLS, port 853) or a resolv.conf file.  Options:
+C{except}, C{force_tcp}, C{prefer_udp}, C{expire}, C{max_fails},
+C{health_check DURATION [no_rec] [domain NAME]}, C{policy}, C{max_concurrent},
+C{tls [CERT KEY [CA]]}, C{tls_servername}, C{next RCODE...}, C{failover RCODE...},
+C{next_on_nodata}, C{failfast_all_unhealthy_upstreams}, C{max_connect_attempts},
+C{max_idle_conns}, C{max_age}, C{read_timeout}.
+
+A query tries the upstreams in policy order for up to 5 s: an upstream
+whose health probes failed more than C{max_fails} times is skipped, and when
+all are down a random one is asked anyway (unless failfast).  Queries go
+over the client's transport; a truncated UDP answer is asked again over TCP.
+Several forward lines in a block run in order, C{next} handing a query on.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import itertools
 import os
 import random
 from dataclasses import dataclass, field
 
-from twisted.internet import defer
+from twisted.application import service
+from twisted.internet import defer, ssl
 from twisted.names import dns
 from zope.interface import implementer
 
@@ -26,20 +34,16 @@ from kubernetai import options, upstream
 from kubernetai.chain import IHandler, PluginError, Request, Response, ServerConfig
 from kubernetai.corefile import Directive, normalize_zone
 
-ATTEMPT_TIMEOUT = 2.0
 QUERY_TIMEOUT = 5.0
+DEFAULT_READ_TIMEOUT = 2.0
+DEFAULT_EXPIRE = 10.0
+DEFAULT_HEALTH_CHECK = 0.5
+DEFAULT_MAX_FAILS = 2
+CONNECT_ATTEMPTS_PER_UPSTREAM = 3
 POLICIES = ("random", "round_robin", "sequential")
-NOT_YET = ("expire", "max_fails", "health_check", "tls", "tls_servername", "next",
-           "failfast_all_unhealthy_upstreams", "max_age", "spray")
-
-
-@dataclass(frozen=True)
-class Upstream:
-    host: str
-    port: int
-
-    def __str__(self) -> str:
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+RCODES = {"NOERROR": 0, "FORMERR": 1, "SERVFAIL": 2, "NXDOMAIN": 3, "NOTIMP": 4, "REFUSED": 5,
+          "YXDOMAIN": 6, "YXRRSET": 7, "NXRRSET": 8, "NOTAUTH": 9, "NOTZONE": 10}
+PORTS = {"dns": 53, "tls": 853}
 
 
 @dataclass
@@ -47,82 +51,178 @@ class ForwardConfig:
     """One forward directive, parsed."""
 
     zone: str
-    upstreams: list[Upstream]
+    upstreams: list[upstream.Address]
     excepted: list[str] = field(default_factory=list)
     force_tcp: bool = False
     prefer_udp: bool = False
     policy: str = "random"
     max_concurrent: int = 0
+    max_fails: int = DEFAULT_MAX_FAILS
+    health_check: float = DEFAULT_HEALTH_CHECK
+    health_check_recursion: bool = True
+    health_check_domain: str = "."
+    expire: float = DEFAULT_EXPIRE
+    max_age: float = 0.0
+    max_idle_conns: int = 0
+    read_timeout: float = DEFAULT_READ_TIMEOUT
+    tls: tuple[str, ...] | None = None
+    tls_servername: str | None = None
+    next_rcodes: list[int] = field(default_factory=list)
+    failover_rcodes: list[int] = field(default_factory=list)
+    next_on_nodata: bool = False
+    failfast_all_unhealthy_upstreams: bool = False
+    max_connect_attempts: int | None = None
 
 
-@implementer(IHandler)
 class Forward:
-    """Relays queries under its zone to the upstreams, in the order the policy picks."""
-
-    name = "forward"
-    next = None
+    """One forward directive: its upstreams, in the order its policy picks, and their health."""
 
     def __init__(self, config: ForwardConfig, reactor) -> None:
         self.config = config
         self.reactor = reactor
-        self.rotation = itertools.cycle(range(len(config.upstreams)))
+        tls_options = tls_client_options(config) if any(a.transport == "tls" for a in config.upstreams) else None
+        self.proxies = [
+            upstream.Proxy(address, reactor, tls_options if address.transport == "tls" else None,
+                           config.expire, config.max_idle_conns, config.max_age)
+            for address in config.upstreams
+        ]
+        self.probe = upstream.health_probe(config.health_check_domain, config.health_check_recursion)
+        self.next_in_rotation = 0
         self.in_flight = 0
+        self.rejected = 0
+        self.healthcheck_broken = 0
 
-    def serve(self, request: Request):
-        if not self._handles(request.name):
-            return self.next.serve(request)
-        if self.config.max_concurrent and self.in_flight >= self.config.max_concurrent:
-            return Response(rcode=dns.EREFUSED)
-        self.in_flight += 1
-        result = defer.ensureDeferred(self._relay(request))
-
-        def done(outcome):
-            self.in_flight -= 1
-            return outcome
-
-        return result.addBoth(done)
-
-    def _handles(self, name: str) -> bool:
+    def handles(self, name: str) -> bool:
         if not _in_zone(name, self.config.zone):
             return False
         return not any(_in_zone(name, excepted) for excepted in self.config.excepted)
 
-    def ordered_upstreams(self) -> list[Upstream]:
-        """The upstreams in the order this query tries them."""
-        upstreams = self.config.upstreams
+    def ordered(self) -> list[upstream.Proxy]:
+        """The proxies in the order this query tries them."""
         if self.config.policy == "sequential":
-            return list(upstreams)
+            return list(self.proxies)
         if self.config.policy == "round_robin":
-            start = next(self.rotation)
-            return upstreams[start:] + upstreams[:start]
-        return random.sample(upstreams, len(upstreams))
+            start = self.next_in_rotation % len(self.proxies)
+            self.next_in_rotation += 1
+            return self.proxies[start:] + self.proxies[:start]
+        return random.sample(self.proxies, len(self.proxies))
 
-    async def _relay(self, request: Request) -> Response:
+    async def relay(self, request: Request) -> dns.Message | None:
+        """The upstream's reply, or None when a C{next} rcode hands the query to the next forward."""
+        config = self.config
+        proxies = self.ordered()
         deadline = self.reactor.seconds() + QUERY_TIMEOUT
-        last_error = None
-        for server in self.ordered_upstreams():
-            remaining = deadline - self.reactor.seconds()
-            if remaining <= 0:
-                break
+        attempts_left = config.max_connect_attempts
+        if attempts_left is None:
+            attempts_left = CONNECT_ATTEMPTS_PER_UPSTREAM * len(proxies)
+        index = fails = failovers = 0
+        last_error: Exception | None = None
+        while self.reactor.seconds() < deadline:
+            if index >= len(proxies):
+                index = fails = 0
+            proxy = proxies[index]
+            index += 1
+            if proxy.down(config.max_fails):
+                fails += 1
+                if fails < len(proxies):
+                    continue
+                self.healthcheck_broken += 1
+                if config.failfast_all_unhealthy_upstreams:
+                    break
+                proxy = random.choice(self.proxies)
             try:
-                reply = await self._exchange(server, request, min(ATTEMPT_TIMEOUT, remaining))
+                reply = await self.exchange(proxy, request, min(config.read_timeout, deadline - self.reactor.seconds()))
             except upstream.UpstreamError as err:
                 last_error = err
-                continue
-            return relayed_response(reply)
-        raise PluginError("forward", str(last_error or "no upstream answered in time"))
+                if config.max_fails:
+                    proxy.healthcheck(self.probe, config.health_check)
+                if attempts_left:
+                    attempts_left -= 1
+                    if attempts_left == 0:
+                        break
+                if fails < len(proxies):
+                    continue
+                break
+            if reply.rCode in config.failover_rcodes:
+                failovers += 1
+                if failovers < len(proxies):
+                    continue
+            if reply.rCode in config.next_rcodes or (config.next_on_nodata and _is_nodata(reply)):
+                return None
+            return reply
+        raise PluginError("forward", str(last_error) if last_error else "no healthy upstream")
 
-    async def _exchange(self, server: Upstream, request: Request, timeout: float) -> dns.Message:
-        use_tcp = self.config.force_tcp or (request.protocol == "tcp" and not self.config.prefer_udp)
-        if not use_tcp:
-            reply = await upstream.exchange_udp(
-                self.reactor, server.host, server.port, request.packet, request.query, timeout
-            )
-            if not reply.trunc or self.config.prefer_udp:
-                return reply
-        return await upstream.exchange_tcp(
-            self.reactor, server.host, server.port, request.packet, request.query, timeout
-        )
+    async def exchange(self, proxy: upstream.Proxy, request: Request, timeout: float) -> dns.Message:
+        """One exchange with C{proxy}, over TCP when forced or asked over TCP, again over TCP when truncated."""
+        config = self.config
+        over_tcp = config.force_tcp or (request.protocol == "tcp" and not config.prefer_udp)
+        reply = await proxy.exchange(request.packet, request.query, over_tcp, timeout)
+        if reply.trunc and not over_tcp:
+            reply = await proxy.exchange(request.packet, request.query, True, timeout)
+        return reply
+
+
+@implementer(IHandler)
+class ForwardChain:
+    """The forward directives of a server block, in Corefile order."""
+
+    name = "forward"
+    next = None
+
+    def __init__(self, forwards: list[Forward]) -> None:
+        self.forwards = forwards
+
+    def serve(self, request: Request):
+        candidates = [forward for forward in self.forwards if forward.handles(request.name)]
+        if not candidates:
+            return self.next.serve(request)
+        return defer.ensureDeferred(self._serve(request, candidates))
+
+    async def _serve(self, request: Request, candidates: list[Forward]) -> Response:
+        for forward in candidates:
+            limit = forward.config.max_concurrent
+            if limit and forward.in_flight >= limit:
+                forward.rejected += 1
+                raise PluginError("forward", f"concurrent queries exceeded maximum {limit}", dns.EREFUSED)
+            forward.in_flight += 1
+            try:
+                reply = await forward.relay(request)
+            finally:
+                forward.in_flight -= 1
+            if reply is not None:
+                return relayed_response(reply)
+        result = self.next.serve(request)
+        return (await result) if isinstance(result, defer.Deferred) else result
+
+
+class ForwardService(service.Service):
+    """Stops health probes and closes kept connections with the daemon; sweeps expired ones."""
+
+    def __init__(self, forwards: list[Forward], reactor) -> None:
+        self.forwards = forwards
+        self.reactor = reactor
+        self.sweep = None
+
+    def startService(self) -> None:
+        super().startService()
+        self._schedule()
+
+    def _schedule(self) -> None:
+        interval = min((forward.config.expire for forward in self.forwards if forward.config.expire), default=0)
+        if interval:
+            self.sweep = self.reactor.callLater(interval, self._sweep)
+
+    def _sweep(self) -> None:
+        for forward in self.forwards:
+            for proxy in forward.proxies:
+                proxy.close_idle(older_than=forward.config.expire)
+        self._schedule()
+
+    def stopService(self):
+        if self.sweep is not None and self.sweep.active():
+            self.sweep.cancel()
+        super().stopService()
+        return defer.gatherResults([proxy.stop() for forward in self.forwards for proxy in forward.proxies])
 
 
 def relayed_response(reply: dns.Message) -> Response:
@@ -138,88 +238,98 @@ def relayed_response(reply: dns.Message) -> Response:
     )
 
 
+def _is_nodata(reply: dns.Message) -> bool:
+    return reply.rCode == dns.OK and not reply.answers
+
+
 def _in_zone(name: str, zone: str) -> bool:
     return zone == "." or name == zone or name.endswith("." + zone)
 
 
-def setup(directives: list[Directive], config: ServerConfig) -> Forward:
-    """C{forward FROM TO... { options }}, once per server block."""
-    directive = options.only_once(directives)
-    forward = parse_forward(directive)
-    config.plan.append(
-        f"forward {forward.zone} -> {' '.join(map(str, forward.upstreams))} (policy {forward.policy})"
-    )
-    return Forward(forward, config.reactor)
+def tls_client_options(config: ForwardConfig):
+    """TLS client options for tls:// upstreams: the CA (else the system's), a client certificate if given."""
+    cert, key, ca = (list(config.tls or ()) + [None, None, None])[:3]
+    if config.tls and len(config.tls) == 1:
+        cert, key, ca = None, None, config.tls[0]
+    trust = ssl.Certificate.loadPEM(_read(ca)) if ca else ssl.platformTrust()
+    client = ssl.PrivateCertificate.loadPEM(_read(cert) + _read(key)) if cert and key else None
+    server_name = config.tls_servername or config.upstreams[0].host
+    return ssl.optionsForClientTLS(server_name, trustRoot=trust, clientCertificate=client)
+
+
+def _read(path: str) -> bytes:
+    with open(path, "rb") as pem:
+        return pem.read()
+
+
+def setup(directives: list[Directive], config: ServerConfig) -> ForwardChain:
+    """One Forward per C{forward} directive, in Corefile order."""
+    forwards = [Forward(parse_forward(directive), config.reactor) for directive in directives]
+    for forward in forwards:
+        upstreams = " ".join(str(address) for address in forward.config.upstreams)
+        config.plan.append(f"forward {forward.config.zone} -> {upstreams} (policy {forward.config.policy})")
+    config.services.append(ForwardService(forwards, config.reactor))
+    return ForwardChain(forwards)
 
 
 def parse_forward(directive: Directive) -> ForwardConfig:
-    """The ForwardConfig of one C{forward} directive."""
+    """The ForwardConfig of one C{forward} directive, checked as CoreDNS checks it."""
     args = options.arg_count(directive, 2, None)
     upstreams = []
     for target in args[1:]:
         upstreams += parse_upstream(directive, target)
     if not upstreams:
         raise options.error(directive, "no nameservers found in " + " ".join(args[1:]))
-    forward = ForwardConfig(zone=normalize_zone(args[0]), upstreams=_unique(upstreams))
+    forward = ForwardConfig(zone=normalize_zone(args[0]), upstreams=list(dict.fromkeys(upstreams)))
     for option in directive.block:
-        _apply_option(forward, option)
-    if forward.force_tcp and forward.prefer_udp:
-        raise options.error(directive, "force_tcp and prefer_udp can not be used together")
+        parser = OPTION_PARSERS.get(option.name)
+        if parser is None:
+            raise options.error(option, f"unknown property '{option.name}'")
+        parser(forward, option)
+    if forward.max_age and forward.max_age < forward.expire:
+        raise options.error(directive, f"max_age ({forward.max_age}s) must not be less than expire ({forward.expire}s)")
+    if forward.tls_servername:
+        forward.upstreams = [
+            upstream.Address(a.host, a.port, a.transport, forward.tls_servername) if a.transport == "tls" else a
+            for a in forward.upstreams
+        ]
     return forward
 
 
-def _apply_option(forward: ForwardConfig, option: Directive) -> None:
-    if option.name == "except":
-        forward.excepted += [normalize_zone(zone) for zone in options.arg_count(option, 1, None)]
-    elif option.name in ("force_tcp", "prefer_udp"):
-        options.arg_count(option, 0, 0)
-        setattr(forward, option.name, True)
-    elif option.name == "policy":
-        (policy,) = options.arg_count(option, 1, 1)
-        if policy not in POLICIES:
-            raise options.error(option, f"unknown policy {policy!r}: expected {', '.join(POLICIES)}")
-        forward.policy = policy
-    elif option.name == "max_concurrent":
-        (count,) = options.arg_count(option, 1, 1)
-        forward.max_concurrent = options.parse_int(option, count, 0, 2**31 - 1)
-    elif option.name in NOT_YET:
-        raise options.error(option, f"option {option.name!r} is not supported yet")
-    else:
-        raise options.error(option, f"unknown option {option.name!r}")
-
-
-def parse_upstream(directive: Directive, target: str) -> list[Upstream]:
-    """The upstreams one TO names: an address with an optional port and dns://, or a resolv.conf."""
-    address = target.removeprefix("dns://")
-    if "://" in address:
-        scheme = address.split("://", 1)[0]
-        raise options.error(directive, f"upstream {target!r}: only dns:// upstreams are supported, not {scheme}://")
-    host, port = _split_host_port(address)
+def parse_upstream(directive: Directive, target: str) -> list[upstream.Address]:
+    """The upstreams one TO names: [dns://|tls://]IP[:PORT], or a resolv.conf file."""
+    transport, address = "dns", target
+    if "://" in target:
+        transport, address = target.split("://", 1)
+        if transport not in PORTS:
+            raise options.error(directive, f"'{transport}' is not supported as a destination protocol in forward: {target}")
+    host, port = _split_host_port(address, PORTS[transport])
     try:
         ipaddress.ip_address(host)
     except ValueError:
-        if os.path.isfile(target):
+        if transport == "dns" and os.path.isfile(target):
             return nameservers_in(target)
         raise options.error(directive, f"not an IP address or file: {target!r}") from None
-    if not 0 < port < 65536:
-        raise options.error(directive, f"upstream {target!r}: port out of range")
-    return [Upstream(host, port)]
+    if port is None or not 0 < port < 65536:
+        raise options.error(directive, f"upstream {target!r}: invalid port")
+    return [upstream.Address(host, port, transport)]
 
 
-def _split_host_port(address: str) -> tuple[str, int]:
+def _split_host_port(address: str, default_port: int) -> tuple[str, int | None]:
     if address.startswith("["):
         host, _, rest = address[1:].partition("]")
-        return host, int(rest[1:]) if rest.startswith(":") and rest[1:].isdigit() else 53
+        if not rest:
+            return host, default_port
+        return host, int(rest[1:]) if rest.startswith(":") and rest[1:].isdigit() else None
     if address.count(":") == 1:
         host, port = address.split(":")
-        if port.isdigit():
-            return host, int(port)
-    return address, 53
+        return host, int(port) if port.isdigit() else None
+    return address, default_port
 
 
-def nameservers_in(path: str) -> list[Upstream]:
+def nameservers_in(path: str) -> list[upstream.Address]:
     """The C{nameserver} lines of a resolv.conf file."""
-    upstreams = []
+    found = []
     with open(path, encoding="utf-8", errors="replace") as resolv_conf:
         for line in resolv_conf:
             words = line.split()
@@ -229,9 +339,112 @@ def nameservers_in(path: str) -> list[Upstream]:
                     ipaddress.ip_address(host)
                 except ValueError:
                     continue
-                upstreams.append(Upstream(host, 53))
-    return upstreams
+                found.append(upstream.Address(host, 53))
+    return found
 
 
-def _unique(upstreams: list[Upstream]) -> list[Upstream]:
-    return list(dict.fromkeys(upstreams))
+def _flag(name: str):
+    def parse(forward: ForwardConfig, option: Directive) -> None:
+        options.arg_count(option, 0, 0)
+        setattr(forward, name, True)
+
+    return parse
+
+
+def _duration(name: str, positive: bool = False):
+    def parse(forward: ForwardConfig, option: Directive) -> None:
+        (text,) = options.arg_count(option, 1, 1)
+        seconds = options.parse_duration(option, text)
+        if positive and seconds <= 0:
+            raise options.error(option, f"{name} must be positive: {text}")
+        setattr(forward, name, seconds)
+
+    return parse
+
+
+def _count(name: str):
+    def parse(forward: ForwardConfig, option: Directive) -> None:
+        (text,) = options.arg_count(option, 1, 1)
+        setattr(forward, name, options.parse_int(option, text, 0, 2**31 - 1))
+
+    return parse
+
+
+def _rcodes(name: str, allow_noerror: bool = True):
+    def parse(forward: ForwardConfig, option: Directive) -> None:
+        for text in options.arg_count(option, 1, None):
+            rcode = RCODES.get(text.upper())
+            if rcode is None:
+                raise options.error(option, f"{text} is not a valid rcode")
+            if rcode == dns.OK and not allow_noerror:
+                raise options.error(option, "NoError cannot be used in failover")
+            getattr(forward, name).append(rcode)
+
+    return parse
+
+
+def _except(forward: ForwardConfig, option: Directive) -> None:
+    forward.excepted += [normalize_zone(zone) for zone in options.arg_count(option, 1, None)]
+
+
+def _policy(forward: ForwardConfig, option: Directive) -> None:
+    (policy,) = options.arg_count(option, 1, 1)
+    if policy not in POLICIES:
+        raise options.error(option, f"unknown policy '{policy}'")
+    forward.policy = policy
+
+
+def _health_check(forward: ForwardConfig, option: Directive) -> None:
+    args = list(options.arg_count(option, 1, None))
+    forward.health_check = options.parse_duration(option, args.pop(0))
+    while args:
+        word = args.pop(0)
+        if word == "no_rec":
+            forward.health_check_recursion = False
+        elif word == "domain" and args:
+            forward.health_check_domain = normalize_zone(args.pop(0))
+        elif word == "domain":
+            raise options.error(option, "health_check: domain needs a name")
+        else:
+            raise options.error(option, f"health_check: unknown option {word}")
+
+
+def _tls(forward: ForwardConfig, option: Directive) -> None:
+    files = options.arg_count(option, 0, 3)
+    for path in files:
+        if not os.path.isfile(path):
+            raise options.error(option, f"tls: cannot read {path}")
+    forward.tls = tuple(files)
+
+
+def _tls_servername(forward: ForwardConfig, option: Directive) -> None:
+    (forward.tls_servername,) = options.arg_count(option, 1, 1)
+
+
+def _unsupported(forward: ForwardConfig, option: Directive) -> None:
+    raise options.error(option, f"option '{option.name}' is not supported by kubernetai (no DNS-over-HTTPS or hostname upstreams)")
+
+
+OPTION_PARSERS = {
+    "except": _except,
+    "force_tcp": _flag("force_tcp"),
+    "prefer_udp": _flag("prefer_udp"),
+    "next_on_nodata": _flag("next_on_nodata"),
+    "failfast_all_unhealthy_upstreams": _flag("failfast_all_unhealthy_upstreams"),
+    "policy": _policy,
+    "max_concurrent": _count("max_concurrent"),
+    "max_fails": _count("max_fails"),
+    "max_connect_attempts": _count("max_connect_attempts"),
+    "max_idle_conns": _count("max_idle_conns"),
+    "health_check": _health_check,
+    "expire": _duration("expire"),
+    "max_age": _duration("max_age"),
+    "read_timeout": _duration("read_timeout", positive=True),
+    "tls": _tls,
+    "tls_servername": _tls_servername,
+    "next": _rcodes("next_rcodes"),
+    "failover": _rcodes("failover_rcodes", allow_noerror=False),
+    "doh_method": _unsupported,
+    "resolver": _unsupported,
+    "source_address": _unsupported,
+}
