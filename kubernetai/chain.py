@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, fail
 from twisted.names import dns
 from zope.interface import Attribute, Interface, implementer
 
@@ -54,7 +54,7 @@ PLUGIN_ORDER: tuple[tuple[str, str | None], ...] = (
     ("chaos", None),
     ("loadbalance", None),
     ("tsig", None),
-    ("cache", None),
+    ("cache", "kubernetai.plugins.cache"),
     ("rewrite", None),
     ("header", None),
     ("dnssec", None),
@@ -104,6 +104,8 @@ class Request:
         "local",
         "received",
         "reply_observers",
+        "resolver",
+        "depth",
     )
 
     def __init__(
@@ -129,6 +131,8 @@ class Request:
         self.local: tuple[str, int] | None = None
         self.received = time.monotonic()
         self.reply_observers: list[Callable[[Request, Response, bytes], None]] = []
+        self.resolver: Callable[[Request, str, int], Deferred] | None = None
+        self.depth = 0
 
     @property
     def size(self) -> int:
@@ -154,6 +158,15 @@ class Request:
         if self.protocol == "tcp":
             return 65535
         return max(512, self.payload_size) if self.edns else 512
+
+    def lookup(self, name: str, qtype: int) -> Deferred:
+        """Resolve C{name} through the server that received this query, as CoreDNS's upstream does.
+
+        A Deferred firing with the Response; failing with PluginError when no server is there.
+        """
+        if self.resolver is None:
+            return fail(PluginError("upstream", f"no server to resolve {name} through"))
+        return self.resolver(self, name, qtype)
 
     def observe_reply(self, observer: Callable[[Request, Response, bytes], None]) -> None:
         """Have C{observer(request, response, reply)} called with the wire reply once it is written."""
@@ -210,6 +223,19 @@ def _global_reactor():
 
 
 @dataclass
+class Shared:
+    """
+    What the plugins of every server block share: the plugins that report
+    readiness (name, ready() -> bool), the kubernetai stanzas, and plugin
+    services by key (one HTTP listener per address, however many blocks ask).
+    """
+
+    readiness: list[tuple[str, Callable[[], bool]]] = field(default_factory=list)
+    stanzas: list = field(default_factory=list)
+    services: dict[Any, Any] = field(default_factory=dict)
+
+
+@dataclass
 class ServerConfig:
     """What the plugins of one server block made of it: listeners, chain, services."""
 
@@ -221,6 +247,7 @@ class ServerConfig:
     startup_waits: list[Callable[[], Deferred]] = field(default_factory=list)
     plan: list[str] = field(default_factory=list)
     reactor: Any = field(default_factory=_global_reactor)
+    shared: Shared = field(default_factory=Shared)
 
     @property
     def chain(self) -> IHandler:
@@ -247,9 +274,9 @@ def _plugin_module(directive: Directive):
     raise CorefileError(directive.file, directive.line, f"unknown directive {directive.name!r}")
 
 
-def build_server(block: ServerBlock) -> ServerConfig:
+def build_server(block: ServerBlock, shared: Shared | None = None) -> ServerConfig:
     """Run every plugin's setup for C{block} and link the handlers in plugin.cfg order."""
-    config = ServerConfig(block=block, zones=block.addresses)
+    config = ServerConfig(block=block, zones=block.addresses, shared=shared or Shared())
     by_module: dict[str, list[Directive]] = {}
     for directive in block.directives:
         module = _plugin_module(directive)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from twisted.application import service
 
-from kubernetai.chain import ServerConfig, build_server
+from kubernetai.chain import ServerConfig, Shared, build_server
 from kubernetai.corefile import load_corefile
 from kubernetai.server import DNSService, ZoneTable, listener_tables
 from kubernetai.systemd import ReadinessNotifier
@@ -23,6 +23,7 @@ class Daemon:
     path: str
     configs: list[ServerConfig]
     tables: dict[tuple[str, int], ZoneTable]
+    shared: Shared
 
     def plan(self) -> str:
         """What would run: blocks, listeners, plugins in run order."""
@@ -43,6 +44,8 @@ class Daemon:
         for config in self.configs:
             for plugin_service in config.services:
                 plugin_service.setServiceParent(root)
+        for shared_service in self.shared.services.values():
+            shared_service.setServiceParent(root)
         waits = [wait for config in self.configs for wait in config.startup_waits]
         dns_service = DNSService(self.tables, reactor, waits)
         dns_service.setName("dns")
@@ -54,5 +57,6 @@ class Daemon:
 def build_daemon(path: str, default_port: int = 53) -> Daemon:
     """Parse the Corefile at C{path} and build it; raises CorefileError on a mistake."""
     blocks = load_corefile(path, default_port=default_port)
-    configs = [build_server(block) for block in blocks]
-    return Daemon(path, configs, listener_tables(configs))
+    shared = Shared()
+    configs = [build_server(block, shared) for block in blocks]
+    return Daemon(path, configs, listener_tables(configs), shared)

@@ -24,6 +24,7 @@ from kubernetai.message import Rejected, decode_query, encode_reply, frame, spli
 log = Logger(namespace="kubernetai.server")
 
 DS = 43
+MAX_LOOKUP_DEPTH = 8
 
 
 @dataclass
@@ -74,19 +75,37 @@ def _answer(table: ZoneTable, packet: bytes, client: tuple[str, int], transport:
     request.local = local
     if request.qclass != dns.IN:
         return encode_reply(request, Response(rcode=dns.EREFUSED))
+    result = _serve(table, request)
+    if isinstance(result, defer.Deferred):
+        return result.addCallback(lambda response: _write(request, response))
+    return _write(request, result)
+
+
+def _serve(table: ZoneTable, request: Request):
+    """The Response of the chain of the block serving C{request}'s zone, or a Deferred firing with it."""
     routed = table.route(request.name, request.qtype)
     if routed is None:
-        return encode_reply(request, Response(rcode=dns.EREFUSED))
+        return Response(rcode=dns.EREFUSED)
     request.zone, config = routed
+    request.resolver = lambda origin, name, qtype: _lookup(table, origin, name, qtype)
     try:
         result = config.chain.serve(request)
     except Exception:
-        return _write(request, _failure_response(Failure()))
+        return _failure_response(Failure())
     if isinstance(result, defer.Deferred):
-        result.addErrback(_failure_response)
-        result.addCallback(lambda response: _write(request, response))
-        return result
-    return _write(request, result)
+        return result.addErrback(_failure_response)
+    return result
+
+
+def _lookup(table: ZoneTable, origin: Request, name: str, qtype: int) -> defer.Deferred:
+    """Resolve C{name} through C{table}'s chains on behalf of C{origin}, at most MAX_LOOKUP_DEPTH deep."""
+    if origin.depth >= MAX_LOOKUP_DEPTH:
+        return defer.fail(PluginError("upstream", f"lookup of {name} nested too deep"))
+    message = dns.Message(recDes=1)
+    message.addQuery(name.rstrip(".").encode("ascii", "replace"), qtype, dns.IN)
+    request = Request(message.toStr(), message, origin.client, origin.protocol)
+    request.depth = origin.depth + 1
+    return defer.maybeDeferred(_serve, table, request)
 
 
 def client_address(host: str, port: int) -> tuple[str, int]:

@@ -85,6 +85,8 @@ def setup(directives: list[Directive], config: ServerConfig) -> Kubernetai:
         cluster = Cluster(stanza_config, api_client(settings), public_url(settings), config.reactor)
         stanza = Stanza(directive.name, stanza_config, cluster, addresses)
         stanzas.append(stanza)
+        config.shared.stanzas.append(stanza)
+        config.shared.readiness.append((stanza.describe(), lambda cluster=cluster: cluster.synced))
         config.services.append(StanzaService(stanza))
         config.startup_waits.append(lambda stanza=stanza: wait_for_sync(stanza, config.reactor))
         config.plan.append(f"{stanza.describe()}{' fallthrough' if stanza_config.fallthrough else ''}")
