@@ -26,6 +26,7 @@ RESOURCES = {
         ResourceType("pods", "Pod", "v1", True),
         ResourceType("namespaces", "Namespace", "v1", False),
         ResourceType("endpointslices", "EndpointSlice", "discovery.k8s.io/v1", True),
+        ResourceType("serviceimports", "ServiceImport", "multicluster.x-k8s.io/v1alpha1", True),
     )
 }
 _BY_KIND = {resource.kind: resource for resource in RESOURCES.values()}
@@ -38,11 +39,14 @@ DISCOVERY = {
         "compiler": "gc", "platform": "linux/amd64",
     },
     "/api": {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []},
-    "/apis": {"kind": "APIGroupList", "apiVersion": "v1", "groups": [{
-        "name": "discovery.k8s.io",
-        "versions": [{"groupVersion": "discovery.k8s.io/v1", "version": "v1"}],
-        "preferredVersion": {"groupVersion": "discovery.k8s.io/v1", "version": "v1"},
-    }]},
+    "/apis": {"kind": "APIGroupList", "apiVersion": "v1", "groups": [
+        {
+            "name": group,
+            "versions": [{"groupVersion": f"{group}/{version}", "version": version}],
+            "preferredVersion": {"groupVersion": f"{group}/{version}", "version": version},
+        }
+        for group, version in (("discovery.k8s.io", "v1"), ("multicluster.x-k8s.io", "v1alpha1"))
+    ]},
 }
 
 
@@ -223,12 +227,26 @@ def make_endpoint_slice(namespace, name, service, endpoints=(), ports=(), addres
         "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io",
         **(labels or {}),
     }
-    return _object(
-        "EndpointSlice", "discovery.k8s.io/v1", namespace, name, labels,
-        addressType=address_type,
-        endpoints=[_endpoint(endpoint) for endpoint in endpoints],
-        ports=[{"protocol": "TCP", **port} for port in ports],
-    )
+    return _endpoint_slice(namespace, name, labels, endpoints, ports, address_type)
+
+
+def make_multicluster_endpoint_slice(namespace, name, service, cluster, endpoints=(), ports=(),
+                                     address_type="IPv4", labels=None):
+    """An EndpointSlice of ServiceImport C{service} from C{cluster}, labelled as KEP-1645 has an
+    MCS controller label it (and without C{kubernetes.io/service-name}); endpoints as above."""
+    labels = {
+        "multicluster.kubernetes.io/service-name": service,
+        "multicluster.kubernetes.io/source-cluster": cluster,
+        "endpointslice.kubernetes.io/managed-by": "mcs-controller.example",
+        **(labels or {}),
+    }
+    return _endpoint_slice(namespace, name, labels, endpoints, ports, address_type)
+
+
+def make_service_import(namespace, name, type="ClusterSetIP", ips=(), ports=(), labels=None):
+    """A multicluster.x-k8s.io/v1alpha1 ServiceImport; C{ports} are dicts like C{{"name": "http", "port": 80}}."""
+    spec = {"type": type, "ips": list(ips), "ports": [{"protocol": "TCP", **port} for port in ports]}
+    return _object("ServiceImport", "multicluster.x-k8s.io/v1alpha1", namespace, name, labels, spec=spec)
 
 
 def make_pod(namespace, name, ip, labels=None, node_name="node-1", phase="Running"):
@@ -245,6 +263,15 @@ def make_namespace(name, labels=None):
     labels = {"kubernetes.io/metadata.name": name, **(labels or {})}
     return _object("Namespace", "v1", None, name, labels,
                    spec={"finalizers": ["kubernetes"]}, status={"phase": "Active"})
+
+
+def _endpoint_slice(namespace, name, labels, endpoints, ports, address_type):
+    return _object(
+        "EndpointSlice", "discovery.k8s.io/v1", namespace, name, labels,
+        addressType=address_type,
+        endpoints=[_endpoint(endpoint) for endpoint in endpoints],
+        ports=[{"protocol": "TCP", **port} for port in ports],
+    )
 
 
 def _endpoint(endpoint):

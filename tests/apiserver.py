@@ -31,9 +31,11 @@ from tests.apiobjects import (
     flag,
     list_item,
     make_endpoint_slice,
+    make_multicluster_endpoint_slice,
     make_namespace,
     make_pod,
     make_service,
+    make_service_import,
     resource_type,
     route,
     status_object,
@@ -60,8 +62,9 @@ class Received:
 
 
 class ApiServer:
-    """A Kubernetes API server on 127.0.0.1 for core/v1 services, pods, namespaces and
-    discovery.k8s.io/v1 endpointslices; all methods must be called on the reactor thread."""
+    """A Kubernetes API server on 127.0.0.1 for core/v1 services, pods, namespaces,
+    discovery.k8s.io/v1 endpointslices and multicluster.x-k8s.io/v1alpha1 serviceimports;
+    all methods must be called on the reactor thread."""
 
     def __init__(self, tls=False, require_client_cert=False, token=None, history_size=1000,
                  bookmark_interval=1.0, ca=None, reactor=None):
@@ -158,6 +161,14 @@ class ApiServer:
     def endpoint_slice(self, *args, **kwargs):
         """Put an EndpointSlice built by L{make_endpoint_slice} with these arguments."""
         return self.put("endpointslices", make_endpoint_slice(*args, **kwargs))
+
+    def multicluster_endpoint_slice(self, *args, **kwargs):
+        """Put an EndpointSlice built by L{make_multicluster_endpoint_slice} with these arguments."""
+        return self.put("endpointslices", make_multicluster_endpoint_slice(*args, **kwargs))
+
+    def service_import(self, *args, **kwargs):
+        """Put a ServiceImport built by L{make_service_import} with these arguments."""
+        return self.put("serviceimports", make_service_import(*args, **kwargs))
 
     def pod(self, *args, **kwargs):
         """Put a Pod built by L{make_pod} with these arguments."""

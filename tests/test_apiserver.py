@@ -122,6 +122,9 @@ class ApiObjectsTests(unittest.SynchronousTestCase):
             ("/api/v1/namespaces/kube-system/services", ("services", "kube-system")),
             ("/apis/discovery.k8s.io/v1/namespaces/a/endpointslices", ("endpointslices", "a")),
             ("/apis/discovery.k8s.io/v1/endpointslices", ("endpointslices", None)),
+            ("/apis/multicluster.x-k8s.io/v1alpha1/namespaces/a/serviceimports", ("serviceimports", "a")),
+            ("/apis/multicluster.x-k8s.io/v1alpha1/serviceimports", ("serviceimports", None)),
+            ("/apis/multicluster.x-k8s.io/v1beta1/serviceimports", None),
             ("/api/v1/pods", ("pods", None)),
             ("/api/v1/namespaces", ("namespaces", None)),
             ("/api/v1/namespaces/a/namespaces", None),
@@ -196,6 +199,28 @@ class ListTests(ApiServerTestCase):
         self.assertFalse(unready.conditions.ready)
         self.assertEqual(pods.items[0].status.pod_ip, "10.1.0.1")
         self.assertEqual(namespaces.items[0].metadata.labels["team"], "x")
+
+    @defer.inlineCallbacks
+    def test_list_service_imports_and_multicluster_slices(self):
+        http = {"name": "http", "port": 80}
+        self.api.service_import("a", "web", ips=["10.10.0.1"], ports=[http])
+        self.api.service_import("b", "db", type="Headless")
+        self.api.multicluster_endpoint_slice("b", "db-east", "db", "east", [{"addresses": ["10.2.0.1"]}])
+        self.api.endpoint_slice("b", "db-local", "db", [{"addresses": ["10.1.0.1"]}])
+        api_client = self.api_client()
+        custom, discovery = client.CustomObjectsApi(api_client), client.DiscoveryV1Api(api_client)
+        resource = {"group": "multicluster.x-k8s.io", "version": "v1alpha1", "plural": "serviceimports"}
+        everywhere = yield deferToThread(custom.list_cluster_custom_object, **resource)
+        in_a = yield deferToThread(custom.list_namespaced_custom_object, namespace="a", **resource)
+        multicluster = yield deferToThread(discovery.list_endpoint_slice_for_all_namespaces,
+                                           label_selector="multicluster.kubernetes.io/service-name")
+        self.assertEqual(everywhere["kind"], "ServiceImportList")
+        self.assertEqual([(i["metadata"]["name"], i["spec"]["type"]) for i in everywhere["items"]],
+                         [("web", "ClusterSetIP"), ("db", "Headless")])
+        self.assertEqual([i["spec"] for i in in_a["items"]],
+                         [{"type": "ClusterSetIP", "ips": ["10.10.0.1"], "ports": [{"protocol": "TCP", **http}]}])
+        self.assertEqual([(s.metadata.name, s.metadata.labels["multicluster.kubernetes.io/source-cluster"])
+                          for s in multicluster.items], [("db-east", "east")])
 
     @defer.inlineCallbacks
     def test_label_selector(self):

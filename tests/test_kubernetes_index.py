@@ -5,15 +5,31 @@ how batches of changes become consistent, immutable snapshots.
 
 from twisted.trial import unittest
 
-from kubernetai.kubernetes.index import ENDPOINT_SLICES, NAMESPACES, PODS, SERVICES, ReverseEntry, Store
+from kubernetai.kubernetes.index import (
+    ENDPOINT_SLICES,
+    MULTICLUSTER_ENDPOINT_SLICES,
+    NAMESPACES,
+    PODS,
+    SERVICE_IMPORTS,
+    SERVICES,
+    ReverseEntry,
+    Store,
+)
 from kubernetai.kubernetes.objects import (
+    NO_PORTS,
     Endpoint,
     Namespace,
     Port,
+    ServiceImport,
     reduce_endpoint_slice,
+    reduce_multicluster_endpoint_slice,
     reduce_pod,
     reduce_service,
+    reduce_service_import,
 )
+from tests.apiobjects import make_multicluster_endpoint_slice, make_service_import
+
+HTTP = {"name": "http", "port": 80}
 
 
 def service_json(namespace, name, cluster_ips=("10.0.0.1",), service_type="ClusterIP", external_name=None):
@@ -77,6 +93,24 @@ class ReduceTests(unittest.SynchronousTestCase):
     def test_fqdn_slices_hold_no_addresses(self):
         endpoint_slice = reduce_endpoint_slice(slice_json("default", "x", "x", [endpoint_json("a.example")], "FQDN"))
         self.assertEqual(endpoint_slice.endpoints, ())
+
+    def test_service_imports(self):
+        clusterset = reduce_service_import(make_service_import("default", "web", ips=["10.9.0.1"], ports=[HTTP]))
+        headless = reduce_service_import(make_service_import("default", "db", type="Headless"))
+        self.assertEqual(clusterset, ServiceImport("default", "web", "ClusterSetIP", ("10.9.0.1",),
+                                                   (Port("http", 80, "TCP"),)))
+        self.assertFalse(clusterset.headless)
+        self.assertEqual((headless.headless, headless.ips, headless.ports), (True, (), ()),
+                         "an import without ports gets no placeholder port, unlike a Service")
+
+    def test_multicluster_slices_name_their_import_and_cluster(self):
+        raw = make_multicluster_endpoint_slice("default", "db-east", "db", "east", [
+            {"addresses": ["10.2.0.1"], "hostname": "db-0"}, {"addresses": ["10.2.0.2"], "ready": False}])
+        endpoint_slice = reduce_multicluster_endpoint_slice(raw)
+        self.assertEqual((endpoint_slice.service, endpoint_slice.cluster), ("db", "east"))
+        self.assertEqual([(e.addresses, e.hostname, e.ports) for e in endpoint_slice.endpoints],
+                         [(("10.2.0.1",), "db-0", NO_PORTS)])
+        self.assertIsNone(reduce_endpoint_slice(raw).service, "not a slice of any Service")
 
     def test_pod_ips_and_deletion(self):
         pod = {"metadata": {"namespace": "default", "name": "p"},
@@ -161,6 +195,53 @@ class StoreTests(unittest.SynchronousTestCase):
         self.assertEqual(self.store.publish().namespaces, frozenset({"a", "b"}))
         self.store.delete(NAMESPACES, ("", "a"))
         self.assertEqual(self.store.publish().namespaces, frozenset({"b"}))
+
+    def put_multicluster(self, namespace, name, service, cluster, *ips):
+        raw = make_multicluster_endpoint_slice(namespace, name, service, cluster,
+                                               [{"addresses": [ip]} for ip in ips], [HTTP])
+        self.store.put(MULTICLUSTER_ENDPOINT_SLICES, reduce_multicluster_endpoint_slice(raw))
+
+    def test_imports_and_their_slices_by_cluster(self):
+        self.store.put(SERVICES, reduce_service(service_json("default", "db", ())))
+        self.store.put(SERVICE_IMPORTS, reduce_service_import(make_service_import("default", "db", type="Headless")))
+        self.put_multicluster("default", "db-west", "db", "west", "10.3.0.1")
+        self.put_multicluster("default", "db-east", "db", "east", "10.2.0.1", "10.2.0.2")
+        snapshot = self.store.publish()
+        self.assertTrue(snapshot.service_import("default", "db").headless)
+        self.assertEqual([(s.cluster, [e.addresses[0] for e in s.endpoints])
+                          for s in snapshot.multicluster_slices_of("default", "db")],
+                         [("east", ["10.2.0.1", "10.2.0.2"]), ("west", ["10.3.0.1"])])
+        self.assertEqual(snapshot.endpoints_of("default", "db"), (), "never mixed with the Service's endpoints")
+        self.assertEqual(snapshot.reverse, {}, "nor in the PTR table")
+        self.assertEqual((snapshot.counts()["serviceimports"], snapshot.counts()["multicluster_endpoints"]), (1, 3))
+
+        self.store.delete(MULTICLUSTER_ENDPOINT_SLICES, ("default", "db-east"))
+        self.store.delete(SERVICE_IMPORTS, ("default", "db"))
+        after = self.store.publish()
+        self.assertIsNone(after.service_import("default", "db"))
+        self.assertEqual([s.cluster for s in after.multicluster_slices_of("default", "db")], ["west"])
+        self.assertEqual(len(snapshot.multicluster_slices_of("default", "db")), 2, "a published snapshot never changes")
+
+    def test_replace_multicluster_kinds_in_one_namespace(self):
+        self.put_multicluster("a", "web-east", "web", "east", "10.2.0.1")
+        self.put_multicluster("b", "web-east", "web", "east", "10.2.0.9")
+        self.store.publish()
+        self.store.replace(MULTICLUSTER_ENDPOINT_SLICES, [], namespace="a")
+        snapshot = self.store.publish()
+        self.assertEqual(sorted(snapshot.multicluster_slices), [("b", "web")])
+
+    def test_multicluster_zones_have_their_own_serial(self):
+        self.store.put(SERVICES, reduce_service(service_json("default", "web")))
+        self.store.publish(now=100)
+        self.store.put(SERVICE_IMPORTS, reduce_service_import(make_service_import("default", "web", ips=["10.9.0.1"])))
+        imported = self.store.publish(now=200)
+        self.put_multicluster("default", "web-east", "web", "east", "10.2.0.1")
+        sliced = self.store.publish(now=300)
+        self.store.delete(SERVICES, ("default", "web"))
+        deleted = self.store.publish(now=400)
+        self.assertEqual([(s.modified, s.multicluster_modified) for s in (imported, sliced, deleted)],
+                         [(100, 200), (100, 300), (400, 300)])
+        self.assertIs(deleted.imports, sliced.imports, "unchanged import tables are shared")
 
     def test_unchanged_tables_are_shared(self):
         self.store.put(SERVICES, reduce_service(service_json("default", "web")))

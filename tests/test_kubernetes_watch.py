@@ -10,9 +10,10 @@ from twisted.internet import defer, reactor, task
 from twisted.trial import unittest
 
 from kubernetai.corefile import parse_corefile
-from kubernetai.kubernetes.cluster import PER_NAMESPACE_WATCH_LIMIT, Cluster
+from kubernetai.kubernetes.cluster import PER_NAMESPACE_WATCH_LIMIT, Cluster, watch_plan
 from kubernetai.kubernetes.config import parse_stanza
 from kubernetai.kubernetes.connection import api_client, configuration, public_url
+from kubernetai.kubernetes.index import MULTICLUSTER_ENDPOINT_SLICES, SERVICE_IMPORTS
 from kubernetai.kubernetes.watch import Backoff, TokenBucket
 from tests.apiserver import ApiServer
 
@@ -194,6 +195,75 @@ class FilterTests(DataPlaneTestCase):
         verified = yield self.sync(f"        endpoint {self.api.url}\n        pods verified", self.api)
         self.assertEqual([w.status.kind for w in plain.watchers], ["services", "endpointslices", "namespaces"])
         self.assertEqual([p.name for p in verified.snapshot.pods_by_ip["10.2.0.1"]], ["web-1"])
+
+
+class WatchPlanTests(unittest.SynchronousTestCase):
+    MULTICLUSTER = "cluster.local clusterset.local"
+
+    def test_no_multicluster_watches_without_the_option(self):
+        plan = watch_plan(stanza_config("        labels app=web", self.MULTICLUSTER))
+        self.assertEqual([kind for kind, _, _ in plan], ["services", "endpointslices", "namespaces"])
+
+    def test_multicluster_watches_imports_and_their_slices(self):
+        stanza = stanza_config("        multicluster clusterset.local\n        labels app=web\n        namespaces a b",
+                               self.MULTICLUSTER)
+        multicluster = [row for row in watch_plan(stanza) if row[0] in (SERVICE_IMPORTS, MULTICLUSTER_ENDPOINT_SLICES)]
+        self.assertEqual(multicluster, [
+            (SERVICE_IMPORTS, "a", None),
+            (SERVICE_IMPORTS, "b", None),
+            (MULTICLUSTER_ENDPOINT_SLICES, "a", "app=web,multicluster.kubernetes.io/service-name"),
+            (MULTICLUSTER_ENDPOINT_SLICES, "b", "app=web,multicluster.kubernetes.io/service-name"),
+        ])
+
+    def test_noendpoints_keeps_the_multicluster_slices(self):
+        stanza = stanza_config("        multicluster clusterset.local\n        noendpoints", self.MULTICLUSTER)
+        self.assertEqual([kind for kind, _, _ in watch_plan(stanza)],
+                         ["services", SERVICE_IMPORTS, MULTICLUSTER_ENDPOINT_SLICES, "namespaces"])
+
+
+class MulticlusterSyncTests(DataPlaneTestCase):
+    def setUp(self):
+        self.api = self.start_api_server()
+        self.api.service("a", "db", headless=True)
+        self.api.endpoint_slice("a", "db-local", "db", [{"addresses": ["10.1.0.1"]}])
+        self.api.service_import("a", "db", type="Headless")
+        self.api.service_import("b", "web", ips=["10.9.0.1"], ports=[{"name": "http", "port": 80}])
+        self.api.multicluster_endpoint_slice("a", "db-east", "db", "east", [{"addresses": ["10.2.0.1"]}])
+
+    def sync_multicluster(self, body: str = ""):
+        stanza = stanza_config(f"        endpoint {self.api.url}\n        multicluster clusterset.local\n{body}",
+                               "cluster.local clusterset.local")
+        cluster = self.start_cluster(stanza)
+        return cluster.when_synced().addCallback(lambda _: cluster)
+
+    @defer.inlineCallbacks
+    def test_imports_and_multicluster_slices_sync_apart_from_services(self):
+        cluster = yield self.sync_multicluster()
+        snapshot = cluster.snapshot
+        self.assertEqual(sorted(snapshot.imports), [("a", "db"), ("b", "web")])
+        self.assertEqual(snapshot.service_import("b", "web").ips, ("10.9.0.1",))
+        self.assertEqual([(s.cluster, s.endpoints[0].addresses) for s in snapshot.multicluster_slices_of("a", "db")],
+                         [("east", ("10.2.0.1",))])
+        self.assertEqual([e.addresses for e in snapshot.endpoints_of("a", "db")], [("10.1.0.1",)])
+        selectors = {r.params.get("labelSelector") for r in self.api.received if r.resource == "endpointslices"}
+        self.assertEqual(selectors, {None, "multicluster.kubernetes.io/service-name"})
+        self.assertEqual({r.verb for r in self.api.received if r.resource == "serviceimports"}, {"list", "watch"})
+
+    @defer.inlineCallbacks
+    def test_import_changes_are_followed(self):
+        cluster = yield self.sync_multicluster()
+        self.api.service_import("b", "web", ips=["10.9.0.2"], ports=[{"name": "http", "port": 80}])
+        self.api.multicluster_endpoint_slice("a", "db-west", "db", "west", [{"addresses": ["10.3.0.1"]}])
+        self.api.delete("serviceimports", "a", "db")
+        yield wait_for(lambda: cluster.snapshot.service_import("a", "db") is None, "the deleted import")
+        yield wait_for(lambda: len(cluster.snapshot.multicluster_slices_of("a", "db")) == 2, "the new slice")
+        self.assertEqual(cluster.snapshot.service_import("b", "web").ips, ("10.9.0.2",))
+
+    @defer.inlineCallbacks
+    def test_namespaces_are_watched_one_by_one(self):
+        cluster = yield self.sync_multicluster("        namespaces a")
+        self.assertEqual(sorted(cluster.snapshot.imports), [("a", "db")])
+        self.assertEqual({r.namespace for r in self.api.received if r.resource == "serviceimports"}, {"a"})
 
 
 class ConnectionTests(DataPlaneTestCase):

@@ -12,6 +12,7 @@ an update.
 
 from __future__ import annotations
 
+import functools
 import queue
 import threading
 import time
@@ -20,8 +21,26 @@ from kubernetes import client
 from twisted.internet import defer
 from twisted.logger import Logger
 
-from kubernetai.kubernetes.index import ENDPOINT_SLICES, NAMESPACES, PODS, SERVICES, Snapshot, Store
-from kubernetai.kubernetes.objects import reduce_endpoint_slice, reduce_namespace, reduce_pod, reduce_service
+from kubernetai.kubernetes.config import EXISTS, Requirement, format_label_selector, parse_label_selector
+from kubernetai.kubernetes.index import (
+    ENDPOINT_SLICES,
+    MULTICLUSTER_ENDPOINT_SLICES,
+    NAMESPACES,
+    PODS,
+    SERVICE_IMPORTS,
+    SERVICES,
+    Snapshot,
+    Store,
+)
+from kubernetai.kubernetes.objects import (
+    MULTICLUSTER_SERVICE_NAME_LABEL,
+    reduce_endpoint_slice,
+    reduce_multicluster_endpoint_slice,
+    reduce_namespace,
+    reduce_pod,
+    reduce_service,
+    reduce_service_import,
+)
 from kubernetai.kubernetes.watch import Limits, TokenBucket, Watcher
 
 log = Logger(namespace="kubernetai.kubernetes.cluster")
@@ -32,6 +51,8 @@ DEFAULT_BURST = 10
 # Up to this many namespaces in `namespaces` are watched one by one; more are watched cluster-wide.
 PER_NAMESPACE_WATCH_LIMIT = 10
 BATCH_LIMIT = 10000
+# Where ServiceImports live: a custom resource of the Multi-Cluster Services API.
+SERVICE_IMPORT_RESOURCE = {"group": "multicluster.x-k8s.io", "version": "v1alpha1", "plural": "serviceimports"}
 _STOP = ("stop",)
 
 
@@ -40,28 +61,39 @@ def watch_plan(stanza) -> list[tuple[str, str | None, str | None]]:
 
     Namespaces are always watched (by name, filtered by namespace_labels): as in CoreDNS
     since 1.8.5, a namespace that does not exist in the cluster does not exist in DNS.
+    With C{multicluster}, ServiceImports and multi-cluster EndpointSlices (by
+    L{multicluster_selector}, even with C{noendpoints}) are watched too, as CoreDNS does;
+    but CoreDNS lists imports with the namespace_labels selector, which is about namespaces'
+    labels, not imports': imports go unfiltered here, and namespace_labels hides them by namespace.
     """
+    selectors = {SERVICES: stanza.labels, ENDPOINT_SLICES: stanza.labels, PODS: None}
     kinds = [SERVICES]
     if stanza.watches_endpoints:
         kinds.append(ENDPOINT_SLICES)
     if stanza.watches_pods:
         kinds.append(PODS)
+    if stanza.multicluster:
+        kinds += [SERVICE_IMPORTS, MULTICLUSTER_ENDPOINT_SLICES]
+        selectors.update({SERVICE_IMPORTS: None, MULTICLUSTER_ENDPOINT_SLICES: multicluster_selector(stanza.labels)})
     scopes: list[str | None] = [None]
     if stanza.namespaces and len(stanza.namespaces) <= PER_NAMESPACE_WATCH_LIMIT:
         scopes = sorted(stanza.namespaces)
-    plan = [
-        (kind, scope, stanza.labels if kind in (SERVICES, ENDPOINT_SLICES) else None)
-        for kind in kinds
-        for scope in scopes
-    ]
+    plan = [(kind, scope, selectors[kind]) for kind in kinds for scope in scopes]
     plan.append((NAMESPACES, None, stanza.namespace_labels))
     return plan
+
+
+def multicluster_selector(labels: str | None) -> str:
+    """The stanza's C{labels} and the ServiceImport-name label, sorted by key as client-go sends them."""
+    requirements = parse_label_selector(labels or "") + (Requirement(MULTICLUSTER_SERVICE_NAME_LABEL, EXISTS),)
+    return format_label_selector(sorted(requirements, key=lambda requirement: requirement.key))
 
 
 def list_function(api_client: client.ApiClient, kind: str, namespace: str | None):
     """The client's list-or-watch call for C{kind} in C{namespace} (None: all namespaces)."""
     core = client.CoreV1Api(api_client)
     discovery = client.DiscoveryV1Api(api_client)
+    custom = client.CustomObjectsApi(api_client)
     functions = {
         (SERVICES, False): core.list_service_for_all_namespaces,
         (SERVICES, True): core.list_namespaced_service,
@@ -70,6 +102,10 @@ def list_function(api_client: client.ApiClient, kind: str, namespace: str | None
         (PODS, False): core.list_pod_for_all_namespaces,
         (PODS, True): core.list_namespaced_pod,
         (NAMESPACES, False): core.list_namespace,
+        (SERVICE_IMPORTS, False): functools.partial(custom.list_cluster_custom_object, **SERVICE_IMPORT_RESOURCE),
+        (SERVICE_IMPORTS, True): functools.partial(custom.list_namespaced_custom_object, **SERVICE_IMPORT_RESOURCE),
+        (MULTICLUSTER_ENDPOINT_SLICES, False): discovery.list_endpoint_slice_for_all_namespaces,
+        (MULTICLUSTER_ENDPOINT_SLICES, True): discovery.list_namespaced_endpoint_slice,
     }
     return functions[(kind, namespace is not None)]
 
@@ -79,6 +115,8 @@ REDUCERS = {
     ENDPOINT_SLICES: reduce_endpoint_slice,
     PODS: reduce_pod,
     NAMESPACES: reduce_namespace,
+    SERVICE_IMPORTS: reduce_service_import,
+    MULTICLUSTER_ENDPOINT_SLICES: reduce_multicluster_endpoint_slice,
 }
 
 

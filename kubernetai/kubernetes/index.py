@@ -8,6 +8,10 @@ reduced objects to it, and publishes a new L{Snapshot}; readers (the reactor
 thread) take the current snapshot once per query and see every table of it
 consistent.  A snapshot's tables are never changed after it is published:
 the next one copies the tables a batch changed and updates the copies.
+
+With C{multicluster}, ServiceImports and the multi-cluster EndpointSlices of
+each import are kinds of their own, in tables of their own, with their own
+time of last change (the SOA serial of the multicluster zones, as in CoreDNS).
 """
 
 from __future__ import annotations
@@ -16,9 +20,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Iterable, NamedTuple
 
-from kubernetai.kubernetes.objects import Endpoint, EndpointSlice, Namespace, Pod, Service
+from kubernetai.kubernetes.objects import Endpoint, EndpointSlice, Pod, Service, ServiceImport
 
 SERVICES, ENDPOINT_SLICES, PODS, NAMESPACES = "services", "endpointslices", "pods", "namespaces"
+SERVICE_IMPORTS, MULTICLUSTER_ENDPOINT_SLICES = "serviceimports", "multicluster-endpointslices"
 
 ServiceKey = tuple[str, str]
 
@@ -42,6 +47,9 @@ class Snapshot:
     reverse: dict[str, tuple[ReverseEntry, ...]] = field(default_factory=dict)
     pods_by_ip: dict[str, tuple[Pod, ...]] = field(default_factory=dict)
     namespaces: frozenset[str] = frozenset()
+    multicluster_modified: int = 0
+    imports: dict[ServiceKey, ServiceImport] = field(default_factory=dict)
+    multicluster_slices: dict[ServiceKey, tuple[EndpointSlice, ...]] = field(default_factory=dict)
 
     def service(self, namespace: str, name: str) -> Service | None:
         return self.services.get((namespace, name))
@@ -50,13 +58,59 @@ class Snapshot:
         """The ready endpoints of a service, merged across its slices without duplicates."""
         return self.endpoints.get((namespace, name), ())
 
+    def service_import(self, namespace: str, name: str) -> ServiceImport | None:
+        return self.imports.get((namespace, name))
+
+    def multicluster_slices_of(self, namespace: str, name: str) -> tuple[EndpointSlice, ...]:
+        """The multi-cluster EndpointSlices of a ServiceImport, each with its cluster, in name order."""
+        return self.multicluster_slices.get((namespace, name), ())
+
     def counts(self) -> dict[str, int]:
         return {
             "services": len(self.services),
             "endpoints": sum(len(endpoints) for endpoints in self.endpoints.values()),
             "pods": sum(len(pods) for pods in self.pods_by_ip.values()),
             "namespaces": len(self.namespaces),
+            "serviceimports": len(self.imports),
+            "multicluster_endpoints": sum(
+                len(each.endpoints) for slices in self.multicluster_slices.values() for each in slices
+            ),
         }
+
+
+class Slices:
+    """EndpointSlices by (namespace, name), and the keys of the slices of each service they name."""
+
+    def __init__(self) -> None:
+        self.by_key: dict[tuple[str, str], EndpointSlice] = {}
+        self.of_service: dict[ServiceKey, set[tuple[str, str]]] = {}
+
+    def put(self, obj: EndpointSlice) -> set[ServiceKey]:
+        """Add or replace one slice; the services whose endpoints that changes."""
+        key = (obj.namespace, obj.name)
+        touched = self.delete(key)
+        self.by_key[key] = obj
+        if obj.service is not None:
+            service_key = (obj.namespace, obj.service)
+            self.of_service.setdefault(service_key, set()).add(key)
+            touched.add(service_key)
+        return touched
+
+    def delete(self, key: tuple[str, str]) -> set[ServiceKey]:
+        """Remove one slice; the services whose endpoints that changes."""
+        old = self.by_key.pop(key, None)
+        if old is None or old.service is None:
+            return set()
+        service_key = (old.namespace, old.service)
+        slice_keys = self.of_service.get(service_key, set())
+        slice_keys.discard(key)
+        if not slice_keys:
+            self.of_service.pop(service_key, None)
+        return {service_key}
+
+    def of(self, service_key: ServiceKey) -> tuple[EndpointSlice, ...]:
+        """The slices of one service, in key order."""
+        return tuple(self.by_key[key] for key in sorted(self.of_service.get(service_key, ())))
 
 
 class Store:
@@ -64,12 +118,14 @@ class Store:
 
     def __init__(self) -> None:
         self.services: dict[ServiceKey, Service] = {}
-        self.slices: dict[tuple[str, str], EndpointSlice] = {}
-        self.slices_of_service: dict[ServiceKey, set[tuple[str, str]]] = {}
+        self.slices = Slices()
         self.pods: dict[tuple[str, str], Pod] = {}
         self.namespaces: set[str] = set()
+        self.imports: dict[ServiceKey, ServiceImport] = {}
+        self.multicluster_slices = Slices()
         self.snapshot = Snapshot()
         self.changed_services: set[ServiceKey] = set()
+        self.changed_imports: set[ServiceKey] = set()
         self.pods_before: dict[tuple[str, str], Pod | None] = {}
 
     def replace(self, kind: str, objects: Iterable, namespace: str | None = None) -> None:
@@ -78,7 +134,13 @@ class Store:
             self.namespaces = {namespace.name for namespace in objects}
             return
         fresh = {(obj.namespace, obj.name): obj for obj in objects}
-        current = {SERVICES: self.services, ENDPOINT_SLICES: self.slices, PODS: self.pods}[kind]
+        current = {
+            SERVICES: self.services,
+            ENDPOINT_SLICES: self.slices.by_key,
+            PODS: self.pods,
+            SERVICE_IMPORTS: self.imports,
+            MULTICLUSTER_ENDPOINT_SLICES: self.multicluster_slices.by_key,
+        }[kind]
         gone = [key for key in current if key not in fresh and namespace in (None, key[0])]
         for key in gone:
             self.delete(kind, key)
@@ -92,17 +154,17 @@ class Store:
             self.services[key] = obj
             self.changed_services.add(key)
         elif kind == ENDPOINT_SLICES:
-            self.delete(kind, key)
-            self.slices[key] = obj
-            if obj.service is not None:
-                service_key = (obj.namespace, obj.service)
-                self.slices_of_service.setdefault(service_key, set()).add(key)
-                self.changed_services.add(service_key)
+            self.changed_services |= self.slices.put(obj)
         elif kind == PODS:
             self.pods_before.setdefault(key, self.pods.get(key))
             self.pods[key] = obj
         elif kind == NAMESPACES:
             self.namespaces.add(obj.name)
+        elif kind == SERVICE_IMPORTS:
+            self.imports[key] = obj
+            self.changed_imports.add(key)
+        elif kind == MULTICLUSTER_ENDPOINT_SLICES:
+            self.changed_imports |= self.multicluster_slices.put(obj)
 
     def delete(self, kind: str, key: tuple[str, str]) -> None:
         """Remove one object by (namespace, name)."""
@@ -110,26 +172,24 @@ class Store:
             if self.services.pop(key, None) is not None:
                 self.changed_services.add(key)
         elif kind == ENDPOINT_SLICES:
-            old = self.slices.pop(key, None)
-            if old is not None and old.service is not None:
-                service_key = (old.namespace, old.service)
-                slice_keys = self.slices_of_service.get(service_key, set())
-                slice_keys.discard(key)
-                if not slice_keys:
-                    self.slices_of_service.pop(service_key, None)
-                self.changed_services.add(service_key)
+            self.changed_services |= self.slices.delete(key)
         elif kind == PODS:
             if key in self.pods:
                 self.pods_before.setdefault(key, self.pods.pop(key))
         elif kind == NAMESPACES:
             self.namespaces.discard(key[1])
+        elif kind == SERVICE_IMPORTS:
+            if self.imports.pop(key, None) is not None:
+                self.changed_imports.add(key)
+        elif kind == MULTICLUSTER_ENDPOINT_SLICES:
+            self.changed_imports |= self.multicluster_slices.delete(key)
 
     def merged_endpoints(self, service_key: ServiceKey) -> tuple[Endpoint, ...]:
         """The service's endpoints across its slices, the first of each (addresses, ports) kept."""
         seen: set[tuple] = set()
         merged = []
-        for slice_key in sorted(self.slices_of_service.get(service_key, ())):
-            for endpoint in self.slices[slice_key].endpoints:
+        for endpoint_slice in self.slices.of(service_key):
+            for endpoint in endpoint_slice.endpoints:
                 identity = (endpoint.addresses, endpoint.ports)
                 if identity not in seen:
                     seen.add(identity)
@@ -139,11 +199,13 @@ class Store:
     def publish(self, now: float | None = None) -> Snapshot:
         """A new snapshot: the tables the changes touched copied and updated, the rest shared.
 
-        Its C{modified} (the SOA serial) is C{now}, in Unix seconds, when anything changed.
+        Its C{modified} (the SOA serial) is C{now}, in Unix seconds, when anything changed; its
+        C{multicluster_modified} (the multicluster zones' serial) when an import or its slices did.
         """
         old = self.snapshot
+        now = int(time.time() if now is None else now)
         changed = bool(self.changed_services or self.pods_before) or self.namespaces != old.namespaces
-        modified = int(time.time() if now is None else now) if changed else old.modified
+        modified = now if changed else old.modified
         services, endpoints, reverse, pods_by_ip = old.services, old.endpoints, old.reverse, old.pods_by_ip
         if self.changed_services:
             services, endpoints, reverse = dict(services), dict(endpoints), dict(reverse)
@@ -154,8 +216,16 @@ class Store:
             for key, before in self.pods_before.items():
                 _update_pod(before, self.pods.get(key), pods_by_ip)
         namespaces = old.namespaces if self.namespaces == old.namespaces else frozenset(self.namespaces)
-        self.snapshot = Snapshot(old.generation + 1, modified, services, endpoints, reverse, pods_by_ip, namespaces)
-        self.changed_services, self.pods_before = set(), {}
+        multicluster_modified, imports, slices = old.multicluster_modified, old.imports, old.multicluster_slices
+        if self.changed_imports:
+            multicluster_modified, imports, slices = now, dict(imports), dict(slices)
+            for key in self.changed_imports:
+                _update_import(self, key, imports, slices)
+        self.snapshot = Snapshot(
+            old.generation + 1, modified, services, endpoints, reverse, pods_by_ip, namespaces,
+            multicluster_modified, imports, slices,
+        )
+        self.changed_services, self.changed_imports, self.pods_before = set(), set(), {}
         return self.snapshot
 
 
@@ -184,6 +254,20 @@ def _update_service(store: Store, key: ServiceKey, old: Snapshot, services, endp
                     reverse[ip] = reverse.get(ip, ()) + (ReverseEntry(namespace, name, endpoint),)
     else:
         endpoints.pop(key, None)
+
+
+def _update_import(store: Store, key: ServiceKey, imports, multicluster_slices) -> None:
+    """Bring one ServiceImport's entries in the copied tables up to date with the store."""
+    service_import = store.imports.get(key)
+    if service_import is None:
+        imports.pop(key, None)
+    else:
+        imports[key] = service_import
+    slices = store.multicluster_slices.of(key)
+    if slices:
+        multicluster_slices[key] = slices
+    else:
+        multicluster_slices.pop(key, None)
 
 
 def _reverse_ips(service: Service | None, endpoints: tuple[Endpoint, ...]) -> set[str]:

@@ -83,10 +83,6 @@ class Namespace(NamedTuple):
     namespace: str = ""
 
 
-# CoreDNS's mark for a slice without ports: its endpoints still have addresses, never SRV records.
-NO_PORTS = (Port("", -1, ""),)
-
-
 def _intern(text: str | None) -> str | None:
     return sys.intern(text) if text else None
 
@@ -103,13 +99,16 @@ def _labels(raw: dict) -> dict:
 NO_PORTS = (Port("", -1, ""),)
 
 
-def _ports(raw_ports) -> tuple[Port, ...]:
-    """The ports, or CoreDNS's placeholder port -1 when there are none: addresses answer, SRV skips them."""
-    ports = tuple(
+def _declared_ports(raw_ports) -> tuple[Port, ...]:
+    return tuple(
         Port(port.get("name") or "", int(port.get("port") or 0), sys.intern(port.get("protocol") or "TCP"))
         for port in raw_ports or ()
     )
-    return ports or NO_PORTS
+
+
+def _ports(raw_ports) -> tuple[Port, ...]:
+    """The ports, or CoreDNS's placeholder port -1 when there are none: addresses answer, SRV skips them."""
+    return _declared_ports(raw_ports) or NO_PORTS
 
 
 def reduce_service(raw: dict) -> Service:
@@ -128,7 +127,7 @@ def reduce_service(raw: dict) -> Service:
 def reduce_endpoint_slice(raw: dict) -> EndpointSlice:
     """An EndpointSlice from its JSON, keeping only endpoints that are ready (or not said not to be)."""
     namespace, name = _metadata(raw)
-    ports = _ports(raw.get("ports")) or NO_PORTS
+    ports = _ports(raw.get("ports"))
     endpoints = []
     if raw.get("addressType") in ("IPv4", "IPv6"):
         for endpoint in raw.get("endpoints") or ():
@@ -157,12 +156,16 @@ def reduce_multicluster_endpoint_slice(raw: dict) -> EndpointSlice:
 
 
 def reduce_service_import(raw: dict) -> ServiceImport:
-    """A ServiceImport (multicluster.x-k8s.io/v1alpha1) from its JSON: its type, ClusterSetIPs and ports."""
+    """A ServiceImport (multicluster.x-k8s.io/v1alpha1) from its JSON: its type, ClusterSetIPs and ports.
+
+    Unlike a Service, an import without ports gets no placeholder (as in CoreDNS): its ClusterSetIP
+    name does not exist.
+    """
     namespace, name = _metadata(raw)
     spec = raw.get("spec") or {}
     ips = tuple(ip for ip in spec.get("ips") or () if ip)
     import_type = sys.intern(spec.get("type") or "ClusterSetIP")
-    return ServiceImport(namespace, name, import_type, ips, _ports(spec.get("ports")))
+    return ServiceImport(namespace, name, import_type, ips, _declared_ports(spec.get("ports")))
 
 
 def reduce_pod(raw: dict) -> Pod:

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_kubernetes_records -*-
+# -*- test-case-name: tests.test_kubernetes_records,tests.test_kubernetes_multicluster -*-
 """
 A stanza's answers: from a snapshot, its options and a question to the
 rcode and records CoreDNS's kubernetes plugin gives (C{kubernetes.go},
@@ -77,6 +77,10 @@ class View:
     def is_multicluster(self, zone: str) -> bool:
         return zone in self.config.multicluster
 
+    def serial(self, zone: str) -> int:
+        """The SOA serial of C{zone}: when what it answers from last changed (imports, in multicluster zones)."""
+        return self.snapshot.multicluster_modified if self.is_multicluster(zone) else self.snapshot.modified
+
 
 def host_type(host: str) -> int:
     """A for an IPv4 address, AAAA for IPv6, CNAME for a name."""
@@ -107,7 +111,7 @@ def entries(view: View, name: str, zone: str, qzone: str, name_server: bool = Tr
     if request.pod_or_svc == POD:
         return find_pods(view, request, qzone)
     if view.is_multicluster(zone):
-        raise NoSuchName(name)
+        return find_multicluster_services(view, request, qzone)
     return find_services(view, request, qzone)
 
 
@@ -155,15 +159,40 @@ def find_services(view: View, request: NameRequest, qzone: str) -> list[Entry]:
         if not found and not request.topology_zone:
             raise NoSuchName(request.service)
         return found
-    found = [
-        Entry(ip, port.port, service_name)
-        for port in service.ports
-        if _port_matches(request, port.name, port.protocol)
-        for ip in service.cluster_ips
-    ]
-    if not any(_port_matches(request, port.name, port.protocol) for port in service.ports):
+    return _virtual_ip_entries(request, service.cluster_ips, service.ports, service_name)
+
+
+def find_multicluster_services(view: View, request: NameRequest, qzone: str) -> list[Entry]:
+    """The entries of C{import.namespace.svc.Z} in a multicluster zone, and of C{endpoint.cluster.import...}."""
+    if not request.service:
+        return []
+    service_import = view.snapshot.service_import(request.namespace, request.service)
+    if service_import is None:
+        raise NoSuchName(request.service)
+    slices = view.snapshot.multicluster_slices_of(service_import.namespace, service_import.name)
+    if view.config.ignore_empty_service and not service_import.headless:
+        if not any(endpoint.addresses for each in slices for endpoint in each.endpoints):
+            raise NoSuchName(request.service)
+    service_name = f"{service_import.name}.{service_import.namespace}.svc.{qzone}"
+    if not (service_import.headless or request.endpoint):
+        return _virtual_ip_entries(request, service_import.ips, service_import.ports, service_name)
+    found = []
+    for each in slices:
+        if request.endpoint and (each.cluster or "").lower() != request.cluster:
+            continue
+        cluster_name = f"{each.cluster}.{service_name}" if each.cluster else service_name
+        found += _endpoint_entries(view, request, each.endpoints, cluster_name, "")
+    if not found:
         raise NoSuchName(request.service)
     return found
+
+
+def _virtual_ip_entries(request: NameRequest, ips, ports, service_name: str) -> list[Entry]:
+    """A ClusterIP service's (or ClusterSetIP import's) entries: every IP at every port the name asks for."""
+    matching = [port for port in ports if _port_matches(request, port.name, port.protocol)]
+    if not matching:
+        raise NoSuchName(request.service)
+    return [Entry(ip, port.port, service_name) for port in matching for ip in ips]
 
 
 def _endpoint_entries(view: View, request: NameRequest, endpoints, service_name: str, topology_zone: str):
@@ -212,7 +241,7 @@ def soa_record(view: View, qname: bytes, zone: str) -> dns.RRHeader:
     soa = dns.Record_SOA(
         mname=_join(b"ns.dns", suffix),
         rname=_join(b"hostmaster", suffix),
-        serial=view.snapshot.modified,
+        serial=view.serial(zone),
         refresh=7200,
         retry=1800,
         expire=86400,
