@@ -34,7 +34,7 @@ PLUGIN_ORDER: tuple[tuple[str, str | None], ...] = (
     ("tls", None),
     ("timeouts", None),
     ("multisocket", None),
-    ("reload", None),
+    ("reload", "kubernetai.plugins.reload"),
     ("nsid", None),
     ("bufsize", None),
     ("bind", "kubernetai.plugins.bind"),
@@ -226,13 +226,16 @@ def _global_reactor():
 class Shared:
     """
     What the plugins of every server block share: the plugins that report
-    readiness (name, ready() -> bool), the kubernetai stanzas, and plugin
-    services by key (one HTTP listener per address, however many blocks ask).
+    readiness (name, ready() -> bool), the kubernetai stanzas, plugin
+    services by key (one HTTP listener per address, however many blocks ask),
+    and, during a reload, the running clusters by stanza options.
     """
 
     readiness: list[tuple[str, Callable[[], bool]]] = field(default_factory=list)
     stanzas: list = field(default_factory=list)
     services: dict[Any, Any] = field(default_factory=dict)
+    reusable: dict[Any, Any] = field(default_factory=dict)
+    reload: tuple[float, float] | None = None
 
 
 @dataclass

@@ -1,19 +1,33 @@
 # -*- test-case-name: tests.test_daemon -*-
 """
 From a Corefile to a running daemon: build every server block's chain, the
-listeners, and the plan that C{--validate} prints.
+listeners, and the plan that C{--validate} prints; run it; and reload it
+when the Corefile changes (the reload plugin) or on SIGHUP.
+
+A reload builds the new Corefile completely before it touches anything: a
+broken one is logged and refused, and the old configuration serves on.  A
+good one takes over the listening sockets in place (queries in flight finish
+on the chain they started on), keeps the watches of every stanza whose
+options did not change, and replaces the other plugin services.
 """
 
 from __future__ import annotations
 
+import hashlib
+import random
+import signal
 from dataclasses import dataclass
 
 from twisted.application import service
+from twisted.internet import defer
+from twisted.logger import Logger
 
 from kubernetai.chain import ServerConfig, Shared, build_server
-from kubernetai.corefile import load_corefile
+from kubernetai.corefile import CorefileError, load_corefile
 from kubernetai.server import DNSService, ZoneTable, listener_tables
-from kubernetai.systemd import ReadinessNotifier
+from kubernetai.systemd import notify
+
+log = Logger(namespace="kubernetai.plugins.reload")
 
 
 @dataclass
@@ -38,25 +52,134 @@ class Daemon:
             lines += [f"    {step}" for step in config.plan]
         return "\n".join(lines)
 
-    def service(self, reactor=None) -> service.MultiService:
-        """Every plugin's own services, then the DNS listeners, as one service."""
-        root = service.MultiService()
-        for config in self.configs:
-            for plugin_service in config.services:
-                plugin_service.setServiceParent(root)
-        for shared_service in self.shared.services.values():
-            shared_service.setServiceParent(root)
-        waits = [wait for config in self.configs for wait in config.startup_waits]
-        dns_service = DNSService(self.tables, reactor, waits)
-        dns_service.setName("dns")
-        dns_service.setServiceParent(root)
-        ReadinessNotifier(dns_service.listening).setServiceParent(root)
-        return root
+    def plugin_services(self) -> list[service.IService]:
+        """Every plugin's own services: per server block, then those shared by all blocks."""
+        return [svc for config in self.configs for svc in config.services] + list(self.shared.services.values())
+
+    def startup_waits(self) -> list:
+        return [wait for config in self.configs for wait in config.startup_waits]
+
+    def checksum(self) -> str:
+        """SHA512 of every file the Corefile was read from (itself and its imports)."""
+        files = sorted({self.path} | {d.file for config in self.configs for d in config.block.directives})
+        digest = hashlib.sha512()
+        for path in files:
+            with open(path, "rb") as contents:
+                digest.update(contents.read())
+        return digest.hexdigest()
+
+    def service(self, reactor=None, default_port: int = 53, handle_signals: bool = False) -> DaemonService:
+        """The service that runs this daemon (and, with C{handle_signals}, reloads it on SIGHUP)."""
+        return DaemonService(self, reactor, default_port, handle_signals)
 
 
-def build_daemon(path: str, default_port: int = 53) -> Daemon:
-    """Parse the Corefile at C{path} and build it; raises CorefileError on a mistake."""
+def build_daemon(path: str, default_port: int = 53, reusable=None) -> Daemon:
+    """Parse the Corefile at C{path} and build it; raises CorefileError on a mistake.
+
+    C{reusable} maps stanza options to the running clusters a reload may keep.
+    """
     blocks = load_corefile(path, default_port=default_port)
-    shared = Shared()
+    shared = Shared(reusable=dict(reusable or {}))
     configs = [build_server(block, shared) for block in blocks]
     return Daemon(path, configs, listener_tables(configs), shared)
+
+
+class DaemonService(service.MultiService):
+    """The running daemon: plugin services, DNS listeners, and reloads."""
+
+    def __init__(self, daemon: Daemon, reactor=None, default_port: int = 53, handle_signals: bool = False) -> None:
+        super().__init__()
+        if reactor is None:
+            from twisted.internet import reactor
+        self.reactor = reactor
+        self.daemon = daemon
+        self.default_port = default_port
+        self.handle_signals = handle_signals
+        self.running_services: list[service.IService] = []
+        self.dns = DNSService(daemon.tables, reactor, daemon.startup_waits())
+        self.dns.setName("dns")
+        self.failed_reloads = 0
+        self.checksum = daemon.checksum()
+        self.next_check = None
+
+    def startService(self) -> None:
+        service.Service.startService(self)
+        self._start_plugin_services(self.daemon.plugin_services())
+        self.dns.startService()
+        self.dns.listening.addCallback(self._ready)
+        self._schedule_check()
+        if self.handle_signals:
+            signal.signal(signal.SIGHUP, lambda *_: self.reactor.callFromThread(self.reload))
+
+    def _ready(self, result):
+        notify("READY=1")
+        return result
+
+    def _start_plugin_services(self, services: list) -> None:
+        for plugin_service in services:
+            plugin_service.startService()
+        self.running_services = list(services)
+
+    def _schedule_check(self) -> None:
+        """Check the Corefile again after the reload plugin's interval, give or take its jitter."""
+        if self.next_check is not None and self.next_check.active():
+            self.next_check.cancel()
+        self.next_check = None
+        if self.daemon.shared.reload is not None and self.running:
+            interval, jitter = self.daemon.shared.reload
+            delay = interval + random.uniform(-jitter, jitter)
+            self.next_check = self.reactor.callLater(delay, self._check)
+
+    def _check(self) -> None:
+        self.next_check = None
+        if self.changed():
+            self.reload().addBoth(lambda _: self._schedule_check())
+        else:
+            self._schedule_check()
+
+    @defer.inlineCallbacks
+    def stopService(self):
+        notify("STOPPING=1")
+        service.Service.stopService(self)
+        self._schedule_check()
+        yield defer.gatherResults([defer.maybeDeferred(s.stopService) for s in reversed(self.running_services)])
+        yield self.dns.stopService()
+
+    def getServiceNamed(self, name: str):
+        if name == "dns":
+            return self.dns
+        return super().getServiceNamed(name)
+
+    def changed(self) -> bool:
+        """Whether the Corefile or one of its imports differs from what was last loaded (or refused)."""
+        return self._current_checksum() != self.checksum
+
+    def _current_checksum(self) -> str | None:
+        try:
+            return self.daemon.checksum()
+        except OSError:
+            return None
+
+    def reload(self) -> defer.Deferred:
+        """Build the Corefile anew and switch to it; the old one keeps serving if it is broken."""
+        return defer.ensureDeferred(self._reload())
+
+    async def _reload(self) -> bool:
+        old = self.daemon
+        clusters = {stanza.config: stanza.cluster for stanza in old.shared.stanzas}
+        try:
+            new = build_daemon(old.path, self.default_port, reusable=clusters)
+        except (CorefileError, OSError) as err:
+            self.failed_reloads += 1
+            log.error("Restart failed: {error}", error=err)
+            self.checksum = self._current_checksum()
+            return False
+        kept = {stanza.cluster for stanza in new.shared.stanzas} & set(clusters.values())
+        stopping = [s for s in self.running_services if getattr(s, "cluster", None) not in kept]
+        await defer.gatherResults([defer.maybeDeferred(s.stopService) for s in reversed(stopping)])
+        self._start_plugin_services(new.plugin_services())
+        self.dns.retable(new.tables)
+        self.daemon = new
+        self.checksum = new.checksum()
+        log.info("Running configuration SHA512 = {checksum}", checksum=self.checksum)
+        return True

@@ -108,6 +108,12 @@ def _lookup(table: ZoneTable, origin: Request, name: str, qtype: int) -> defer.D
     return defer.maybeDeferred(_serve, table, request)
 
 
+def _serves(port, table: ZoneTable) -> bool:
+    """Whether a listening port answers from C{table}."""
+    protocol_or_factory = getattr(port, "protocol", None) or getattr(port, "factory", None)
+    return getattr(protocol_or_factory, "table", None) is table
+
+
 def client_address(host: str, port: int) -> tuple[str, int]:
     """The client's address, an IPv4 client on a dual-stack socket shown as IPv4."""
     if host.startswith("::ffff:") and "." in host:
@@ -271,6 +277,21 @@ class DNSService(service.Service):
         super().stopService()
         ports, self.ports = self.ports, []
         return defer.gatherResults([defer.maybeDeferred(port.stopListening) for port in ports])
+
+    def retable(self, tables: dict[tuple[str, int], ZoneTable]) -> None:
+        """Serve C{tables} from now on: kept addresses switch in place, new ones listen, gone ones close."""
+        for key, table in tables.items():
+            current = self.tables.get(key)
+            if current is not None:
+                current.configs = table.configs
+            elif self.running:
+                self.ports += self._listen(key[0], key[1], table)
+        for key in set(self.tables) - set(tables):
+            table = self.tables.pop(key)
+            for port in [p for p in self.ports if _serves(p, table)]:
+                self.ports.remove(port)
+                port.stopListening()
+        self.tables.update({key: table for key, table in tables.items() if key not in self.tables})
 
     def addresses(self) -> list[tuple[str, str, int]]:
         """(transport, host, port) of every bound listener."""

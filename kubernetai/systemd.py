@@ -11,8 +11,6 @@ from __future__ import annotations
 import os
 import socket
 
-from twisted.application import service
-
 
 def notify(state: str, environ=os.environ) -> bool:
     """Send C{state} to systemd's notification socket; whether there was one."""
@@ -25,22 +23,3 @@ def notify(state: str, environ=os.environ) -> bool:
         notification.connect(path)
         notification.sendall(state.encode())
     return True
-
-
-class ReadinessNotifier(service.Service):
-    """Says READY=1 when C{listening} fires."""
-
-    def __init__(self, listening) -> None:
-        self.listening = listening
-
-    def startService(self) -> None:
-        super().startService()
-        self.listening.addCallback(self._ready)
-
-    def _ready(self, result):
-        notify("READY=1")
-        return result
-
-    def stopService(self):
-        notify("STOPPING=1")
-        return super().stopService()

@@ -38,4 +38,4 @@ def makeService(config: Options):
     if config["validate"]:
         sys.stdout.write(daemon.plan() + "\nCorefile OK\n")
         raise SystemExit(0)
-    return daemon.service()
+    return daemon.service(default_port=config["dns.port"], handle_signals=True)

@@ -57,14 +57,19 @@ class Kubernetai:
 
 
 class StanzaService(service.Service):
-    """Starts a stanza's cluster with the daemon, stops it with it."""
+    """Starts a stanza's cluster with the daemon (unless a reload kept it running), stops it with it."""
 
     def __init__(self, stanza: Stanza) -> None:
         self.stanza = stanza
 
+    @property
+    def cluster(self):
+        return self.stanza.cluster
+
     def startService(self) -> None:
         super().startService()
-        self.stanza.cluster.start()
+        if not self.stanza.cluster.threads:
+            self.stanza.cluster.start()
 
     def stopService(self):
         self.stanza.cluster.stop()
@@ -82,7 +87,9 @@ def setup(directives: list[Directive], config: ServerConfig) -> Kubernetai:
             settings = configuration(stanza_config)
         except ConnectionError as err:
             raise options.error(directive, str(err)) from None
-        cluster = Cluster(stanza_config, api_client(settings), public_url(settings), config.reactor)
+        cluster = config.shared.reusable.pop(stanza_config, None)
+        if cluster is None:
+            cluster = Cluster(stanza_config, api_client(settings), public_url(settings), config.reactor)
         stanza = Stanza(directive.name, stanza_config, cluster, addresses)
         stanzas.append(stanza)
         config.shared.stanzas.append(stanza)
