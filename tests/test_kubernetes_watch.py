@@ -92,6 +92,7 @@ class SyncTests(DataPlaneTestCase):
     @defer.inlineCallbacks
     def test_dropped_stream_resumes_without_a_list(self):
         cluster = yield self.sync(f"        endpoint {self.api.url}", self.api)
+        yield wait_for(lambda: self.api.counts[("watch", "services")] >= 1, "the services watch")
         lists_before = self.api.counts[("list", "services")]
         self.api.drop_watches()
         yield wait_for(lambda: self.api.counts[("watch", "services")] >= 2, "the watch to be opened again")
@@ -247,6 +248,7 @@ class MulticlusterSyncTests(DataPlaneTestCase):
         self.assertEqual([e.addresses for e in snapshot.endpoints_of("a", "db")], [("10.1.0.1",)])
         selectors = {r.params.get("labelSelector") for r in self.api.received if r.resource == "endpointslices"}
         self.assertEqual(selectors, {None, "multicluster.kubernetes.io/service-name"})
+        yield wait_for(lambda: self.api.counts[("watch", "serviceimports")] >= 1, "the import watch")
         self.assertEqual({r.verb for r in self.api.received if r.resource == "serviceimports"}, {"list", "watch"})
 
     @defer.inlineCallbacks

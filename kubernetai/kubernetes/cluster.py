@@ -41,7 +41,7 @@ from kubernetai.kubernetes.objects import (
     reduce_service,
     reduce_service_import,
 )
-from kubernetai.kubernetes.watch import Limits, TokenBucket, Watcher
+from kubernetai.kubernetes.watch import ENDPOINT_SLICE_PAGE_SIZE, LIST_PAGE_SIZE, Limits, TokenBucket, Watcher
 
 log = Logger(namespace="kubernetai.kubernetes.cluster")
 
@@ -131,6 +131,7 @@ class Cluster:
         self.synced = False
         self.synced_at: float | None = None
         self.store = Store()
+        self.listed: set[tuple[str, str | None]] = set()
         self.changes: queue.Queue = queue.Queue()
         limits = Limits(
             TokenBucket(stanza.apiserver_qps or DEFAULT_QPS, stanza.apiserver_burst or DEFAULT_BURST),
@@ -138,7 +139,7 @@ class Cluster:
         )
         self.watchers = [
             Watcher(kind, list_function(api_client, kind, namespace), REDUCERS[kind], self.changes.put, limits,
-                    namespace, selector)
+                    namespace, selector, ENDPOINT_SLICE_PAGE_SIZE if "endpointslices" in kind else LIST_PAGE_SIZE)
             for kind, namespace, selector in watch_plan(stanza)
         ]
         self.threads: list[threading.Thread] = []
@@ -185,7 +186,7 @@ class Cluster:
             except Exception:
                 log.failure("index update failed; the last good snapshot keeps serving")
                 continue
-            if not self.synced and all(watcher.status.listed for watcher in self.watchers):
+            if not self.synced and len(self.listed) == len(self.watchers):
                 self.synced = True
                 self.synced_at = time.time()
                 self.reactor.callFromThread(self._fire_synced)
@@ -194,6 +195,7 @@ class Cluster:
         action, kind = change[0], change[1]
         if action == "replace":
             self.store.replace(kind, [obj for obj in change[3] if self._kept(kind, obj)], namespace=change[2])
+            self.listed.add((kind, change[2]))
         elif action == "put" and self._kept(kind, change[2]):
             self.store.put(kind, change[2])
         elif action == "delete":

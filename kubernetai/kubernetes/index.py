@@ -17,10 +17,12 @@ time of last change (the SOA serial of the multicluster zones, as in CoreDNS).
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Iterable, NamedTuple
 
 from kubernetai.kubernetes.objects import Endpoint, EndpointSlice, Pod, Service, ServiceImport
+from kubernetai.kubernetes.shardedmap import ShardedMap
 
 SERVICES, ENDPOINT_SLICES, PODS, NAMESPACES = "services", "endpointslices", "pods", "namespaces"
 SERVICE_IMPORTS, MULTICLUSTER_ENDPOINT_SLICES = "serviceimports", "multicluster-endpointslices"
@@ -42,10 +44,10 @@ class Snapshot:
 
     generation: int = 0
     modified: int = 0
-    services: dict[ServiceKey, Service] = field(default_factory=dict)
-    endpoints: dict[ServiceKey, tuple[Endpoint, ...]] = field(default_factory=dict)
-    reverse: dict[str, tuple[ReverseEntry, ...]] = field(default_factory=dict)
-    pods_by_ip: dict[str, tuple[Pod, ...]] = field(default_factory=dict)
+    services: Mapping[ServiceKey, Service] = field(default_factory=ShardedMap)
+    endpoints: Mapping[ServiceKey, tuple[Endpoint, ...]] = field(default_factory=ShardedMap)
+    reverse: Mapping[str, tuple[ReverseEntry, ...]] = field(default_factory=ShardedMap)
+    pods_by_ip: Mapping[str, tuple[Pod, ...]] = field(default_factory=ShardedMap)
     namespaces: frozenset[str] = frozenset()
     multicluster_modified: int = 0
     imports: dict[ServiceKey, ServiceImport] = field(default_factory=dict)
@@ -208,13 +210,15 @@ class Store:
         modified = now if changed else old.modified
         services, endpoints, reverse, pods_by_ip = old.services, old.endpoints, old.reverse, old.pods_by_ip
         if self.changed_services:
-            services, endpoints, reverse = dict(services), dict(endpoints), dict(reverse)
+            services, endpoints, reverse = services.editor(), endpoints.editor(), reverse.editor()
             for key in self.changed_services:
                 _update_service(self, key, old, services, endpoints, reverse)
+            services, endpoints, reverse = services.build(), endpoints.build(), reverse.build()
         if self.pods_before:
-            pods_by_ip = dict(pods_by_ip)
+            pods_by_ip = pods_by_ip.editor()
             for key, before in self.pods_before.items():
                 _update_pod(before, self.pods.get(key), pods_by_ip)
+            pods_by_ip = pods_by_ip.build()
         namespaces = old.namespaces if self.namespaces == old.namespaces else frozenset(self.namespaces)
         multicluster_modified, imports, slices = old.multicluster_modified, old.imports, old.multicluster_slices
         if self.changed_imports:
@@ -230,7 +234,7 @@ class Store:
 
 
 def _update_service(store: Store, key: ServiceKey, old: Snapshot, services, endpoints, reverse) -> None:
-    """Bring one service's entries in the copied tables up to date with the store."""
+    """Bring one service's entries in the tables being edited up to date with the store."""
     namespace, name = key
     for ip in _reverse_ips(old.services.get(key), old.endpoints.get(key, ())):
         remaining = tuple(entry for entry in reverse.get(ip, ()) if entry[:2] != key)
@@ -277,8 +281,8 @@ def _reverse_ips(service: Service | None, endpoints: tuple[Endpoint, ...]) -> se
     return ips
 
 
-def _update_pod(before: Pod | None, after: Pod | None, pods_by_ip: dict[str, tuple[Pod, ...]]) -> None:
-    """Move one pod's entries in the copied IP table from its old IPs to its new ones."""
+def _update_pod(before: Pod | None, after: Pod | None, pods_by_ip) -> None:
+    """Move one pod's entries in the IP table being edited from its old IPs to its new ones."""
     if before is not None:
         for ip in before.ips:
             remaining = tuple(pod for pod in pods_by_ip.get(ip, ()) if pod[:2] != before[:2])

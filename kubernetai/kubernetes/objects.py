@@ -134,13 +134,15 @@ def reduce_endpoint_slice(raw: dict) -> EndpointSlice:
             if (endpoint.get("conditions") or {}).get("ready") is False:
                 continue
             target = endpoint.get("targetRef") or {}
+            hostname = endpoint.get("hostname") or None
+            pod = target.get("name") if target.get("kind") == "Pod" else None
             endpoints.append(
                 Endpoint(
                     tuple(endpoint.get("addresses") or ()),
-                    endpoint.get("hostname") or None,
+                    hostname,
                     _intern(endpoint.get("nodeName")),
                     _intern((endpoint.get("zone") or "").lower()),
-                    target.get("name") if target.get("kind") == "Pod" else None,
+                    hostname if pod == hostname else pod,
                     ports,
                 )
             )

@@ -25,7 +25,10 @@ from twisted.logger import Logger
 
 log = Logger(namespace="kubernetai.kubernetes.watch")
 
+# Objects per list page.  Pages of EndpointSlices are smaller: 500 slices of 100
+# endpoints, parsed at once, leave the interpreter's memory fragmented for good.
 LIST_PAGE_SIZE = 500
+ENDPOINT_SLICE_PAGE_SIZE = 50
 LIST_TIMEOUT = (10.0, 60.0)
 
 
@@ -114,8 +117,10 @@ class Watcher:
     """
 
     def __init__(self, kind: str, list_function, reduce, sink: Callable[[tuple], None], limits: Limits,
-                 namespace: str | None = None, label_selector: str | None = None) -> None:
+                 namespace: str | None = None, label_selector: str | None = None,
+                 page_size: int = LIST_PAGE_SIZE) -> None:
         self.kind = kind
+        self.page_size = page_size
         self.list_function = list_function
         self.reduce = reduce
         self.sink = sink
@@ -187,7 +192,7 @@ class Watcher:
             if inflight is not None:
                 inflight.acquire()
             try:
-                arguments = {"limit": LIST_PAGE_SIZE, "_request_timeout": LIST_TIMEOUT}
+                arguments = {"limit": self.page_size, "_request_timeout": LIST_TIMEOUT}
                 if continue_token:
                     arguments["_continue"] = continue_token
                 page = json.loads(self.call(**arguments).data)
