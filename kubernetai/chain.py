@@ -184,6 +184,8 @@ class Response:
     authoritative: bool = False
     recursion_available: bool = False
     truncated: bool = False
+    # (name, qtype) whose records, resolved through the server, complete the answer (CoreDNS's upstream).
+    follow: tuple[str, int] | None = None
 
 
 class IHandler(Interface):

@@ -18,7 +18,9 @@ from twisted.names.resolve import ResolverChain
 from twisted.trial import unittest
 from zope.interface.verify import verifyObject
 
+from kubernetai.chain import Request
 from kubernetai.corefile import parse_corefile
+from kubernetai.plugins.kubernetai import complete
 from kubernetai.kubernetes.cluster import Cluster
 from kubernetai.kubernetes.config import Fallthrough, parse_stanza
 from kubernetai.kubernetes.connection import api_client, configuration, public_url
@@ -48,6 +50,8 @@ def cluster_a(api: ApiServer) -> None:
     ])
     api.service("default", "ext", type="ExternalName", external_name="web.default.svc.cluster.local")
     api.service("other", "api", cluster_ips=["10.0.0.20"], ports=[{"name": "https", "port": 443}])
+    api.service("default", "outside", type="ExternalName", external_name="www.example.org")
+    api.service("default", "nowhere", type="ExternalName", external_name="nothing.example.org")
 
 
 def cluster_west(api: ApiServer) -> None:
@@ -208,6 +212,26 @@ class SeveralStanzaTests(StanzaTestCase):
         self.assertEqual(self.upstream.queries, [("9.9.9.10.in-addr.arpa.", "PTR", "udp")])
 
     @defer.inlineCallbacks
+    def test_external_name_outside_the_zones_resolved_through_the_server(self):
+        port = yield self.start(stanza_block("cluster.local", self.east), self.forward)
+        reply = yield query(port, "outside.default.svc.cluster.local", "A")
+        self.assertEqual(texts(reply.answer), ["outside.default.svc.cluster.local. CNAME www.example.org.",
+                                               "www.example.org. A 192.0.2.1"])
+        self.assertEqual(self.upstream.queries, [("www.example.org.", "A", "udp")])
+
+    @defer.inlineCallbacks
+    def test_external_name_with_nothing_to_resolve_it_is_the_cname_alone(self):
+        port = yield self.start(stanza_block("cluster.local", self.east))
+        reply = yield query(port, "outside.default.svc.cluster.local", "A")
+        self.assertEqual(texts(reply.answer), ["outside.default.svc.cluster.local. CNAME www.example.org."])
+
+    @defer.inlineCallbacks
+    def test_external_name_whose_target_does_not_exist_keeps_the_cname(self):
+        port = yield self.start(stanza_block("cluster.local", self.east), self.forward)
+        reply = yield query(port, "nowhere.default.svc.cluster.local", "A")
+        self.assertEqual(texts(reply.answer), ["nowhere.default.svc.cluster.local. CNAME nothing.example.org."])
+
+    @defer.inlineCallbacks
     def test_nodata_does_not_fall_through(self):
         port = yield self.start(stanza_block("cluster.local", self.east, "fallthrough"), self.forward)
         reply = yield query(port, "web.default.svc.cluster.local", "MX")
@@ -319,6 +343,17 @@ class ResolverTests(StanzaTestCase):
         yield self.assertFailure(chain.lookupAddress(b"x.default.svc.cluster.local"), StanzaNameError)
         answers, _, _ = yield chain.lookupAddress(b"web.default.svc.cluster.local")
         self.assertEqual(len(answers), 1)
+
+    @defer.inlineCallbacks
+    def test_external_name_without_a_server_to_ask_is_nodata(self):
+        message = tdns.Message()
+        message.addQuery(b"outside.default.svc.cluster.local", tdns.A)
+        request = Request(message.toStr(), message, ("127.0.0.1", 5353), "udp")
+        response = self.stanza.answer(request.qname, request.name, tdns.A, "cluster.local.")
+        self.assertEqual(response.follow, ("www.example.org.", tdns.A))
+        completed = yield complete(request, response, self.stanza)
+        self.assertEqual((completed.rcode, completed.answers), (tdns.OK, []))
+        self.assertEqual([record.type for record in completed.authority], [tdns.SOA])
 
     def test_names_outside_its_zones_are_not_its_own(self):
         return self.assertFailure(self.resolver.lookupAddress(b"www.example.org"), names_error.DomainError)

@@ -226,12 +226,22 @@ def answer(view: View, qname: bytes, name: str, qtype: int, zone: str) -> Respon
     try:
         answers, additional = builder(view, qname, name, zone, qtype, qzone)
     except NoSuchName:
-        return _denial(view, qname, zone, dns.ENAME)
+        return denial(view, qname, zone, dns.ENAME)
     except Refused:
         return Response(rcode=dns.EREFUSED)
     if not answers:
-        return _denial(view, qname, zone, dns.OK)
-    return Response(answers=answers, additional=additional, authoritative=True)
+        return denial(view, qname, zone, dns.OK)
+    return Response(answers=answers, additional=additional, authoritative=True,
+                    follow=_outside_target(answers[-1], zone, qtype))
+
+
+def _outside_target(last: dns.RRHeader, zone: str, qtype: int) -> tuple[str, int] | None:
+    """An answer ending in a CNAME out of the zone is completed by resolving its target (A and AAAA)."""
+    if last.type != dns.CNAME or qtype not in (dns.A, dns.AAAA):
+        return None
+    target = last.payload.name.name.decode("ascii", "replace").lower() + "."
+    inside = zone == "." or target == zone or target.endswith("." + zone)
+    return None if inside else (target, qtype)
 
 
 def soa_record(view: View, qname: bytes, zone: str) -> dns.RRHeader:
@@ -251,7 +261,8 @@ def soa_record(view: View, qname: bytes, zone: str) -> dns.RRHeader:
     return dns.RRHeader(owner, dns.SOA, dns.IN, min(view.ttl, 300), soa, auth=True)
 
 
-def _denial(view: View, qname: bytes, zone: str, rcode: int) -> Response:
+def denial(view: View, qname: bytes, zone: str, rcode: int) -> Response:
+    """NXDOMAIN or NODATA (rcode OK): no answers, the zone's SOA as authority."""
     return Response(rcode=rcode, authority=[soa_record(view, qname, zone)], authoritative=True)
 
 

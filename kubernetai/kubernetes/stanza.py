@@ -19,7 +19,7 @@ from zope.interface import implementer
 
 from kubernetai.chain import Response
 from kubernetai.kubernetes.config import StanzaConfig
-from kubernetai.kubernetes.records import View, answer
+from kubernetai.kubernetes.records import View, answer, denial
 
 
 class Stanza:
@@ -41,11 +41,17 @@ class Stanza:
 
     def answer(self, qname: bytes, name: str, qtype: int, zone: str) -> Response:
         """This stanza's reply from its data as it is now; SERVFAIL for NXDOMAIN before the first sync."""
-        view = View(self.config, self.cluster.snapshot, self.addresses)
-        response = answer(view, qname, name, qtype, zone)
+        response = answer(self.view(), qname, name, qtype, zone)
         if response.rcode == dns.ENAME and not self.cluster.synced:
             return Response(rcode=dns.ESERVER, authority=response.authority, authoritative=True)
         return response
+
+    def nodata(self, qname: bytes, zone: str) -> Response:
+        """NOERROR without answers, with this stanza's SOA for C{zone}."""
+        return denial(self.view(), qname, zone, dns.OK)
+
+    def view(self) -> View:
+        return View(self.config, self.cluster.snapshot, self.addresses)
 
     def falls_through(self, name: str, response: Response) -> bool:
         """Whether this NXDOMAIN goes on to the next stanza or plugin."""

@@ -14,6 +14,8 @@ listening once every stanza has synced or waited its startup_timeout.
 
 from __future__ import annotations
 
+import dataclasses
+
 from twisted.application import service
 from twisted.internet import defer
 from twisted.logger import Logger
@@ -49,11 +51,29 @@ class Kubernetai:
                 continue
             response = stanza.answer(request.qname, request.name, request.qtype, zone)
             if not stanza.falls_through(request.name, response):
-                return response
+                return complete(request, response, stanza) if response.follow else response
             fell_through = response
         if fell_through is not None and isinstance(self.next, EndOfChain):
             return fell_through
         return self.next.serve(request)
+
+
+def complete(request: Request, response: Response, stanza) -> defer.Deferred:
+    """Resolve an ExternalName's target outside our zones through the server, as CoreDNS's upstream.
+
+    Found: the CNAME and what the lookup answered.  The lookup failed: no CNAME, so NODATA.
+    """
+    target, qtype = response.follow
+
+    def found(resolved: Response) -> Response:
+        return dataclasses.replace(response, answers=response.answers + resolved.answers,
+                                   truncated=response.truncated or resolved.truncated, follow=None)
+
+    def failed(_failure) -> Response:
+        zone = stanza.zone_of(request.name)
+        return stanza.nodata(request.qname, zone)
+
+    return request.lookup(target, qtype).addCallbacks(found, failed)
 
 
 class StanzaService(service.Service):
