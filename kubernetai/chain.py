@@ -40,10 +40,10 @@ PLUGIN_ORDER: tuple[tuple[str, str | None], ...] = (
     ("bind", "kubernetai.plugins.bind"),
     ("debug", None),
     ("trace", None),
-    ("ready", None),
-    ("health", None),
+    ("ready", "kubernetai.plugins.ready"),
+    ("health", "kubernetai.plugins.health"),
     ("pprof", None),
-    ("prometheus", None),
+    ("prometheus", "kubernetai.plugins.prometheus"),
     ("errors", "kubernetai.plugins.errors"),
     ("log", "kubernetai.plugins.log"),
     ("dnstap", None),
@@ -230,7 +230,8 @@ class Shared:
     What the plugins of every server block share: the plugins that report
     readiness (name, ready() -> bool), the kubernetai stanzas, plugin
     services by key (one HTTP listener per address, however many blocks ask),
-    and, during a reload, the running clusters by stanza options.
+    during a reload the running clusters by stanza options, the sources of
+    /metrics, and objects the first block to need them made for all.
     """
 
     readiness: list[tuple[str, Callable[[], bool]]] = field(default_factory=list)
@@ -238,6 +239,8 @@ class Shared:
     services: dict[Any, Any] = field(default_factory=dict)
     reusable: dict[Any, Any] = field(default_factory=dict)
     reload: tuple[float, float] | None = None
+    metric_sources: list[Callable[[], Any]] = field(default_factory=list)
+    singletons: dict[Any, Any] = field(default_factory=dict)
 
 
 @dataclass

@@ -24,6 +24,7 @@ from twisted.logger import Logger
 
 from kubernetai.chain import ServerConfig, Shared, build_server
 from kubernetai.corefile import CorefileError, load_corefile
+from kubernetai.metrics import NAMESPACE, counter, gauge
 from kubernetai.server import DNSService, ZoneTable, listener_tables
 from kubernetai.systemd import notify
 
@@ -101,6 +102,7 @@ class DaemonService(service.MultiService):
         self.failed_reloads = 0
         self.checksum = daemon.checksum()
         self.next_check = None
+        daemon.shared.metric_sources.append(self.reload_families)
 
     def startService(self) -> None:
         service.Service.startService(self)
@@ -150,6 +152,13 @@ class DaemonService(service.MultiService):
             return self.dns
         return super().getServiceNamed(name)
 
+    def reload_families(self):
+        """CoreDNS's reload metrics: failed reloads, and the SHA512 of the Corefile that runs."""
+        yield counter(f"{NAMESPACE}_reload_failed_total", "Counter of the number of failed reload attempts.",
+                      (), [((), self.failed_reloads)])
+        yield gauge(f"{NAMESPACE}_reload_version_info", "A metric with a constant '1' value labeled by hash, and value which type of hash generated.",
+                    ("hash", "value"), [(("sha512", self.checksum or ""), 1)])
+
     def changed(self) -> bool:
         """Whether the Corefile or one of its imports differs from what was last loaded (or refused)."""
         return self._current_checksum() != self.checksum
@@ -175,11 +184,32 @@ class DaemonService(service.MultiService):
             self.checksum = self._current_checksum()
             return False
         kept = {stanza.cluster for stanza in new.shared.stanzas} & set(clusters.values())
-        stopping = [s for s in self.running_services if getattr(s, "cluster", None) not in kept]
+        carried = _carry_over(old.shared.services, new.shared.services)
+        stopping = [s for s in self.running_services if getattr(s, "cluster", None) not in kept and s not in carried]
         await defer.gatherResults([defer.maybeDeferred(s.stopService) for s in reversed(stopping)])
-        self._start_plugin_services(new.plugin_services())
+        starting = [s for s in new.plugin_services() if s not in carried]
+        for plugin_service in starting:
+            plugin_service.startService()
+        self.running_services = new.plugin_services()
         self.dns.retable(new.tables)
+        new.shared.metric_sources.append(self.reload_families)
         self.daemon = new
         self.checksum = new.checksum()
         log.info("Running configuration SHA512 = {checksum}", checksum=self.checksum)
         return True
+
+
+def _carry_over(old: dict, new: dict) -> set:
+    """Keep running the shared services (HTTP listeners) whose key both Corefiles have.
+
+    Each running one takes over what its replacement was set up to serve, and stands in
+    for it; the set of those kept running.
+    """
+    carried = set()
+    for key, replacement in list(new.items()):
+        running = old.get(key)
+        if running is not None and hasattr(running, "take_over"):
+            running.take_over(replacement)
+            new[key] = running
+            carried.add(running)
+    return carried

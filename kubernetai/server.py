@@ -19,7 +19,7 @@ from twisted.python.failure import Failure
 
 from kubernetai.chain import PluginError, Request, Response, ServerConfig
 from kubernetai.corefile import CorefileError
-from kubernetai.message import Rejected, decode_query, encode_reply, frame, split_stream
+from kubernetai.message import Rejected, decode_query, encode_reply, encode_transfer, frame, split_stream
 
 log = Logger(namespace="kubernetai.server")
 
@@ -54,7 +54,8 @@ class ZoneTable:
 
 
 def answer_packet(table: ZoneTable, packet: bytes, client: tuple[str, int], transport: str, local=None):
-    """The reply to C{packet}: bytes, None to drop it, or a Deferred firing with either.
+    """The reply to C{packet}: bytes (a list of them: a zone transfer's messages, over TCP only), None
+    to drop it, or a Deferred firing with either.
 
     It never raises: a packet that trips a bug is logged and dropped.
     """
@@ -129,12 +130,16 @@ def _failure_response(failure: Failure) -> Response:
     return Response(rcode=dns.ESERVER)
 
 
-def _write(request: Request, response: Response) -> bytes:
-    """Encode the reply and tell the plugins that wanted to see it."""
-    reply = encode_reply(request, response)
+def _write(request: Request, response: Response) -> bytes | list[bytes]:
+    """Encode the reply (a zone transfer's messages over TCP, REFUSED over UDP) and tell the plugins that
+    wanted to see it (a transfer's messages one after another, as CoreDNS counts their size)."""
+    if response.messages is not None and request.protocol != "tcp":
+        response = Response(rcode=dns.EREFUSED)
+    reply = encode_reply(request, response) if response.messages is None else encode_transfer(request, response)
+    written = reply if isinstance(reply, bytes) else b"".join(reply)
     for observer in request.reply_observers:
         try:
-            observer(request, response, reply)
+            observer(request, response, written)
         except Exception:
             log.failure("reply observer failed")
     return reply
@@ -176,17 +181,18 @@ class DNSStreamProtocol(protocol.Protocol):
     def dataReceived(self, data: bytes) -> None:
         packets, self.buffer = split_stream(self.buffer + data)
         for packet in packets:
-            peer, host = self.transport.getPeer(), self.transport.getHost()
+            peer = self.transport.getPeer()
             client = client_address(peer.host, peer.port)
-            reply = answer_packet(self.table, packet, client, "tcp", client_address(host.host, host.port))
+            reply = answer_packet(self.table, packet, client, "tcp", self.factory.local)
             if isinstance(reply, defer.Deferred):
                 reply.addCallback(self._send)
             else:
                 self._send(reply)
 
-    def _send(self, reply: bytes | None) -> None:
+    def _send(self, reply: bytes | list[bytes] | None) -> None:
         if reply is not None and self.transport is not None and self.transport.connected:
-            self.transport.write(frame(reply))
+            messages = [reply] if isinstance(reply, bytes) else reply
+            self.transport.writeSequence([frame(message) for message in messages])
 
 
 class DNSStreamFactory(protocol.ServerFactory):
@@ -196,6 +202,7 @@ class DNSStreamFactory(protocol.ServerFactory):
 
     def __init__(self, table: ZoneTable) -> None:
         self.table = table
+        self.local: tuple[str, int] | None = None
 
     def buildProtocol(self, addr):
         stream = DNSStreamProtocol(self.table)
@@ -265,7 +272,9 @@ class DNSService(service.Service):
                 return self._listen("::", port, table)
             except CannotListenError:
                 host = "0.0.0.0"
-        tcp = IReactorTCP(self.reactor).listenTCP(port, DNSStreamFactory(table), interface=host)
+        factory = DNSStreamFactory(table)
+        tcp = IReactorTCP(self.reactor).listenTCP(port, factory, interface=host)
+        factory.local = (tcp.getHost().host, tcp.getHost().port)
         try:
             udp = IReactorUDP(self.reactor).listenUDP(tcp.getHost().port, DNSDatagramProtocol(table), interface=host)
         except CannotListenError:

@@ -26,6 +26,9 @@ from twisted.names import dns
 from zope.interface import implementer
 
 from kubernetai.message import frame, split_stream
+from kubernetai.metrics import TIME_BUCKETS, Counts, Histograms
+
+RCODE_NAMES = {0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 4: "NOTIMP", 5: "REFUSED"}
 
 log = Logger(namespace="kubernetai.plugins.forward")
 
@@ -218,6 +221,9 @@ class Proxy:
         self.probe_in_flight: defer.Deferred | None = None
         self.idle: list[_StreamConnection] = []
         self.mismatched = 0
+        self.healthcheck_failures = 0
+        self.durations = Histograms("", "", ("rcode",), TIME_BUCKETS)
+        self.connection_reuse = Counts("", "", ("result", "proto"))
 
     def down(self, max_fails: int) -> bool:
         """Whether health probes have failed more than C{max_fails} times in a row (0: never down)."""
@@ -225,9 +231,16 @@ class Proxy:
 
     def exchange(self, packet: bytes, question: dns.Query, over_tcp: bool, timeout: float) -> defer.Deferred:
         """Ask C{packet}; a Deferred firing with the matching reply Message, or failing with UpstreamError."""
+        started = self.reactor.seconds()
         if self.address.transport == "tls" or over_tcp:
-            return defer.ensureDeferred(self._exchange_stream(packet, question, timeout))
-        return self._exchange_datagram(packet, question, timeout)
+            result = defer.ensureDeferred(self._exchange_stream(packet, question, timeout))
+        else:
+            result = self._exchange_datagram(packet, question, timeout)
+        return result.addCallback(self._timed, started)
+
+    def _timed(self, reply: dns.Message, started: float) -> dns.Message:
+        self.durations.observe((RCODE_NAMES.get(reply.rCode, str(reply.rCode)),), self.reactor.seconds() - started)
+        return reply
 
     def _exchange_datagram(self, packet: bytes, question: dns.Query, timeout: float) -> defer.Deferred:
         query_id, packet = with_new_id(packet)
@@ -246,6 +259,8 @@ class Proxy:
         while True:
             connection = self._take_idle()
             reused = connection is not None
+            proto = "tcp-tls" if self.address.transport == "tls" else "tcp"
+            self.connection_reuse.inc(("hits" if reused else "misses", proto))
             if connection is None:
                 connection = await self._connect(timeout)
             pending = connection.exchange(packet, query_id, question)
@@ -324,6 +339,7 @@ class Proxy:
                 return
             except UpstreamError:
                 self.fails += 1
+                self.healthcheck_failures += 1
                 wakeup: defer.Deferred = defer.Deferred()
                 self.probe_wakeup = self.reactor.callLater(interval, wakeup.callback, None)
                 await wakeup

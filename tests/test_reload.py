@@ -18,6 +18,7 @@ from kubernetai.daemon import build_daemon
 from tests.apiserver import ApiServer
 from tests.support import FakeUpstream, capture_logs, query, rcode_of, write_corefile
 from tests.test_daemon import TWISTD, free_port, query_until_answered
+from tests.test_health_ready import get
 
 WHOAMI = ".:{port} {{\n    bind 127.0.0.1\n    whoami\n}}\n"
 FORWARD = ".:{port} {{\n    bind 127.0.0.1\n    forward . 127.0.0.1:{upstream}\n}}\n"
@@ -100,6 +101,22 @@ class ReloadTests(unittest.TestCase):
         self.rewrite(f".:{port} {{\n    bind 127.0.0.1\n{with_ttl}}}\n")
         yield self.root.reload()
         self.assertIsNot(self.root.daemon.shared.stanzas[0].cluster, cluster)
+
+    @defer.inlineCallbacks
+    def test_http_listeners_kept_so_lameduck_does_not_hold_a_reload(self):
+        port = free_port()
+        block = ".:{port} {{\n    bind 127.0.0.1\n    health 127.0.0.1:0 {{\n        lameduck 1h\n    }}\n    {extra}\n}}\n"
+        yield self.start(block.format(port=port, extra="whoami"))
+        (health,) = self.root.daemon.shared.services.values()
+        listening = health.port
+        self.rewrite(block.format(port=port, extra="ready 127.0.0.1:0\n    whoami"))
+        reloaded = yield self.root.reload()
+        self.assertTrue(reloaded)
+        self.assertIs(self.root.daemon.shared.services[("http", "127.0.0.1", 0)], health)
+        self.assertIs(health.port, listening, "the listener was not closed and opened again")
+        status, _, body = yield get(listening.getHost().port, "/ready")
+        self.assertEqual((status, body), (200, b"OK"))
+        health._holds.clear()
 
     @defer.inlineCallbacks
     def test_reload_plugin_notices_a_change(self):

@@ -42,6 +42,7 @@ from kubernetai.kubernetes.objects import (
     reduce_service_import,
 )
 from kubernetai.kubernetes.watch import ENDPOINT_SLICE_PAGE_SIZE, LIST_PAGE_SIZE, Limits, TokenBucket, Watcher
+from kubernetai.metrics import Histograms
 
 log = Logger(namespace="kubernetai.kubernetes.cluster")
 
@@ -51,6 +52,7 @@ DEFAULT_BURST = 10
 # Up to this many namespaces in `namespaces` are watched one by one; more are watched cluster-wide.
 PER_NAMESPACE_WATCH_LIMIT = 10
 BATCH_LIMIT = 10000
+PROGRAMMING_BUCKETS = tuple(0.001 * 2**i for i in range(20))
 # Where ServiceImports live: a custom resource of the Multi-Cluster Services API.
 SERVICE_IMPORT_RESOURCE = {"group": "multicluster.x-k8s.io", "version": "v1alpha1", "plural": "serviceimports"}
 _STOP = ("stop",)
@@ -132,8 +134,9 @@ class Cluster:
         self.synced_at: float | None = None
         self.store = Store()
         self.listed: set[tuple[str, str | None]] = set()
+        self.programming = Histograms("", "", ("service_kind",), PROGRAMMING_BUCKETS)
         self.changes: queue.Queue = queue.Queue()
-        limits = Limits(
+        self.limits = limits = Limits(
             TokenBucket(stanza.apiserver_qps or DEFAULT_QPS, stanza.apiserver_burst or DEFAULT_BURST),
             threading.BoundedSemaphore(stanza.apiserver_max_inflight) if stanza.apiserver_max_inflight else None,
         )
@@ -198,9 +201,18 @@ class Cluster:
             self.listed.add((kind, change[2]))
         elif action == "put" and self._kept(kind, change[2]):
             self.store.put(kind, change[2])
+            if kind == ENDPOINT_SLICES and change[2].triggered_at is not None:
+                self._record_programming(change[2])
         elif action == "delete":
             obj = change[2]
             self.store.delete(kind, (obj.namespace, obj.name))
+
+    def _record_programming(self, endpoint_slice) -> None:
+        """CoreDNS's DNS programming latency: from the change that made the slice to now, per service kind."""
+        service = self.store.services.get((endpoint_slice.namespace, endpoint_slice.service))
+        if service is not None:
+            kind = "headless_with_selector" if service.headless else "cluster_ip"
+            self.programming.observe((kind,), max(0.0, time.time() - endpoint_slice.triggered_at))
 
     def _kept(self, kind: str, obj) -> bool:
         """Whether the stanza keeps C{obj}: with C{namespaces}, only objects in those namespaces."""

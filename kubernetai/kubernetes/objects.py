@@ -10,9 +10,11 @@ names, protocols) are interned, so a cluster's worth of them costs one copy each
 from __future__ import annotations
 
 import sys
+from datetime import datetime
 from typing import NamedTuple
 
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+TRIGGER_TIME_ANNOTATION = "endpoints.kubernetes.io/last-change-trigger-time"
 # KEP-1645 (Multi-Cluster Services): the ServiceImport a slice serves, and the cluster its endpoints are in.
 MULTICLUSTER_SERVICE_NAME_LABEL = "multicluster.kubernetes.io/service-name"
 SOURCE_CLUSTER_LABEL = "multicluster.kubernetes.io/source-cluster"
@@ -70,6 +72,8 @@ class EndpointSlice(NamedTuple):
     service: str | None
     endpoints: tuple[Endpoint, ...]
     cluster: str | None = None
+    # Unix time of the change the endpoints controller made this slice for (its last-change-trigger-time).
+    triggered_at: float | None = None
 
 
 class Pod(NamedTuple):
@@ -147,7 +151,19 @@ def reduce_endpoint_slice(raw: dict) -> EndpointSlice:
                 )
             )
     service = _labels(raw).get(SERVICE_NAME_LABEL)
-    return EndpointSlice(namespace, name, _intern(service), tuple(endpoints))
+    return EndpointSlice(namespace, name, _intern(service), tuple(endpoints), None, _trigger_time(raw))
+
+
+def _trigger_time(raw: dict) -> float | None:
+    """The slice's C{endpoints.kubernetes.io/last-change-trigger-time}, in Unix seconds."""
+    annotations = (raw.get("metadata") or {}).get("annotations") or {}
+    text = annotations.get(TRIGGER_TIME_ANNOTATION)
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
 
 
 def reduce_multicluster_endpoint_slice(raw: dict) -> EndpointSlice:

@@ -23,6 +23,8 @@ from typing import Callable
 from kubernetes.client.exceptions import ApiException
 from twisted.logger import Logger
 
+from kubernetai.metrics import DEFAULT_BUCKETS, Counts, Histograms
+
 log = Logger(namespace="kubernetai.kubernetes.watch")
 
 # Objects per list page.  Pages of EndpointSlices are smaller: 500 slices of 100
@@ -85,10 +87,10 @@ class TokenBucket:
         self.updated = clock()
         self.lock = threading.Lock()
 
-    def take(self) -> None:
-        """Wait until a call may be made, and count it."""
+    def take(self) -> float:
+        """Wait until a call may be made, and count it; the seconds waited."""
         if self.qps <= 0:
-            return
+            return 0.0
         with self.lock:
             now = self.clock()
             self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.qps)
@@ -97,16 +99,20 @@ class TokenBucket:
             wait = -self.tokens / self.qps if self.tokens < 0 else 0.0
         if wait > 0:
             self.sleep(wait)
+        return max(wait, 0.0)
 
 
 @dataclass
 class Limits:
-    """What a stanza allows its watches against the API server."""
+    """What a stanza allows its watches against the API server, and how its requests went."""
 
     bucket: TokenBucket
     inflight: threading.BoundedSemaphore | None = None
     watch_timeout: float = 300.0
     read_timeout: float = 90.0
+    requests: Counts = field(default_factory=lambda: Counts("", "", ("code", "method"), shared=True))
+    latency: Histograms = field(default_factory=lambda: Histograms("", "", ("verb",), DEFAULT_BUCKETS, shared=True))
+    rate_limited: Histograms = field(default_factory=lambda: Histograms("", "", ("verb",), DEFAULT_BUCKETS, shared=True))
 
 
 class Watcher:
@@ -174,14 +180,30 @@ class Watcher:
         log.warn("{what}: {error}; retrying", what=self.describe(), error=status.last_error)
 
     def call(self, **arguments):
-        """Call the list function for our namespace and selector, raw; rate limited but for next pages."""
+        """Call the list function for our namespace and selector, raw; rate limited but for next pages.
+
+        Counted as CoreDNS counts its REST client's requests: by status code, by verb and time taken.
+        """
         if self.namespace is not None:
             arguments["namespace"] = self.namespace
         if self.label_selector:
             arguments["label_selector"] = self.label_selector
+        verb = "WATCH" if arguments.get("watch") else "LIST"
         if "_continue" not in arguments:
-            self.limits.bucket.take()
-        return self.list_function(_preload_content=False, **arguments)
+            self.limits.rate_limited.observe((verb,), self.limits.bucket.take())
+        started = time.monotonic()
+        try:
+            response = self.list_function(_preload_content=False, **arguments)
+        except ApiException as err:
+            self.limits.requests.inc((str(err.status or "<error>"), "GET"))
+            raise
+        except Exception:
+            self.limits.requests.inc(("<error>", "GET"))
+            raise
+        self.limits.requests.inc((str(response.status), "GET"))
+        if verb == "LIST":
+            self.limits.latency.observe((verb,), time.monotonic() - started)
+        return response
 
     def list_all(self) -> str:
         """List every page, hand the objects over as the whole of our scope; the list's resourceVersion."""

@@ -42,6 +42,7 @@ from kubernetai.cache.rules import (
 )
 from kubernetai.chain import IHandler, PluginError, Request, Response, ServerConfig
 from kubernetai.corefile import Directive
+from kubernetai.metrics import NAMESPACE, block_server, counter, gauge, instances
 
 log = Logger(namespace="kubernetai.plugins.cache")
 
@@ -280,6 +281,34 @@ def setup(directives: list[Directive], config: ServerConfig) -> Cache:
         f"cache {' '.join(cache.zones)} (success {cache.success.capacity} up to {cache.success.max_ttl}s, "
         f"denial {cache.denial.capacity} up to {cache.denial.max_ttl}s)"
     )
-    return Cache(cache, config.reactor)
+    handler = Cache(cache, config.reactor)
+    handler.server = block_server(config)
+    instances(config, "cache", cache_families).append(handler)
+    return handler
+
+
+def cache_families(caches: list[Cache]):
+    """The cache's metrics, as CoreDNS names them."""
+    labels = ("server", "zones", "view")
+    typed = ("server", "type", "zones", "view")
+
+    def each(value):
+        return [((c.server, " ".join(c.config.zones), ""), value(c)) for c in caches]
+
+    def each_type(value):
+        return [((c.server, kind, " ".join(c.config.zones), ""), value(c, kind)) for c in caches for kind in (SUCCESS, DENIAL)]
+
+    yield gauge(f"{NAMESPACE}_cache_entries", "The number of elements in the cache.", typed, each_type(lambda c, k: c.entries[k]))
+    yield counter(f"{NAMESPACE}_cache_requests_total", "The count of cache requests.", labels, each(lambda c: c.requests))
+    yield counter(f"{NAMESPACE}_cache_hits_total", "The count of cache hits.", typed, each_type(lambda c, k: c.hits[k]))
+    yield counter(f"{NAMESPACE}_cache_misses_total", "The count of cache misses.", labels, each(lambda c: c.misses))
+    yield counter(f"{NAMESPACE}_cache_prefetch_total", "The number of times the cache has prefetched a cached item.",
+                  labels, each(lambda c: c.prefetches))
+    yield counter(f"{NAMESPACE}_cache_drops_total", "The number responses that are not cached, because the reply is malformed.",
+                  labels, each(lambda c: c.drops))
+    yield counter(f"{NAMESPACE}_cache_served_stale_total", "The number of requests served from stale cache entries.",
+                  labels, each(lambda c: c.served_stale))
+    yield counter(f"{NAMESPACE}_cache_evictions_total", "The count of cache evictions.", typed,
+                  each_type(lambda c, k: c.evictions[k]))
 
 

@@ -27,12 +27,14 @@ from dataclasses import dataclass, field
 
 from twisted.application import service
 from twisted.internet import defer, ssl
+from prometheus_client.core import HistogramMetricFamily
 from twisted.names import dns
 from zope.interface import implementer
 
-from kubernetai import options, upstream
+from kubernetai import options, resolvconf, upstream
 from kubernetai.chain import IHandler, PluginError, Request, Response, ServerConfig
 from kubernetai.corefile import Directive, normalize_zone
+from kubernetai.metrics import NAMESPACE, counter, instances
 
 QUERY_TIMEOUT = 5.0
 DEFAULT_READ_TIMEOUT = 2.0
@@ -269,7 +271,30 @@ def setup(directives: list[Directive], config: ServerConfig) -> ForwardChain:
         upstreams = " ".join(str(address) for address in forward.config.upstreams)
         config.plan.append(f"forward {forward.config.zone} -> {upstreams} (policy {forward.config.policy})")
     config.services.append(ForwardService(forwards, config.reactor))
+    instances(config, "forward", forward_families).extend(forwards)
     return ForwardChain(forwards)
+
+
+def forward_families(forwards: list[Forward]):
+    """forward's and its proxies' metrics, as CoreDNS names them."""
+    proxies = [proxy for forward in forwards for proxy in forward.proxies]
+    durations = HistogramMetricFamily(f"{NAMESPACE}_proxy_request_duration_seconds",
+                                      "Histogram of the time each request took.", labels=("proxy_name", "to", "rcode"))
+    for proxy in proxies:
+        for (rcode,), buckets, total in proxy.durations.samples():
+            durations.add_metric(["forward", str(proxy.address), rcode], buckets, sum_value=total)
+    yield durations
+    yield counter(f"{NAMESPACE}_proxy_healthcheck_failures_total", "Counter of the number of failed healthchecks.",
+                  ("proxy_name", "to"), ((("forward", str(p.address)), p.healthcheck_failures) for p in proxies))
+    for result in ("hits", "misses"):
+        yield counter(f"{NAMESPACE}_proxy_conn_cache_{result}_total", f"Counter of connection cache {result} per upstream and protocol.",
+                      ("proxy_name", "to", "proto"),
+                      ((("forward", str(p.address), proto), count) for p in proxies
+                       for (kind, proto), count in p.connection_reuse.values.items() if kind == result))
+    yield counter(f"{NAMESPACE}_forward_healthcheck_broken_total", "Counter of the number of complete failures of the healthchecks.",
+                  (), [((), sum(f.healthcheck_broken for f in forwards))])
+    yield counter(f"{NAMESPACE}_forward_max_concurrent_rejects_total", "Counter of the number of queries rejected because the concurrent queries were at maximum.",
+                  (), [((), sum(f.rejected for f in forwards))])
 
 
 def parse_forward(directive: Directive) -> ForwardConfig:
@@ -328,18 +353,15 @@ def _split_host_port(address: str, default_port: int) -> tuple[str, int | None]:
 
 
 def nameservers_in(path: str) -> list[upstream.Address]:
-    """The C{nameserver} lines of a resolv.conf file."""
+    """The C{nameserver} lines of a resolv.conf file that name an IP address."""
     found = []
-    with open(path, encoding="utf-8", errors="replace") as resolv_conf:
-        for line in resolv_conf:
-            words = line.split()
-            if len(words) >= 2 and words[0] == "nameserver":
-                host = words[1].split("%")[0]
-                try:
-                    ipaddress.ip_address(host)
-                except ValueError:
-                    continue
-                found.append(upstream.Address(host, 53))
+    for nameserver in resolvconf.read(path).nameservers:
+        host = nameserver.split("%")[0]
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            continue
+        found.append(upstream.Address(host, 53))
     return found
 
 

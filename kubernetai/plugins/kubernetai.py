@@ -15,7 +15,10 @@ listening once every stanza has synced or waited its startup_timeout.
 from __future__ import annotations
 
 import dataclasses
+import time
+from urllib.parse import urlsplit
 
+from prometheus_client.core import HistogramMetricFamily
 from twisted.application import service
 from twisted.internet import defer
 from twisted.logger import Logger
@@ -29,6 +32,7 @@ from kubernetai.kubernetes.cluster import Cluster
 from kubernetai.kubernetes.config import parse_stanza
 from kubernetai.kubernetes.connection import ConnectionError, api_client, configuration, public_url
 from kubernetai.kubernetes.stanza import Stanza
+from kubernetai.metrics import NAMESPACE, counter, gauge, instances
 
 log = Logger(namespace="kubernetai.plugins.kubernetai")
 
@@ -117,7 +121,60 @@ def setup(directives: list[Directive], config: ServerConfig) -> Kubernetai:
         config.services.append(StanzaService(stanza))
         config.startup_waits.append(lambda stanza=stanza: wait_for_sync(stanza, config.reactor))
         config.plan.append(f"{stanza.describe()}{' fallthrough' if stanza_config.fallthrough else ''}")
+    instances(config, "kubernetai", stanza_families).extend(stanzas)
     return Kubernetai(stanzas)
+
+
+def stanza_families(stanzas: list[Stanza]):
+    """CoreDNS's kubernetes metrics (REST client, DNS programming latency), and ours per stanza."""
+    hosts = [(stanza, urlsplit(stanza.cluster.url).netloc) for stanza in stanzas]
+    yield counter(f"{NAMESPACE}_kubernetes_rest_client_requests_total", "Number of HTTP requests, partitioned by status code, method, and host.",
+                  ("code", "method", "host"),
+                  ((key + (host,), value) for stanza, host in hosts
+                   for key, value in list(stanza.cluster.limits.requests.values.items())))
+    for name, documentation, attribute in REST_HISTOGRAMS:
+        family = HistogramMetricFamily(name, documentation, labels=("verb", "host"))
+        for stanza, host in hosts:
+            for (verb,), buckets, total in getattr(stanza.cluster.limits, attribute).samples():
+                family.add_metric([verb, host], buckets, sum_value=total)
+        yield family
+    programming = HistogramMetricFamily(f"{NAMESPACE}_kubernetes_dns_programming_duration_seconds",
+                                        "Histogram of the time (in seconds) it took to program a dns instance.",
+                                        labels=("service_kind",))
+    for stanza in stanzas:
+        for (kind,), buckets, total in stanza.cluster.programming.samples():
+            programming.add_metric([kind], buckets, sum_value=total)
+    yield programming
+    yield from stanza_gauges(stanzas)
+
+
+REST_HISTOGRAMS = (
+    (f"{NAMESPACE}_kubernetes_rest_client_request_duration_seconds", "Request latency in seconds. Broken down by verb and host.", "latency"),
+    (f"{NAMESPACE}_kubernetes_rest_client_rate_limiter_duration_seconds", "Client side rate limiter latency in seconds. Broken down by verb and host.", "rate_limited"),
+)
+
+
+def stanza_gauges(stanzas: list[Stanza]):
+    """Ours: per stanza, whether it synced, how long it has been stale, what it holds, how its watches fare."""
+    now = time.time()
+    statuses = [(stanza.describe(), stanza.cluster.status()) for stanza in stanzas]
+    yield gauge("kubernetai_stanza_synced", "Whether the stanza has listed everything from its API server (1) or not (0).",
+                ("stanza",), (((name,), float(status["synced"])) for name, status in statuses))
+    yield gauge("kubernetai_stanza_stale_seconds", "How long a watch of the stanza has been down (0 when all are up).",
+                ("stanza",), (((name,), now - status["stale_since"] if status["stale_since"] else 0.0)
+                              for name, status in statuses))
+    yield gauge("kubernetai_stanza_last_event_timestamp_seconds", "Unix time of the last event the stanza received.",
+                ("stanza",), (((name,), status["last_event"] or 0.0) for name, status in statuses))
+    yield gauge("kubernetai_stanza_objects", "Objects the stanza holds, by kind.", ("stanza", "kind"),
+                (((name, kind), count) for name, status in statuses for kind, count in status["objects"].items()))
+    yield counter("kubernetai_stanza_watch_restarts_total", "Times a watch of the stanza failed and was started again.",
+                  ("stanza", "kind", "namespace"),
+                  (((name, watch["kind"], watch["namespace"] or ""), watch["restarts"])
+                   for name, status in statuses for watch in status["watches"]))
+    yield counter("kubernetai_stanza_lists_total", "Times a watch of the stanza listed everything (once, plus once per 410 Gone).",
+                  ("stanza", "kind", "namespace"),
+                  (((name, watch["kind"], watch["namespace"] or ""), watch["lists"])
+                   for name, status in statuses for watch in status["watches"]))
 
 
 def wait_for_sync(stanza: Stanza, reactor) -> defer.Deferred:

@@ -1,0 +1,161 @@
+# -*- test-case-name: tests.test_prometheus -*-
+"""
+prometheus: C{/metrics} on C{ADDRESS} (default C{:9153}) with CoreDNS's
+metric names and labels, so existing dashboards and alerts work:
+C{coredns_dns_requests_total}, C{coredns_dns_responses_total},
+C{coredns_dns_request_duration_seconds}, sizes, C{coredns_dns_do_requests_total},
+C{coredns_plugin_enabled}, C{coredns_build_info}, and what the other
+plugins register (cache, forward, proxy, reload, kubernetes, and our
+per-stanza C{kubernetai_stanza_*} gauges), plus the process's own.
+
+Queries of the server blocks that have the plugin are counted; the
+C{plugin} label of responses is left empty (we do not track which plugin
+wrote an answer).
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
+from twisted.names import dns
+from twisted.web import resource
+from zope.interface import implementer
+
+from kubernetai import __version__, options
+from kubernetai.chain import IHandler, Request, Response, ServerConfig
+from kubernetai.corefile import Directive
+from kubernetai.httpservice import listener, parse_address
+from kubernetai.metrics import NAMESPACE, SIZE_BUCKETS, TIME_BUCKETS, Counts, Histograms, gauge, server_label
+from kubernetai.plugins.log import rcode_name, type_name
+
+DEFAULT_ADDRESS = ":9153"
+MONITORED_TYPES = frozenset({
+    dns.A, dns.AAAA, dns.CNAME, 48, 43, dns.MX, 50, 47, dns.NS, dns.PTR, 46, dns.SOA, dns.SRV, dns.TXT, 65, 64,
+    dns.IXFR, dns.AXFR, dns.ALL_RECORDS,
+})
+
+
+class DNSMetrics:
+    """The daemon's query counts, one set for every server block with the plugin."""
+
+    def __init__(self) -> None:
+        labels = ("server", "zone", "view")
+        self.requests = Counts(f"{NAMESPACE}_dns_requests_total", "Counter of DNS requests made per zone, protocol and family.",
+                               labels + ("proto", "family", "type"))
+        self.do_requests = Counts(f"{NAMESPACE}_dns_do_requests_total", "Counter of DNS requests with DO bit set per zone.",
+                                  labels)
+        self.responses = Counts(f"{NAMESPACE}_dns_responses_total", "Counter of response status codes.",
+                                labels + ("rcode", "plugin"))
+        self.durations = Histograms(f"{NAMESPACE}_dns_request_duration_seconds",
+                                    "Histogram of the time (in seconds) each request took per zone.", labels, TIME_BUCKETS)
+        self.request_sizes = Histograms(f"{NAMESPACE}_dns_request_size_bytes",
+                                        "Size of the EDNS0 UDP buffer in bytes (64K for TCP) per zone and protocol.",
+                                        labels + ("proto",), SIZE_BUCKETS)
+        self.response_sizes = Histograms(f"{NAMESPACE}_dns_response_size_bytes",
+                                         "Size of the returned response in bytes.", labels + ("proto",), SIZE_BUCKETS)
+        self.enabled: set[tuple[str, str, str, str]] = set()
+
+    def record(self, request: Request, response: Response, reply: bytes, duration: float) -> None:
+        """Count one answered query."""
+        server = server_label(request.local)
+        base = (server, request.zone, "")
+        qtype = type_name(request.qtype) if request.qtype in MONITORED_TYPES else "other"
+        family = "2" if ":" in request.client[0] else "1"
+        self.requests.inc(base + (request.protocol, family, qtype))
+        if request.dnssec_ok:
+            self.do_requests.inc(base)
+        self.responses.inc(base + (rcode_name(response.rcode), ""))
+        self.durations.observe(base, duration)
+        self.request_sizes.observe(base + (request.protocol,), request.size)
+        self.response_sizes.observe(base + (request.protocol,), len(reply))
+
+    def families(self):
+        yield from (counts.family() for counts in (self.requests, self.do_requests, self.responses))
+        yield from (histograms.family() for histograms in (self.durations, self.request_sizes, self.response_sizes))
+        yield gauge(f"{NAMESPACE}_plugin_enabled", "A metric that indicates whether a plugin is enabled on per server and zone basis.",
+                    ("server", "zone", "view", "name"), ((key, 1) for key in sorted(self.enabled)))
+        yield gauge(f"{NAMESPACE}_build_info", "A metric with a constant '1' value labeled by version, revision, and goversion from which CoreDNS was built.",
+                    ("version", "revision", "goversion"), [((__version__, "", f"python{platform.python_version()}"), 1)])
+
+
+@implementer(IHandler)
+class Metrics:
+    """Counts every query of its server block once its reply is written."""
+
+    name = "prometheus"
+    next = None
+
+    def __init__(self, counts: DNSMetrics, reactor) -> None:
+        self.counts = counts
+        self.reactor = reactor
+
+    def serve(self, request: Request):
+        request.observe_reply(self._record)
+        return self.next.serve(request)
+
+    def _record(self, request: Request, response: Response, reply: bytes) -> None:
+        self.counts.record(request, response, reply, max(0.0, time.monotonic() - request.received))
+
+
+class _Collector:
+    """Everything registered in the daemon's metric sources, read at scrape time."""
+
+    def __init__(self, shared) -> None:
+        self.shared = shared
+
+    def collect(self):
+        for source in self.shared.metric_sources:
+            yield from source()
+
+
+class MetricsPage(resource.Resource):
+    """C{GET /metrics} in Prometheus's text format."""
+
+    isLeaf = True
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        super().__init__()
+        self.registry = registry
+
+    def render_GET(self, request) -> bytes:
+        request.setHeader(b"content-type", CONTENT_TYPE_LATEST.encode())
+        return generate_latest(self.registry)
+
+
+def daemon_metrics(config: ServerConfig) -> DNSMetrics:
+    """The daemon's DNSMetrics and registry, made by the first block that asks."""
+    shared = config.shared
+    key = ("prometheus", "counts")
+    if key not in shared.singletons:
+        counts = DNSMetrics()
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(_Collector(shared))
+        ProcessCollector(registry=registry)
+        PlatformCollector(registry=registry)
+        shared.singletons[key] = (counts, registry)
+        shared.metric_sources.append(counts.families)
+    return shared.singletons[key]
+
+
+def setup(directives: list[Directive], config: ServerConfig) -> Metrics:
+    """C{prometheus [ADDRESS]}, once per server block."""
+    directive = options.only_once(directives)
+    options.no_block(directive)
+    (address,) = options.arg_count(directive, 0, 1) or (DEFAULT_ADDRESS,)
+    host, port = parse_address(directive, address)
+    counts, registry = daemon_metrics(config)
+    listener(config, host, port).attach("metrics", lambda: MetricsPage(registry))
+    hosts = config.bind_hosts or [""]
+    counts.enabled |= {
+        (server_label((host, zone.port)), zone.zone, "", plugin.name)
+        for host in hosts
+        for zone in config.zones
+        for plugin in config.block.directives
+    }
+    config.plan.append(f"prometheus {address}/metrics")
+    return Metrics(counts, config.reactor)

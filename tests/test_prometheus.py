@@ -1,0 +1,119 @@
+"""
+prometheus over real HTTP: CoreDNS's metric names and labels for queries,
+cache, forward and its proxies, kubernetes stanzas and reloads, read back
+with prometheus_client's own parser; and the directive's mistakes refused.
+"""
+
+from prometheus_client.parser import text_string_to_metric_families
+from twisted.internet import defer
+from twisted.trial import unittest
+
+from kubernetai.chain import build_server
+from kubernetai.corefile import CorefileError, parse_corefile
+from tests.apiserver import ApiServer
+from tests.support import FakeUpstream, query
+from tests.test_health_ready import Running, get
+
+
+@defer.inlineCallbacks
+def scrape(running: Running) -> dict:
+    """{(metric name, sorted label items): value} of one /metrics scrape."""
+    status, content_type, body = yield get(running.http_port(), "/metrics")
+    assert status == 200, status
+    assert content_type.startswith(b"text/plain"), content_type
+    samples = {}
+    for family in text_string_to_metric_families(body.decode()):
+        for sample in family.samples:
+            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return samples
+
+
+def value(samples: dict, metric: str, **labels) -> float:
+    """The one sample of C{metric} whose labels include C{labels}."""
+    found = [v for (n, items), v in samples.items() if n == metric and set(labels.items()) <= set(items)]
+    assert len(found) == 1, (metric, labels, found)
+    return found[0]
+
+
+class DNSMetricsTests(unittest.TestCase):
+    @defer.inlineCallbacks
+    def test_queries_counted_as_coredns_counts_them(self):
+        upstream = FakeUpstream({("www.example.org.", "A"): ["192.0.2.1"]})
+        running = Running(self, f""".:0 {{
+    bind 127.0.0.1
+    prometheus 127.0.0.1:0
+    cache 30
+    forward . 127.0.0.1:{upstream.start(self)}
+}}
+""")
+        port = yield running.dns_port()
+        yield query(port, "www.example.org", "A")
+        yield query(port, "www.example.org", "A")
+        yield query(port, "missing.example.org", "AAAA", tcp=True, want_dnssec=True)
+        samples = yield scrape(running)
+        server = f"dns://127.0.0.1:{port}"
+        common = {"server": server, "zone": ".", "view": ""}
+        self.assertEqual(value(samples, "coredns_dns_requests_total", proto="udp", family="1", type="A", **common), 2)
+        self.assertEqual(value(samples, "coredns_dns_requests_total", proto="tcp", type="AAAA", **common), 1)
+        self.assertEqual(value(samples, "coredns_dns_do_requests_total", **common), 1)
+        self.assertEqual(value(samples, "coredns_dns_responses_total", rcode="NOERROR", plugin="", **common), 2)
+        self.assertEqual(value(samples, "coredns_dns_responses_total", rcode="NXDOMAIN", **common), 1)
+        self.assertEqual(value(samples, "coredns_dns_request_duration_seconds_count", **common), 3)
+        self.assertEqual(value(samples, "coredns_dns_request_duration_seconds_bucket", le="+Inf", **common), 3)
+        self.assertEqual(value(samples, "coredns_dns_response_size_bytes_count", proto="tcp", **common), 1)
+        configured = {**common, "server": "dns://127.0.0.1:0"}
+        self.assertEqual(value(samples, "coredns_plugin_enabled", name="forward", **configured), 1)
+        cache = {"server": "dns://127.0.0.1:0", "zones": ".", "view": ""}
+        self.assertEqual(value(samples, "coredns_cache_hits_total", type="success", **cache), 1)
+        self.assertEqual(value(samples, "coredns_cache_misses_total", **cache), 2)
+        self.assertEqual(value(samples, "coredns_cache_entries", type="success", **cache), 1)
+        to = f"127.0.0.1:{upstream.port}"
+        self.assertEqual(value(samples, "coredns_proxy_request_duration_seconds_count", proxy_name="forward", to=to,
+                               rcode="NOERROR"), 1)
+        self.assertEqual(value(samples, "coredns_proxy_request_duration_seconds_count", to=to, rcode="NXDOMAIN"), 1)
+        self.assertEqual(value(samples, "coredns_proxy_conn_cache_misses_total", to=to, proto="tcp"), 1)
+        self.assertEqual(value(samples, "coredns_forward_max_concurrent_rejects_total"), 0)
+        self.assertEqual(value(samples, "coredns_reload_failed_total"), 0)
+        self.assertGreater(value(samples, "process_resident_memory_bytes"), 0)
+
+    @defer.inlineCallbacks
+    def test_stanza_and_kubernetes_client_metrics(self):
+        api = ApiServer()
+        api.start()
+        self.addCleanup(api.stop)
+        api.namespace("default")
+        api.service("default", "web", cluster_ips=["10.0.0.1"], ports=[{"name": "http", "port": 80}])
+        running = Running(self, f""".:0 {{
+    bind 127.0.0.1
+    prometheus 127.0.0.1:0
+    kubernetai cluster.local {{
+        endpoint {api.url}
+    }}
+}}
+""")
+        yield running.dns_port()
+        samples = yield scrape(running)
+        stanza = f"kubernetai cluster.local. ({api.url})"
+        self.assertEqual(value(samples, "kubernetai_stanza_synced", stanza=stanza), 1)
+        self.assertEqual(value(samples, "kubernetai_stanza_objects", stanza=stanza, kind="services"), 1)
+        self.assertEqual(value(samples, "kubernetai_stanza_stale_seconds", stanza=stanza), 0)
+        self.assertEqual(value(samples, "kubernetai_stanza_lists_total", stanza=stanza, kind="services"), 1)
+        host = api.url.split("//", 1)[1]
+        self.assertGreaterEqual(value(samples, "coredns_kubernetes_rest_client_requests_total", code="200",
+                                      method="GET", host=host), 3)
+        self.assertGreaterEqual(value(samples, "coredns_kubernetes_rest_client_request_duration_seconds_count",
+                                      verb="LIST", host=host), 3)
+
+
+class ParseTests(unittest.SynchronousTestCase):
+    def test_errors(self):
+        rows = [
+            ("prometheus localhost", "Corefile:2: plugin/prometheus: address localhost: missing port in address"),
+            ("prometheus :9153 :9154", "Corefile:2: plugin/prometheus: unexpected argument ':9154'"),
+            ("prometheus :abc", "Corefile:2: plugin/prometheus: address :abc: invalid port 'abc'"),
+            ("prometheus\n prometheus", "Corefile:3: plugin/prometheus: this plugin can only be used once per server block"),
+        ]
+        for line, message in rows:
+            with self.assertRaises(CorefileError) as raised:
+                build_server(parse_corefile(".:53 {\n " + line + "\n}\n", "Corefile")[0])
+            self.assertIn(message, str(raised.exception), line)
