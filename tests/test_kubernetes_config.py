@@ -7,6 +7,7 @@ matched; fallthrough zones.
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Callable
 
@@ -431,3 +432,21 @@ class FallthroughTests(SynchronousTestCase):
     def test_through(self):
         for zones, name, expected in THROUGH:
             self.assertEqual(Fallthrough(zones).through(name), expected, (zones, name))
+
+
+class FailoverTests(SynchronousTestCase):
+    """failover, ours: off by default; alone, only an unsynced stanza hands on; with a duration, a stale one too."""
+
+    def test_values(self):
+        rows = [([], None), (["failover"], math.inf), (["failover 30s"], 30.0)]
+        for lines, expected in rows:
+            self.assertEqual(parse(block(*lines)).failover, expected, lines)
+
+    def test_errors(self):
+        rows = [
+            (block("failover 0s"), "Corefile:3: failover duration must be greater than 0: 0s"),
+            (block("failover 1s 2s"), "Corefile:3: unexpected argument '2s'"),
+            (block("failover soon"), "Corefile:3: invalid duration 'soon'"),
+        ]
+        for stanza, message in rows:
+            self.assertIn(message, error_of(parse, stanza))

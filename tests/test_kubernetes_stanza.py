@@ -277,6 +277,40 @@ class StartupAndOutageTests(StanzaTestCase):
         self.assertEqual(texts(reply.answer), ["web.default.svc.cluster.local. A 10.0.0.99"])
 
 
+class FailoverTests(StanzaTestCase):
+    """Ours: with failover, a stanza that has not synced, or has been stale too long, lets the next answer."""
+
+    def setUp(self):
+        self.backup = self.start_api(cluster_a)
+
+    @defer.inlineCallbacks
+    def test_unsynced_stanza_hands_on(self):
+        dead = "    kubernetai cluster.local {\n        endpoint http://127.0.0.1:1\n        startup_timeout 100ms\n" \
+               "        failover\n    }\n"
+        port = yield self.start(dead + stanza_block("cluster.local", self.backup))
+        reply = yield query(port, "web.default.svc.cluster.local", "A")
+        self.assertEqual(texts(reply.answer), ["web.default.svc.cluster.local. A 10.0.0.10"])
+
+    @defer.inlineCallbacks
+    def test_without_failover_unsynced_is_servfail(self):
+        dead = "    kubernetai cluster.local {\n        endpoint http://127.0.0.1:1\n        startup_timeout 100ms\n    }\n"
+        port = yield self.start(dead + stanza_block("cluster.local", self.backup))
+        reply = yield query(port, "web.default.svc.cluster.local", "A")
+        self.assertEqual(rcode_of(reply), "SERVFAIL")
+
+    @defer.inlineCallbacks
+    def test_stale_stanza_hands_on_after_the_duration(self):
+        primary = self.start_api(cluster_west)
+        primary.service("default", "web", cluster_ips=["10.9.9.9"], ports=[{"name": "http", "port": 80}])
+        port = yield self.start(stanza_block("cluster.local", primary, "failover 300ms")
+                                + stanza_block("cluster.local", self.backup))
+        before = yield query(port, "web.default.svc.cluster.local", "A")
+        self.assertEqual(texts(before.answer), ["web.default.svc.cluster.local. A 10.9.9.9"])
+        yield primary.go_down()
+        reply = yield wait_for_answer(port, "web.default.svc.cluster.local", "10.0.0.10")
+        self.assertEqual(texts(reply.answer), ["web.default.svc.cluster.local. A 10.0.0.10"])
+
+
 @defer.inlineCallbacks
 def wait_for_answer(port, name, address=None, attempts=100):
     """Ask until C{name} answers (with C{address}, when given)."""

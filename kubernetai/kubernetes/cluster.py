@@ -224,15 +224,19 @@ class Cluster:
         for waiter in waiters:
             waiter.callback(None)
 
+    def stale_since(self) -> float | None:
+        """When the first of the watches that are down now went down (Unix time), or None."""
+        down = [w.status.down_since for w in self.watchers if w.status.down_since is not None]
+        return min(down) if down else None
+
     def status(self) -> dict:
         """What /ready and metrics tell about this stanza."""
-        down = [w.status.down_since for w in self.watchers if w.status.down_since is not None]
         events = [w.status.last_event for w in self.watchers if w.status.last_event is not None]
         return {
             "synced": self.synced,
             "api_server": self.url,
             "last_event": max(events) if events else None,
-            "stale_since": min(down) if down else None,
+            "stale_since": self.stale_since(),
             "objects": self.snapshot.counts(),
             "watches": [
                 {"kind": w.status.kind, "namespace": w.status.namespace, "up": w.status.up,

@@ -86,6 +86,9 @@ class StanzaConfig:
     apiserver_max_inflight: int = 0
     multicluster: tuple[str, ...] = ()
     zonal: bool = False
+    # Ours (SPEC 5): hand queries on instead of SERVFAIL while the stanza has not synced, and,
+    # with a duration, while its watches have been down longer than that.  None: off.
+    failover: float | None = None
 
     @property
     def watches_pods(self) -> bool:
@@ -333,6 +336,15 @@ def _apiserver_qps(option: Directive, config: StanzaConfig) -> StanzaConfig:
     return replace(config, apiserver_qps=qps)
 
 
+def _failover(option: Directive, config: StanzaConfig) -> StanzaConfig:
+    """C{failover [STALE]}: ours, not CoreDNS's; math.inf when only an unsynced stanza hands on."""
+    args = options.arg_count(option, 0, 1)
+    stale = options.parse_duration(option, args[0]) if args else math.inf
+    if stale <= 0:
+        raise options.error(option, f"failover duration must be greater than 0: {args[0]}")
+    return replace(config, failover=stale)
+
+
 def _multicluster(option: Directive, config: StanzaConfig) -> StanzaConfig:
     # Without arguments CoreDNS sets no multicluster zones; a later line replaces an earlier one.
     return replace(config, multicluster=_zones(option, option.args))
@@ -357,6 +369,7 @@ _OPTION_PARSERS: dict[str, _OptionParser] = {
     "apiserver_max_inflight": _count("apiserver_max_inflight"),
     "multicluster": _multicluster,
     "zonal": _flag("zonal"),
+    "failover": _failover,
 }
 
 

@@ -53,6 +53,16 @@ class Stanza:
     def view(self) -> View:
         return View(self.config, self.cluster.snapshot, self.addresses)
 
+    def hands_on(self, now: float) -> bool:
+        """With C{failover}: whether this stanza lets others answer, unsynced or stale too long."""
+        stale = self.config.failover
+        if stale is None:
+            return False
+        if not self.cluster.synced:
+            return True
+        since = self.cluster.stale_since()
+        return since is not None and now - since > stale
+
     def falls_through(self, name: str, response: Response) -> bool:
         """Whether this NXDOMAIN goes on to the next stanza or plugin."""
         fallthrough = self.config.fallthrough

@@ -51,7 +51,7 @@ class Kubernetai:
         fell_through = None
         for stanza in self.stanzas:
             zone = stanza.zone_of(request.name)
-            if zone is None:
+            if zone is None or (stanza.config.failover is not None and stanza.hands_on(time.time())):
                 continue
             response = stanza.answer(request.qname, request.name, request.qtype, zone)
             if not stanza.falls_through(request.name, response):
