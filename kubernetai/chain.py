@@ -58,10 +58,10 @@ PLUGIN_ORDER: tuple[tuple[str, str | None], ...] = (
     ("rewrite", None),
     ("header", None),
     ("dnssec", None),
-    ("autopath", None),
+    ("autopath", "kubernetai.plugins.autopath"),
     ("minimal", None),
     ("template", None),
-    ("transfer", None),
+    ("transfer", "kubernetai.plugins.transfer"),
     ("hosts", None),
     ("route53", None),
     ("azure", None),
@@ -172,6 +172,19 @@ class Request:
         """Have C{observer(request, response, reply)} called with the wire reply once it is written."""
         self.reply_observers.append(observer)
 
+    def asking(self, qname: bytes) -> Request:
+        """This query with C{qname} as its question, for a plugin to send down the rest of the chain itself.
+
+        Flags, EDNS and client stay; reply observers do not (the reply to this query is what they see).
+        """
+        message = dns.Message()
+        message.fromStr(self.packet)
+        message.queries[0].name = dns.Name(qname)
+        copy = Request(message.toStr(), message, self.client, self.protocol, self.edns, self.dnssec_ok,
+                       self.payload_size)
+        copy.zone, copy.local, copy.resolver, copy.depth = self.zone, self.local, self.resolver, self.depth
+        return copy
+
 
 @dataclass
 class Response:
@@ -186,6 +199,8 @@ class Response:
     truncated: bool = False
     # (name, qtype) whose records, resolved through the server, complete the answer (CoreDNS's upstream).
     follow: tuple[str, int] | None = None
+    # A zone transfer: the answer records of each of several messages, sent in turn (over TCP only).
+    messages: list[list[dns.RRHeader]] | None = None
 
 
 class IHandler(Interface):

@@ -12,6 +12,7 @@ of a query, gets FORMERR.
 from __future__ import annotations
 
 import struct
+from dataclasses import replace
 from io import BytesIO
 
 from twisted.names import dns
@@ -98,6 +99,11 @@ def encode_reply(request: Request, response: Response) -> bytes:
     flags2 = (response.recursion_available << 7) | (response.rcode & 0xF)
     flags2 |= request.message.checkingDisabled << 4
     return HEADER.pack(request.message.id, flags1, flags2, 1, *counts) + body.getvalue()
+
+
+def encode_transfer(request: Request, response: Response) -> list[bytes]:
+    """A zone transfer's wire replies: one per batch of C{response.messages}, each with the query's ID and question."""
+    return [encode_reply(request, replace(response, answers=batch)) for batch in response.messages]
 
 
 def _write_records(body: BytesIO, compression: dict, records: list, limit: int) -> int:

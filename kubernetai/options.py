@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from kubernetai.corefile import CorefileError, Directive
+from kubernetai.corefile import CorefileError, Directive, parse_key
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
 _DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -35,6 +35,19 @@ def arg_count(directive: Directive, minimum: int, maximum: int | None) -> tuple[
         extra = directive.args[maximum]
         raise error(directive, f"unexpected argument {extra!r}: expected at most {maximum}")
     return directive.args
+
+
+def zones(directive: Directive, args, server_zones) -> tuple[str, ...]:
+    """The zones C{args} name as server-block keys do (a CIDR stands for its reverse zones), else C{server_zones}."""
+    if not args:
+        return tuple(server_zones)
+    found: list[str] = []
+    for arg in args:
+        try:
+            found += [address.zone for address in parse_key(arg)]
+        except ValueError as err:
+            raise error(directive, str(err)) from None
+    return tuple(found)
 
 
 def no_block(directive: Directive) -> None:

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 
 from kubernetai import options
-from kubernetai.corefile import CorefileError, Directive, normalize_zone, parse_key
+from kubernetai.corefile import CorefileError, Directive, normalize_zone
 
 SUCCESS, DENIAL = "success", "denial"
 DEFAULT_CAPACITY = 10000
@@ -66,7 +66,7 @@ def parse_cache(directive: Directive, server_zones) -> CacheConfig:
         ttl = int(args.pop(0))
         if ttl <= 0:
             raise options.error(directive, f"cache TTL can not be zero or negative: {ttl}")
-    cache = CacheConfig(zones=_zones(directive, args) if args else tuple(server_zones))
+    cache = CacheConfig(zones=options.zones(directive, args, server_zones))
     if ttl is not None:
         cache.success.max_ttl = cache.denial.max_ttl = ttl
     seen: dict[str, Directive] = {}
@@ -82,16 +82,6 @@ def parse_cache(directive: Directive, server_zones) -> CacheConfig:
     if "serve_stale_policy" in seen and "serve_stale" not in seen:
         raise options.error(seen["serve_stale_policy"], "serve_stale_policy requires serve_stale")
     return cache
-
-
-def _zones(directive: Directive, args) -> tuple[str, ...]:
-    zones: list[str] = []
-    for arg in args:
-        try:
-            zones += [address.zone for address in parse_key(arg)]
-        except ValueError as err:
-            raise options.error(directive, str(err)) from None
-    return tuple(zones)
 
 
 def _parse_table(option: Directive, cache: CacheConfig) -> None:
