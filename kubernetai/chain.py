@@ -186,6 +186,15 @@ class Request:
         return copy
 
 
+def all_valid(*checks: Callable[[], bool] | None) -> Callable[[], bool] | None:
+    """A check that holds while every one of C{checks} does; None when any is None (not reusable)."""
+    if any(check is None for check in checks):
+        return None
+    if len(checks) == 1:
+        return checks[0]
+    return lambda: all(check() for check in checks)
+
+
 @dataclass
 class Response:
     """A plugin's answer: rcode, flags and the three record sections."""
@@ -199,6 +208,9 @@ class Response:
     truncated: bool = False
     # (name, qtype) whose records, resolved through the server, complete the answer (CoreDNS's upstream).
     follow: tuple[str, int] | None = None
+    # While this returns True, the same query gets the very same reply bytes, which the server may
+    # then send again without running the chain; None: every reply is built anew.
+    valid_while: Callable[[], bool] | None = None
     # A zone transfer: the answer records of each of several messages, sent in turn (over TCP only).
     messages: list[list[dns.RRHeader]] | None = None
 

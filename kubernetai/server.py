@@ -8,6 +8,7 @@ reply back within the client's limits.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 from twisted.application import service
 from twisted.internet import defer, protocol
@@ -25,13 +26,31 @@ log = Logger(namespace="kubernetai.server")
 
 DS = 43
 MAX_LOOKUP_DEPTH = 8
+READY_REPLIES_LIMIT = 50000
 
 
 @dataclass
 class ZoneTable:
-    """The server blocks listening on one address, by zone."""
+    """
+    The server blocks listening on one address, by zone, and the UDP replies
+    ready to send again: by query bytes less the ID, with the check that
+    says they still hold (see L{Response.valid_while}).
+    """
 
     configs: dict[str, ServerConfig] = field(default_factory=dict)
+    ready_replies: dict[bytes, tuple[bytes, Callable[[], bool]]] = field(default_factory=dict)
+
+    def ready_reply(self, packet: bytes) -> bytes | None:
+        """The reply to C{packet} if the same query was answered before and that reply still holds."""
+        ready = self.ready_replies.get(packet[2:])
+        if ready is not None and ready[1]():
+            return packet[:2] + ready[0]
+        return None
+
+    def keep_reply(self, packet: bytes, reply: bytes, valid_while: Callable[[], bool]) -> None:
+        if len(self.ready_replies) >= READY_REPLIES_LIMIT:
+            self.ready_replies.clear()
+        self.ready_replies[packet[2:]] = (reply[2:], valid_while)
 
     def add(self, zone: str, config: ServerConfig) -> None:
         self.configs[zone] = config
@@ -78,8 +97,8 @@ def _answer(table: ZoneTable, packet: bytes, client: tuple[str, int], transport:
         return encode_reply(request, Response(rcode=dns.EREFUSED))
     result = _serve(table, request)
     if isinstance(result, defer.Deferred):
-        return result.addCallback(lambda response: _write(request, response))
-    return _write(request, result)
+        return result.addCallback(lambda response: _write(request, response, table))
+    return _write(request, result, table)
 
 
 def _serve(table: ZoneTable, request: Request):
@@ -130,13 +149,16 @@ def _failure_response(failure: Failure) -> Response:
     return Response(rcode=dns.ESERVER)
 
 
-def _write(request: Request, response: Response) -> bytes | list[bytes]:
+def _write(request: Request, response: Response, table: ZoneTable | None = None) -> bytes | list[bytes]:
     """Encode the reply (a zone transfer's messages over TCP, REFUSED over UDP) and tell the plugins that
     wanted to see it (a transfer's messages one after another, as CoreDNS counts their size)."""
     if response.messages is not None and request.protocol != "tcp":
         response = Response(rcode=dns.EREFUSED)
     reply = encode_reply(request, response) if response.messages is None else encode_transfer(request, response)
     written = reply if isinstance(reply, bytes) else b"".join(reply)
+    if response.valid_while is not None and table is not None and request.protocol == "udp" \
+            and not request.reply_observers:
+        table.keep_reply(request.packet, written, response.valid_while)
     for observer in request.reply_observers:
         try:
             observer(request, response, written)
@@ -159,6 +181,10 @@ class DNSDatagramProtocol(protocol.DatagramProtocol):
         self.local = (host.host, host.port)
 
     def datagramReceived(self, datagram: bytes, address) -> None:
+        ready = self.table.ready_reply(datagram)
+        if ready is not None:
+            self.transport.write(ready, address)
+            return
         client = client_address(address[0], address[1])
         reply = answer_packet(self.table, datagram, client, "udp", self.local)
         if isinstance(reply, defer.Deferred):
@@ -293,6 +319,7 @@ class DNSService(service.Service):
             current = self.tables.get(key)
             if current is not None:
                 current.configs = table.configs
+                current.ready_replies.clear()
             elif self.running:
                 self.ports += self._listen(key[0], key[1], table)
         for key in set(self.tables) - set(tables):

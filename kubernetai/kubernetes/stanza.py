@@ -12,6 +12,8 @@ a C{ResolverChain} asks the next resolver), both carrying the SOA.
 
 from __future__ import annotations
 
+import math
+
 from twisted.internet import defer
 from twisted.internet.interfaces import IResolver
 from twisted.names import common, dns, error
@@ -41,9 +43,13 @@ class Stanza:
 
     def answer(self, qname: bytes, name: str, qtype: int, zone: str) -> Response:
         """This stanza's reply from its data as it is now; SERVFAIL for NXDOMAIN before the first sync."""
+        cluster = self.cluster
+        snapshot, synced = cluster.snapshot, cluster.synced
         response = answer(self.view(), qname, name, qtype, zone)
-        if response.rcode == dns.ENAME and not self.cluster.synced:
-            return Response(rcode=dns.ESERVER, authority=response.authority, authoritative=True)
+        if response.rcode == dns.ENAME and not synced:
+            response = Response(rcode=dns.ESERVER, authority=response.authority, authoritative=True)
+        if self.config.failover is None or self.config.failover == math.inf:
+            response.valid_while = lambda: cluster.snapshot is snapshot and cluster.synced is synced
         return response
 
     def nodata(self, qname: bytes, zone: str) -> Response:

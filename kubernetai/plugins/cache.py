@@ -87,11 +87,24 @@ class Cache:
         if ttl > 0:
             if self._should_prefetch(entry, now):
                 self._prefetch(request, key, entry, now, stale=False)
-            return entry.response(request.qname, self._served_ttl(entry, now, stale=False))
+            served = entry.response(request.qname, self._served_ttl(entry, now, stale=False))
+            served.valid_while = self._same_until_next_second(entry)
+            return served
         recheck = self.config.stale_recheck
         if self.config.verify_stale and (recheck == 0 or entry.begin_refresh(now, recheck)):
             return self._verify(request, key, entry, now + ttl)
         return self._serve_stale(request, key, entry, now + ttl)
+
+    def _same_until_next_second(self, entry: Entry):
+        """While a repeated query would get these very bytes from C{entry}: until its TTL ticks down.
+
+        Never with prefetch: every repeated query must be counted for it.
+        """
+        if self.config.prefetch > 0:
+            return None
+        clock, stored = self.clock, entry.stored
+        tick = stored + math.floor(clock.seconds() - stored) + 1
+        return lambda: clock.seconds() < tick
 
     def _lookup(self, key, now: float) -> Entry | None:
         """CoreDNS's C{getIfNotStale}: denials first, but never a SERVFAIL over a live positive answer."""
@@ -135,6 +148,7 @@ class Cache:
             answers=retimed(response.answers, ttl),
             authority=retimed(response.authority, ttl),
             additional=retimed(response.additional, ttl),
+            valid_while=None,
         )
         entry = None
         if duration > 0 and cacheable(kind, request, response):

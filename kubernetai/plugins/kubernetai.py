@@ -25,7 +25,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from kubernetai import options
-from kubernetai.chain import EndOfChain, IHandler, Request, Response, ServerConfig
+from kubernetai.chain import EndOfChain, IHandler, Request, Response, ServerConfig, all_valid
 from kubernetai.corefile import Directive
 from kubernetai.interfaces import local_ips
 from kubernetai.kubernetes.cluster import Cluster
@@ -54,12 +54,28 @@ class Kubernetai:
             if zone is None or (stanza.config.failover is not None and stanza.hands_on(time.time())):
                 continue
             response = stanza.answer(request.qname, request.name, request.qtype, zone)
+            if fell_through is not None:
+                response.valid_while = all_valid(fell_through.valid_while, response.valid_while)
             if not stanza.falls_through(request.name, response):
                 return complete(request, response, stanza) if response.follow else response
             fell_through = response
-        if fell_through is not None and isinstance(self.next, EndOfChain):
+        if fell_through is None:
+            return self.next.serve(request)
+        if isinstance(self.next, EndOfChain):
             return fell_through
-        return self.next.serve(request)
+        return _also_valid_while(self.next.serve(request), fell_through.valid_while)
+
+
+def _also_valid_while(result, check):
+    """The next plugin's reply, reusable only while the stanzas that let it through would still do so."""
+
+    def combined(response: Response) -> Response:
+        response.valid_while = all_valid(check, response.valid_while)
+        return response
+
+    if isinstance(result, defer.Deferred):
+        return result.addCallback(combined)
+    return combined(result)
 
 
 def complete(request: Request, response: Response, stanza) -> defer.Deferred:
@@ -71,7 +87,8 @@ def complete(request: Request, response: Response, stanza) -> defer.Deferred:
 
     def found(resolved: Response) -> Response:
         return dataclasses.replace(response, answers=response.answers + resolved.answers,
-                                   truncated=response.truncated or resolved.truncated, follow=None)
+                                   truncated=response.truncated or resolved.truncated, follow=None,
+                                   valid_while=None)
 
     def failed(_failure) -> Response:
         zone = stanza.zone_of(request.name)
