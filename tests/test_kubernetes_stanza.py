@@ -8,6 +8,7 @@ stanza used on its own as a twisted.names resolver.
 import dataclasses
 
 import dns.flags
+import dns.message
 import dns.rdatatype
 import dns.reversename
 from twisted.internet import defer, reactor, task
@@ -26,7 +27,7 @@ from kubernetai.kubernetes.config import Fallthrough, parse_stanza
 from kubernetai.kubernetes.connection import api_client, configuration, public_url
 from kubernetai.kubernetes.stanza import Stanza, StanzaFallthrough, StanzaNameError, StanzaResolver
 from tests.apiserver import ApiServer
-from tests.support import FakeUpstream, query, rcode_of, start_daemon_listening
+from tests.support import FakeUpstream, capture_logs, query, rcode_of, send_raw_udp, start_daemon_listening
 
 
 def texts(section):
@@ -275,6 +276,37 @@ class StartupAndOutageTests(StanzaTestCase):
         api.service("default", "web", cluster_ips=["10.0.0.99"], ports=[{"name": "http", "port": 80}])
         reply = yield wait_for_answer(port, "web.default.svc.cluster.local", "10.0.0.99")
         self.assertEqual(texts(reply.answer), ["web.default.svc.cluster.local. A 10.0.0.99"])
+
+
+class FastPathTests(StanzaTestCase):
+    """A repeated UDP query answered from kept reply bytes: the same bytes the chain gives, never stale."""
+
+    @defer.inlineCallbacks
+    def test_repeated_query_gets_the_same_bytes_and_sees_changes(self):
+        api = self.start_api(cluster_a)
+        port = yield self.start(stanza_block("cluster.local", api))
+        packet = dns.message.make_query("Web.Default.svc.cluster.local", "A", use_edns=0, payload=1232).to_wire()
+        first = yield send_raw_udp(port, packet)
+        second = yield send_raw_udp(port, b"\x12\x34" + packet[2:])
+        self.assertEqual(second[:2], b"\x12\x34")
+        self.assertEqual(first[2:], second[2:])
+        self.assertEqual(dns.message.from_wire(second).answer[0].name.to_text(), "Web.Default.svc.cluster.local.")
+        api.service("default", "web", cluster_ips=["10.0.0.77"], ports=[{"name": "http", "port": 80}])
+        for _ in range(100):
+            reply = yield send_raw_udp(port, packet)
+            if "10.0.0.77" in dns.message.from_wire(reply).answer[0].to_text():
+                break
+            yield task.deferLater(reactor, 0.05, lambda: None)
+        self.assertEqual([item.address for item in dns.message.from_wire(reply).answer[0]], ["10.0.0.77"])
+
+    @defer.inlineCallbacks
+    def test_not_kept_when_a_plugin_watches_every_reply(self):
+        api = self.start_api(cluster_a)
+        logs = capture_logs(self)
+        port = yield self.start(stanza_block("cluster.local", api), "log")
+        for _ in range(3):
+            yield query(port, "web.default.svc.cluster.local", "A")
+        self.assertEqual(len([line for line in logs if '"A IN web.default.svc.cluster.local.' in line]), 3)
 
 
 class FailoverTests(StanzaTestCase):

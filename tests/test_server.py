@@ -51,6 +51,18 @@ class WhoamiTests(unittest.TestCase):
         self.assertEqual(names, ["_tcp.whoami.example.", "whoami.example."])
 
     @defer.inlineCallbacks
+    def test_answers_about_the_client_are_never_replayed(self):
+        port = start_daemon(self, WHOAMI)
+        packet = dns.message.make_query("whoami.example", "A").to_wire()
+        replies = []
+        for _ in range(2):
+            reply = yield send_raw_udp(port, packet)
+            replies.append(dns.message.from_wire(reply))
+        ports = [list(r.find_rrset(r.additional, dns.name.from_text("_udp.whoami.example."), 1, dns.rdatatype.SRV))[0].port
+                 for r in replies]
+        self.assertNotEqual(ports[0], ports[1], "each query came from its own socket, and is told so")
+
+    @defer.inlineCallbacks
     def test_question_case_is_echoed(self):
         port = start_daemon(self, WHOAMI)
         reply = yield query(port, "WhoAmI.Example", "A")
