@@ -19,14 +19,14 @@ import signal
 from dataclasses import dataclass
 
 from twisted.application import service
-from twisted.internet import defer
+from twisted.internet import defer, task
 from twisted.logger import Logger
 
 from kubernetai.chain import ServerConfig, Shared, build_server
 from kubernetai.corefile import CorefileError, load_corefile
 from kubernetai.metrics import NAMESPACE, counter, gauge
 from kubernetai.server import DNSService, ZoneTable, listener_tables
-from kubernetai.systemd import notify
+from kubernetai.systemd import notify, watchdog_interval
 
 log = Logger(namespace="kubernetai.plugins.reload")
 
@@ -102,6 +102,7 @@ class DaemonService(service.MultiService):
         self.failed_reloads = 0
         self.checksum = daemon.checksum()
         self.next_check = None
+        self.watchdog: task.LoopingCall | None = None
         daemon.shared.metric_sources.append(self.reload_families)
 
     def startService(self) -> None:
@@ -115,6 +116,11 @@ class DaemonService(service.MultiService):
 
     def _ready(self, result):
         notify("READY=1")
+        interval = watchdog_interval()
+        if interval is not None:
+            self.watchdog = task.LoopingCall(notify, "WATCHDOG=1")
+            self.watchdog.clock = self.reactor
+            self.watchdog.start(interval)
         return result
 
     def _start_plugin_services(self, services: list) -> None:
@@ -142,6 +148,8 @@ class DaemonService(service.MultiService):
     @defer.inlineCallbacks
     def stopService(self):
         notify("STOPPING=1")
+        if self.watchdog is not None and self.watchdog.running:
+            self.watchdog.stop()
         service.Service.stopService(self)
         self._schedule_check()
         yield defer.gatherResults([defer.maybeDeferred(s.stopService) for s in reversed(self.running_services)])

@@ -2,8 +2,10 @@
 """
 Telling systemd how the daemon is doing (sd_notify): READY=1 once every
 listener is bound (so once every stanza has synced or waited its
-startup_timeout), STOPPING=1 on the way down.  Without C{$NOTIFY_SOCKET}
-(not under systemd, or not C{Type=notify}) nothing is sent.
+startup_timeout), STOPPING=1 on the way down, and WATCHDOG=1 at half the
+interval systemd asks for (C{WatchdogSec=}, given as C{$WATCHDOG_USEC}) while
+the reactor runs.  Without C{$NOTIFY_SOCKET} (not under systemd, or not
+C{Type=notify}) nothing is sent.
 """
 
 from __future__ import annotations
@@ -23,3 +25,12 @@ def notify(state: str, environ=os.environ) -> bool:
         notification.connect(path)
         notification.sendall(state.encode())
     return True
+
+
+def watchdog_interval(environ=os.environ) -> float | None:
+    """Seconds between WATCHDOG=1 pings: half of systemd's C{WatchdogSec}, or None when not asked for."""
+    usec = environ.get("WATCHDOG_USEC")
+    pid = environ.get("WATCHDOG_PID")
+    if not usec or not usec.isdigit() or int(usec) == 0 or (pid and pid != str(os.getpid())):
+        return None
+    return int(usec) / 2e6

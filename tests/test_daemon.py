@@ -132,21 +132,30 @@ class RunningDaemonTests(unittest.TestCase):
             text = example.read().replace("1053", str(port))
         path = write_corefile(self, text.replace("/etc/resolv.conf", f"127.0.0.1:{upstream_port}"))
         notifications = self.systemd_notify_socket()
-        environment = dict(os.environ, NOTIFY_SOCKET=notifications.getsockname())
+        environment = dict(os.environ, NOTIFY_SOCKET=notifications.getsockname(), WATCHDOG_USEC="200000")
         process = subprocess.Popen([TWISTD, "-n", "--pidfile=", "kubernetai", "-c", path],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=environment)
         self.addCleanup(process.wait)
         self.addCleanup(process.terminate)
         ready = yield deferToThread(notifications.recv, 4096)
         self.assertEqual(ready, b"READY=1")
+        watchdog = yield deferToThread(notifications.recv, 4096)
+        self.assertEqual(watchdog, b"WATCHDOG=1", "pinged at half of WatchdogSec")
         whoami = yield deferToThread(query_until_answered, port, "whoami.example")
         self.assertEqual(whoami.additional[0].name.to_text(), "whoami.example.")
         self.assertTrue(whoami.flags & dns.flags.AA)
         forwarded = yield deferToThread(query_until_answered, port, "www.example.org")
         self.assertEqual([item.address for item in forwarded.answer[0]], ["192.0.2.1"])
         process.terminate()
-        stopping = yield deferToThread(notifications.recv, 4096)
+        stopping = yield deferToThread(self.next_other_than_watchdog, notifications)
         self.assertEqual(stopping, b"STOPPING=1")
+
+    @staticmethod
+    def next_other_than_watchdog(notifications) -> bytes:
+        while True:
+            message = notifications.recv(4096)
+            if message != b"WATCHDOG=1":
+                return message
 
     def systemd_notify_socket(self) -> socket.socket:
         """A datagram socket standing in for systemd's notification socket."""
