@@ -16,6 +16,7 @@ from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IReactorTCP, IReactorUDP
 from twisted.logger import Logger
 from twisted.names import dns
+from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 
 from kubernetai.chain import PluginError, Request, Response, ServerConfig
@@ -27,6 +28,9 @@ log = Logger(namespace="kubernetai.server")
 DS = 43
 MAX_LOOKUP_DEPTH = 8
 READY_REPLIES_LIMIT = 50000
+# As CoreDNS's defaults (its timeouts plugin's idle timeout); more connections than this are closed at once.
+TCP_IDLE_TIMEOUT = 10.0
+MAX_TCP_CONNECTIONS = 1000
 
 
 @dataclass
@@ -197,16 +201,34 @@ class DNSDatagramProtocol(protocol.DatagramProtocol):
             self.transport.write(reply, address)
 
 
-class DNSStreamProtocol(protocol.Protocol):
-    """Answers DNS over TCP: length-prefixed messages, pipelined, answered as they are ready."""
+class DNSStreamProtocol(protocol.Protocol, TimeoutMixin):
+    """
+    Answers DNS over TCP: length-prefixed messages, pipelined, answered as
+    they are ready.  A connection that completes no message for the idle
+    timeout (one that sends nothing, or half a message) is closed.
+    """
 
     def __init__(self, table: ZoneTable) -> None:
         self.table = table
         self.buffer = b""
 
+    def connectionMade(self) -> None:
+        if self.factory.open_connections >= self.factory.max_connections:
+            self.transport.loseConnection()
+            return
+        self.factory.open_connections += 1
+        self.counted = True
+        self.setTimeout(self.factory.idle_timeout)
+
+    def connectionLost(self, reason) -> None:
+        self.setTimeout(None)
+        if getattr(self, "counted", False):
+            self.factory.open_connections -= 1
+
     def dataReceived(self, data: bytes) -> None:
         packets, self.buffer = split_stream(self.buffer + data)
         for packet in packets:
+            self.resetTimeout()
             peer = self.transport.getPeer()
             client = client_address(peer.host, peer.port)
             reply = answer_packet(self.table, packet, client, "tcp", self.factory.local)
@@ -219,16 +241,20 @@ class DNSStreamProtocol(protocol.Protocol):
         if reply is not None and self.transport is not None and self.transport.connected:
             messages = [reply] if isinstance(reply, bytes) else reply
             self.transport.writeSequence([frame(message) for message in messages])
+            self.resetTimeout()
 
 
 class DNSStreamFactory(protocol.ServerFactory):
-    """Builds a L{DNSStreamProtocol} per TCP connection."""
+    """Builds a L{DNSStreamProtocol} per TCP connection, up to C{max_connections} open at once."""
 
     noisy = False
+    idle_timeout = TCP_IDLE_TIMEOUT
+    max_connections = MAX_TCP_CONNECTIONS
 
     def __init__(self, table: ZoneTable) -> None:
         self.table = table
         self.local: tuple[str, int] | None = None
+        self.open_connections = 0
 
     def buildProtocol(self, addr):
         stream = DNSStreamProtocol(self.table)

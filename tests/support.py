@@ -37,13 +37,17 @@ def start_daemon(testcase, text: str) -> int:
     return listening.result
 
 
-def start_daemon_listening(testcase, text: str):
-    """Start the daemon of Corefile C{text}; a Deferred firing with its DNS port once it listens."""
-    daemon = build_daemon(write_corefile(testcase, text))
-    root = daemon.service(reactor)
+def start_daemon_service(testcase, text: str):
+    """Start the daemon of Corefile C{text}; its service (stopped when the test ends)."""
+    root = build_daemon(write_corefile(testcase, text)).service(reactor)
     root.startService()
     testcase.addCleanup(root.stopService)
-    dns_service = root.getServiceNamed("dns")
+    return root
+
+
+def start_daemon_listening(testcase, text: str):
+    """Start the daemon of Corefile C{text}; a Deferred firing with its DNS port once it listens."""
+    dns_service = start_daemon_service(testcase, text).getServiceNamed("dns")
 
     def port(_):
         ports = {port for _, _, port in dns_service.addresses()}

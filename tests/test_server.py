@@ -17,7 +17,7 @@ from twisted.internet.threads import deferToThread
 from twisted.trial import unittest
 
 from kubernetai.message import split_stream
-from tests.support import FakeUpstream, query, rcode_of, send, send_raw_udp, start_daemon
+from tests.support import FakeUpstream, query, rcode_of, send, send_raw_udp, start_daemon, start_daemon_service
 
 WHOAMI = """\
 whoami.example:0 {
@@ -267,3 +267,50 @@ class MalformedTests(unittest.TestCase):
         reply = yield deferToThread(exchange)
         self.assertEqual(reply[:2], b"\x00\x0c", "length prefix of a header-only reply")
         self.assertEqual(reply[5] & 0x0F, dns.rcode.FORMERR)
+
+
+class TCPLimitTests(unittest.TestCase):
+    """Idle and half-sent TCP connections are cut off; past the cap, new ones are closed at once."""
+
+    def setUp(self):
+        dns_service = start_daemon_service(self, WHOAMI).getServiceNamed("dns")
+        (self.port,) = {port for _, _, port in dns_service.addresses()}
+        self.factories = [port.factory for port in dns_service.ports if hasattr(port, "factory")]
+        for factory in self.factories:
+            factory.idle_timeout = 0.3
+
+    def connect_and_wait(self, first_bytes: bytes):
+        def exchange():
+            with socket.create_connection(("127.0.0.1", self.port), timeout=5) as sock:
+                sock.sendall(first_bytes)
+                return sock.recv(4096)
+
+        return deferToThread(exchange)
+
+    @defer.inlineCallbacks
+    def test_idle_connection_closed(self):
+        received = yield self.connect_and_wait(b"")
+        self.assertEqual(received, b"", "closed by the server, not by the test's 5 s timeout")
+
+    @defer.inlineCallbacks
+    def test_half_sent_message_cut_off(self):
+        received = yield self.connect_and_wait(b"\x00\x40" + header())
+        self.assertEqual(received, b"")
+
+    @defer.inlineCallbacks
+    def test_connections_past_the_cap_are_closed(self):
+        for factory in self.factories:
+            factory.max_connections = 1
+            factory.idle_timeout = 5
+
+        def exchange():
+            with socket.create_connection(("127.0.0.1", self.port), timeout=5) as first:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=5) as second:
+                    refused = second.recv(4096)
+                wire = dns.message.make_query("whoami.example", "A").to_wire()
+                first.sendall(len(wire).to_bytes(2, "big") + wire)
+                return refused, first.recv(4096)
+
+        refused, answered = yield deferToThread(exchange)
+        self.assertEqual(refused, b"")
+        self.assertGreater(len(answered), 12)
