@@ -8,6 +8,10 @@ import os
 import signal
 import subprocess
 
+import dns.exception
+import dns.message
+import dns.query
+
 from twisted.internet import defer, reactor, task
 from twisted.internet.threads import deferToThread
 from twisted.trial import unittest
@@ -54,6 +58,34 @@ class ReloadTests(unittest.TestCase):
         after = yield query(port, "www.example.org", "A")
         self.assertEqual([item.address for item in after.answer[0]], ["192.0.2.1"])
         self.assertEqual(self.port(), port)
+
+    @defer.inlineCallbacks
+    def test_no_query_fails_while_reloading(self):
+        upstream = FakeUpstream({("www.example.org.", "A"): ["192.0.2.1"]})
+        upstream_port = upstream.start(self)
+        port = free_port()
+        yield self.start(FORWARD.format(port=port, upstream=upstream_port))
+        failures, answered = [], []
+
+        def ask_in_a_loop(count: int) -> None:
+            for _ in range(count):
+                try:
+                    reply = dns.query.udp(dns.message.make_query("www.example.org", "A"), "127.0.0.1",
+                                          port=port, timeout=2)
+                except dns.exception.Timeout:
+                    failures.append("timeout")
+                    continue
+                (answered if reply.rcode() == 0 and reply.answer else failures).append(reply.rcode())
+
+        asking = deferToThread(ask_in_a_loop, 300)
+        for index in range(5):
+            extra = "errors" if index % 2 else "log"
+            self.rewrite(FORWARD.format(port=port, upstream=upstream_port).replace("{\n", "{\n    " + extra + "\n", 1))
+            reloaded = yield self.root.reload()
+            self.assertTrue(reloaded)
+            yield task.deferLater(reactor, 0.02, lambda: None)
+        yield asking
+        self.assertEqual((failures, len(answered)), ([], 300))
 
     @defer.inlineCallbacks
     def test_broken_corefile_is_refused_and_the_old_one_serves(self):
