@@ -41,10 +41,7 @@ class Counts:
             self.values[key] = self.values.get(key, 0) + amount
 
     def family(self) -> CounterMetricFamily:
-        family = CounterMetricFamily(self.name, self.documentation, labels=self.labels)
-        for key, value in list(self.values.items()):
-            family.add_metric(list(key), value)
-        return family
+        return counter(self.name, self.documentation, self.labels, list(self.values.items()))
 
 
 class Histograms:
@@ -91,15 +88,15 @@ class Histograms:
 
 def gauge(name: str, documentation: str, labels: tuple[str, ...], samples: Iterable[tuple[tuple, float]]):
     """A gauge family from (label values, value) pairs."""
-    family = GaugeMetricFamily(name, documentation, labels=labels)
-    for key, value in samples:
-        family.add_metric(list(key), value)
-    return family
+    return _with_samples(GaugeMetricFamily(name, documentation, labels=labels), samples)
 
 
 def counter(name: str, documentation: str, labels: tuple[str, ...], samples: Iterable[tuple[tuple, float]]):
     """A counter family from (label values, value) pairs."""
-    family = CounterMetricFamily(name, documentation, labels=labels)
+    return _with_samples(CounterMetricFamily(name, documentation, labels=labels), samples)
+
+
+def _with_samples(family, samples: Iterable[tuple[tuple, float]]):
     for key, value in samples:
         family.add_metric(list(key), value)
     return family

@@ -36,7 +36,7 @@ from tests.apiobjects import (
 from tests.apiserver import ApiServer
 from tests.k8sdata import DNS_UDP, HTTP, SERIAL
 from tests.support import query, rcode_of, start_daemon_listening
-from tests.test_kubernetes_records import NOERROR, NXDOMAIN, SOA, Row, TableTestCase, stanza, table
+from tests.test_kubernetes_records import COMMON_ROWS, NOERROR, NXDOMAIN, SOA, Row, TableTestCase, stanza, table
 from tests.test_kubernetes_stanza import stanza_block, texts, wait_for_answer
 
 PG = {"name": "pg", "port": 5432}
@@ -88,127 +88,22 @@ SERVE_MULTICLUSTER_SLICES = [
                                      [{"addresses": ["172.0.0.20"]}]),
 ]
 SERVE_NAMESPACES = [make_namespace(name) for name in ("kube-system", "testns", "unexposedns")]
+# The ServeTest cluster's multi-cluster half by the index's kinds, as L{snapshot} takes it.
+SERVE_MULTICLUSTER = {
+    SERVICE_IMPORTS: SERVE_IMPORTS,
+    MULTICLUSTER_ENDPOINT_SLICES: SERVE_MULTICLUSTER_SLICES,
+    NAMESPACES: SERVE_NAMESPACES,
+}
 
 
 def serve_test_view(options: str) -> View:
     """CoreDNS's ServeTest cluster (its multi-cluster half), for a stanza of zone cluster.local with C{options}."""
-    config = stanza(f"kubernetes cluster.local {{\n{options}\n}}")
-    objects = {
-        SERVICE_IMPORTS: SERVE_IMPORTS,
-        MULTICLUSTER_ENDPOINT_SLICES: SERVE_MULTICLUSTER_SLICES,
-        NAMESPACES: SERVE_NAMESPACES,
-    }
-    return View(config, snapshot(objects))
+    return View(stanza(f"kubernetes cluster.local {{\n{options}\n}}"), snapshot(SERVE_MULTICLUSTER))
 
 
 # handler_test.go: commonDnsTestCases, then multiclusterDnsTestCases (TestMultiClusterServeDNS).
-MULTICLUSTER_SERVE_ROWS = [
-    # A Service
-    Row("svc1.testns.svc.cluster.local.", dns.A, NOERROR, answer=(
-        "svc1.testns.svc.cluster.local.	5	IN	A	10.0.0.1",
-    )),
-    Row("svcempty.testns.svc.cluster.local.", dns.A, NOERROR, answer=(
-        "svcempty.testns.svc.cluster.local.	5	IN	A	10.0.0.1",
-    )),
-    Row("svc1.testns.svc.cluster.local.", dns.SRV, NOERROR, answer=(
-        "svc1.testns.svc.cluster.local.	5	IN	SRV	0 100 80 svc1.testns.svc.cluster.local.",
-    ), extra=(
-        "svc1.testns.svc.cluster.local.  5       IN      A       10.0.0.1",
-    )),
-    Row("svcempty.testns.svc.cluster.local.", dns.SRV, NOERROR, answer=(
-        "svcempty.testns.svc.cluster.local.	5	IN	SRV	0 100 80 svcempty.testns.svc.cluster.local.",
-    ), extra=(
-        "svcempty.testns.svc.cluster.local.  5       IN      A       10.0.0.1",
-    )),
-    Row("svc6.testns.svc.cluster.local.", dns.SRV, NOERROR, answer=(
-        "svc6.testns.svc.cluster.local.	5	IN	SRV	0 100 80 svc6.testns.svc.cluster.local.",
-    ), extra=(
-        "svc6.testns.svc.cluster.local.  5       IN      AAAA       1234:abcd::1",
-    )),
-    # SRV Service
-    Row("_http._tcp.svc1.testns.svc.cluster.local.", dns.SRV, NOERROR, answer=(
-        "_http._tcp.svc1.testns.svc.cluster.local.	5	IN	SRV	0 100 80 svc1.testns.svc.cluster.local.",
-    ), extra=(
-        "svc1.testns.svc.cluster.local.	5	IN	A	10.0.0.1",
-    )),
-    Row("_http._tcp.svcempty.testns.svc.cluster.local.", dns.SRV, NOERROR, answer=(
-        "_http._tcp.svcempty.testns.svc.cluster.local.	5	IN	SRV	0 100 80 svcempty.testns.svc.cluster.local.",
-    ), extra=(
-        "svcempty.testns.svc.cluster.local.	5	IN	A	10.0.0.1",
-    )),
-    # A Service (Headless)
-    Row("hdls1.testns.svc.cluster.local.", dns.A, NOERROR, answer=(
-        "hdls1.testns.svc.cluster.local.	5	IN	A	172.0.0.2",
-        "hdls1.testns.svc.cluster.local.	5	IN	A	172.0.0.3",
-        "hdls1.testns.svc.cluster.local.	5	IN	A	172.0.0.4",
-        "hdls1.testns.svc.cluster.local.	5	IN	A	172.0.0.5",
-    )),
-    # A Service (Headless and Portless)
-    Row("hdlsprtls.testns.svc.cluster.local.", dns.A, NOERROR, answer=(
-        "hdlsprtls.testns.svc.cluster.local.	5	IN	A	172.0.0.20",
-    )),
-    # AAAA Service (with an existing A record, but no AAAA record)
-    Row("svc1.testns.svc.cluster.local.", dns.AAAA, NOERROR, ns=(SOA,)),
-    # AAAA Service (non-existing service)
-    Row("svc0.testns.svc.cluster.local.", dns.AAAA, NXDOMAIN, ns=(SOA,)),
-    # A Service (non-existing service)
-    Row("svc0.testns.svc.cluster.local.", dns.A, NXDOMAIN, ns=(SOA,)),
-    # A Service (non-existing namespace)
-    Row("svc0.svc-nons.svc.cluster.local.", dns.A, NXDOMAIN, ns=(SOA,)),
-    # TXT Schema
-    Row("dns-version.cluster.local.", dns.TXT, NOERROR, answer=(
-        'dns-version.cluster.local 28800 IN TXT "1.1.0"',
-    )),
-    # A TXT record does not exist but another record for the same FQDN does
-    Row("svc1.testns.svc.cluster.local.", dns.TXT, NOERROR, ns=(SOA,)),
-    # A TXT record does not exist and neither does another record for the same FQDN
-    Row("svc0.svc-nons.svc.cluster.local.", dns.TXT, NXDOMAIN, ns=(SOA,)),
-    # A Service (Headless) does not exist
-    Row("bogusendpoint.hdls1.testns.svc.cluster.local.", dns.A, NXDOMAIN, ns=(SOA,)),
-    # A Service does not exist
-    Row("bogusendpoint.svc0.testns.svc.cluster.local.", dns.A, NXDOMAIN, ns=(SOA,)),
-    # AAAA Service
-    Row("svc6.testns.svc.cluster.local.", dns.AAAA, NOERROR, answer=(
-        "svc6.testns.svc.cluster.local.	5	IN	AAAA	1234:abcd::1",
-    )),
-    # SRV
-    Row("_http._tcp.svc6.testns.svc.cluster.local.", dns.SRV, NOERROR, answer=(
-        "_http._tcp.svc6.testns.svc.cluster.local.	5	IN	SRV	0 100 80 svc6.testns.svc.cluster.local.",
-    ), extra=(
-        "svc6.testns.svc.cluster.local.	5	IN	AAAA	1234:abcd::1",
-    )),
-    # AAAA Service (Headless)
-    Row("hdls1.testns.svc.cluster.local.", dns.AAAA, NOERROR, answer=(
-        "hdls1.testns.svc.cluster.local.	5	IN	AAAA	5678:abcd::1",
-        "hdls1.testns.svc.cluster.local.	5	IN	AAAA	5678:abcd::2",
-    )),
-    Row("svc.cluster.local.", dns.A, NOERROR, ns=(SOA,)),
-    Row("pod.cluster.local.", dns.A, NOERROR, ns=(SOA,)),
-    Row("testns.svc.cluster.local.", dns.A, NOERROR, ns=(SOA,)),
-    # NS query for qname != zone (existing domain)
-    Row("svc.cluster.local.", dns.NS, NOERROR, ns=(SOA,)),
-    Row("testns.svc.cluster.local.", dns.NS, NOERROR, ns=(SOA,)),
-    # NS query for qname != zone (non existing domain)
-    Row("foo.cluster.local.", dns.NS, NXDOMAIN, ns=(SOA,)),
-    Row("foo.svc.cluster.local.", dns.NS, NXDOMAIN, ns=(SOA,)),
-    # Dual Stack ClusterIP Services
-    Row("svc-dual-stack.testns.svc.cluster.local.", dns.A, NOERROR, answer=(
-        "svc-dual-stack.testns.svc.cluster.local.	5	IN	A	10.0.0.3",
-    )),
-    Row("svc-dual-stack.testns.svc.cluster.local.", dns.AAAA, NOERROR, answer=(
-        "svc-dual-stack.testns.svc.cluster.local.	5	IN	AAAA	10::3",
-    )),
-    Row("svc-dual-stack.testns.svc.cluster.local.", dns.SRV, NOERROR, answer=(
-        "svc-dual-stack.testns.svc.cluster.local.	5	IN	SRV	0 50 80 svc-dual-stack.testns.svc.cluster.local.",
-    ), extra=(
-        "svc-dual-stack.testns.svc.cluster.local.  5       IN      A       10.0.0.3",
-        "svc-dual-stack.testns.svc.cluster.local.  5       IN      AAAA       10::3",
-    )),
-    Row("svc1.testns.svc.cluster.local.", dns.SOA, NOERROR, ns=(SOA,)),
-    # A query for a subdomain of an external service should not resolve to the external service
-    Row("endpoint.external.testns.svc.cluster.local.", dns.CNAME, NXDOMAIN, ns=(SOA,)),
-    Row("subdomain.subdomain.external.testns.svc.cluster.local.", dns.CNAME, NXDOMAIN, ns=(SOA,)),
-    # multiclusterDnsTestCases: SRV Service (Headless)
+MULTICLUSTER_SERVE_ROWS = COMMON_ROWS + [
+    # SRV Service (Headless)
     Row("_http._tcp.hdls1.testns.svc.cluster.local.", dns.SRV, NOERROR, answer=(
         "_http._tcp.hdls1.testns.svc.cluster.local.	5	IN	SRV	0 16 80 172-0-0-2.cluster1.hdls1.testns.svc.cluster.local.",
         "_http._tcp.hdls1.testns.svc.cluster.local.	5	IN	SRV	0 16 80 172-0-0-3.cluster1.hdls1.testns.svc.cluster.local.",

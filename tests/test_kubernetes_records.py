@@ -15,10 +15,11 @@ Changed rather than skipped: handler_test.go "CNAME External Truncated
 Lookup" expects what CoreDNS's upstream says of an ExternalName target
 outside our zones; we give the CNAME alone for now, and the row says so.
 
+handler_test.go C{TestMultiClusterServeDNS} is in
+L{tests.test_kubernetes_multicluster}, which asks the same commonDnsTestCases
+(L{COMMON_ROWS}) of its ServiceImports.
+
 Not ported, because they test what this module does not do:
-  - handler_test.go C{TestMultiClusterServeDNS} (commonDnsTestCases and
-    multiclusterDnsTestCases under C{multicluster}): ServiceImports and
-    multi-cluster EndpointSlices are not watched yet.
   - handler_test.go C{TestNotSyncedServeDNS}: SERVFAIL before the first
     sync is the plugin's (L{kubernetai.plugins.kubernetai}), not the
     records'.
@@ -147,8 +148,9 @@ class TableTestCase(SynchronousTestCase):
         self.assertTrue(cnames_first(response.answers), "CNAME after its target")
 
 
-# handler_test.go: commonDnsTestCases, then dnsTestCases (TestServeDNS).
-SERVE_DNS_ROWS = [
+# handler_test.go commonDnsTestCases: the rows CoreDNS asks of both TestServeDNS
+# and TestMultiClusterServeDNS (L{tests.test_kubernetes_multicluster}).
+COMMON_ROWS = [
     # A Service
     Row("svc1.testns.svc.cluster.local.", dns.A, NOERROR, answer=(
         "svc1.testns.svc.cluster.local.	5	IN	A	10.0.0.1",
@@ -255,7 +257,11 @@ SERVE_DNS_ROWS = [
     Row("endpoint.external.testns.svc.cluster.local.", dns.CNAME, NXDOMAIN, ns=(SOA,)),
     # A query for a subdomain of a subdomain of an external service should not resolve to the external service
     Row("subdomain.subdomain.external.testns.svc.cluster.local.", dns.CNAME, NXDOMAIN, ns=(SOA,)),
-    # dnsTestCases: SRV Service (Headless)
+]
+
+# handler_test.go: commonDnsTestCases, then dnsTestCases (TestServeDNS).
+SERVE_DNS_ROWS = COMMON_ROWS + [
+    # SRV Service (Headless)
     Row("_http._tcp.hdls1.testns.svc.cluster.local.", dns.SRV, NOERROR, answer=(
         "_http._tcp.hdls1.testns.svc.cluster.local.	5	IN	SRV	0 16 80 172-0-0-2.hdls1.testns.svc.cluster.local.",
         "_http._tcp.hdls1.testns.svc.cluster.local.	5	IN	SRV	0 16 80 172-0-0-3.hdls1.testns.svc.cluster.local.",

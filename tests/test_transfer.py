@@ -24,7 +24,6 @@ from zope.interface import implementer
 
 from kubernetai.chain import IHandler, Request, Response, ServerConfig, build_server, link
 from kubernetai.corefile import CorefileError, parse_corefile
-from kubernetai.kubernetes.index import MULTICLUSTER_ENDPOINT_SLICES, NAMESPACES, SERVICE_IMPORTS
 from kubernetai.kubernetes.records import View
 from kubernetai.kubernetes.stanza import Stanza
 from kubernetai.kubernetes.xfr import srv_weight, zone_transfer
@@ -36,7 +35,7 @@ from kubernetai.server import ZoneTable, answer_packet
 from tests.apiobjects import make_endpoint_slice, make_namespace, make_service
 from tests.k8sdata import HTTP, SERIAL, SERVE_TEST
 from tests.k8sdata import snapshot as serve_snapshot
-from tests.test_kubernetes_multicluster import SERVE_IMPORTS, SERVE_MULTICLUSTER_SLICES, SERVE_NAMESPACES
+from tests.test_kubernetes_multicluster import SERVE_MULTICLUSTER
 from tests.test_kubernetes_multicluster import snapshot as multicluster_snapshot
 from tests.test_kubernetes_records import render, stanza
 from tests.test_kubernetes_stanza import StanzaTestCase, stanza_block
@@ -238,9 +237,7 @@ class ZoneTransferTests(unittest.SynchronousTestCase):
     def test_multicluster_axfr(self):
         config = stanza("kubernetes cluster.local clusterset.local {\n multicluster clusterset.local\n"
                         " namespaces testns kube-system\n}")
-        objects = {SERVICE_IMPORTS: SERVE_IMPORTS, MULTICLUSTER_ENDPOINT_SLICES: SERVE_MULTICLUSTER_SLICES,
-                   NAMESPACES: SERVE_NAMESPACES}
-        view = View(config, multicluster_snapshot(objects), ("10.0.0.10",))
+        view = View(config, multicluster_snapshot(SERVE_MULTICLUSTER), ("10.0.0.10",))
         self.assertEqual(rendered(zone_transfer(view, "clusterset.local.")), lines(EXPECTED_MULTICLUSTER_ZONE))
 
     def test_ixfr_from_an_older_serial_is_the_whole_zone(self):

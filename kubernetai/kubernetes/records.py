@@ -258,7 +258,7 @@ def soa_record(view: View, qname: bytes, zone: str) -> dns.RRHeader:
         minimum=view.ttl,
         ttl=min(view.ttl, 300),
     )
-    return dns.RRHeader(owner, dns.SOA, dns.IN, min(view.ttl, 300), soa, auth=True)
+    return record(owner, dns.SOA, min(view.ttl, 300), soa)
 
 
 def denial(view: View, qname: bytes, zone: str, rcode: int) -> Response:
@@ -278,14 +278,16 @@ def _join(label: bytes, suffix: bytes) -> bytes:
     return label + b"." + suffix if suffix else label
 
 
-def _record(owner, qtype: int, ttl: int, payload) -> dns.RRHeader:
+def record(owner, qtype: int, ttl: int, payload) -> dns.RRHeader:
+    """An authoritative IN record of C{owner} (a name without the final dot)."""
     return dns.RRHeader(owner, qtype, dns.IN, ttl, payload, auth=True)
 
 
-def _address_record(owner, host: str, ttl: int) -> dns.RRHeader:
+def address_record(owner, host: str, ttl: int) -> dns.RRHeader:
+    """C{host}'s A record, or its AAAA record when it is an IPv6 address."""
     if host_type(host) == dns.A:
-        return _record(owner, dns.A, ttl, dns.Record_A(host, ttl))
-    return _record(owner, dns.AAAA, ttl, dns.Record_AAAA(host, ttl))
+        return record(owner, dns.A, ttl, dns.Record_A(host, ttl))
+    return record(owner, dns.AAAA, ttl, dns.Record_AAAA(host, ttl))
 
 
 def _apex_entries(view: View, name: str, zone: str, qzone: str) -> list[Entry]:
@@ -307,7 +309,7 @@ def _addresses(view, qname, name, zone, qtype, qzone, chain=()):
             records += _chase(view, qname, name, zone, qtype, qzone, entry, chain)
         elif kind == qtype and entry.host not in seen:
             seen.add(entry.host)
-            records.append(_address_record(qname, entry.host, view.ttl))
+            records.append(address_record(qname, entry.host, view.ttl))
     return records, []
 
 
@@ -316,7 +318,7 @@ def _chase(view, qname, name, zone, qtype, qzone, entry: Entry, chain) -> list:
     target = entry.host.lower()
     if target == name or len(chain) > MAX_CNAME_CHAIN or target in chain:
         return []
-    cname = _record(qname, dns.CNAME, view.ttl, dns.Record_CNAME(entry.host.rstrip("."), view.ttl))
+    cname = record(qname, dns.CNAME, view.ttl, dns.Record_CNAME(entry.host.rstrip("."), view.ttl))
     if not (target == zone or target.endswith("." + zone) or zone == "."):
         return [cname]
     try:
@@ -336,10 +338,10 @@ def _srv(view, qname, name, zone, qtype, qzone):
         srv = dns.Record_SRV(0, weight, entry.port, entry.owner.rstrip("."), view.ttl)
         if (entry.owner, entry.port) not in seen:
             seen.add((entry.owner, entry.port))
-            records.append(_record(qname, dns.SRV, view.ttl, srv))
+            records.append(record(qname, dns.SRV, view.ttl, srv))
         if (entry.owner, entry.host) not in seen:
             seen.add((entry.owner, entry.host))
-            additional.append(_address_record(entry.owner.rstrip("."), entry.host, view.ttl))
+            additional.append(address_record(entry.owner.rstrip("."), entry.host, view.ttl))
     return records, additional
 
 
@@ -347,7 +349,7 @@ def _txt(view, qname, name, zone, qtype, qzone):
     """dns-version's TXT; NODATA for a name with records of other types, else NXDOMAIN (as CoreDNS)."""
     if name == "dns-version." + zone:
         version = dns.Record_TXT(DNS_SCHEMA_VERSION.encode(), ttl=DNS_VERSION_TTL)
-        return [_record(qname, dns.TXT, DNS_VERSION_TTL, version)], []
+        return [record(qname, dns.TXT, DNS_VERSION_TTL, version)], []
     if entries(view, name, zone, qzone, name_server=False):
         return [], []
     request = parse_name(name, zone, view.is_multicluster(zone), view.config.zonal)
@@ -358,7 +360,7 @@ def _txt(view, qname, name, zone, qtype, qzone):
 
 def _cname(view, qname, name, zone, qtype, qzone):
     records = [
-        _record(qname, dns.CNAME, view.ttl, dns.Record_CNAME(entry.host.rstrip("."), view.ttl))
+        record(qname, dns.CNAME, view.ttl, dns.Record_CNAME(entry.host.rstrip("."), view.ttl))
         for entry in entries(view, name, zone, qzone)
         if host_type(entry.host) == dns.CNAME
     ]
@@ -372,7 +374,7 @@ def _ptr(view, qname, name, zone, qtype, qzone):
     targets = ptr_targets(view, ip)
     if not targets:
         raise NoSuchName(name)
-    return [_record(qname, dns.PTR, view.ttl, dns.Record_PTR(target.rstrip("."), view.ttl)) for target in targets], []
+    return [record(qname, dns.PTR, view.ttl, dns.Record_PTR(target.rstrip("."), view.ttl)) for target in targets], []
 
 
 def ptr_targets(view: View, ip: str) -> list[str]:
@@ -403,10 +405,10 @@ def _ns(view, qname, name, zone, qtype, qzone):
         return _exists_only(view, qname, name, zone, qtype, qzone)
     records, additional, seen = [], [], set()
     for owner, ip in name_servers(view, qzone):
-        additional.append(_address_record(owner.rstrip("."), ip, view.ttl))
+        additional.append(address_record(owner.rstrip("."), ip, view.ttl))
         if owner not in seen:
             seen.add(owner)
-            records.append(_record(qname, dns.NS, view.ttl, dns.Record_NS(owner.rstrip("."), view.ttl)))
+            records.append(record(qname, dns.NS, view.ttl, dns.Record_NS(owner.rstrip("."), view.ttl)))
     return records, additional
 
 

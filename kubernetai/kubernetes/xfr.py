@@ -30,7 +30,7 @@ import math
 from twisted.names import dns
 
 from kubernetai.kubernetes.names import endpoint_label
-from kubernetai.kubernetes.records import View, _address_record, _record, host_type, name_servers, soa_record
+from kubernetai.kubernetes.records import View, address_record, host_type, name_servers, record, soa_record
 
 CLUSTER_IP_WEIGHT = 100
 
@@ -51,8 +51,8 @@ def name_server_records(view: View, zone: str) -> list[dns.RRHeader]:
     """An NS record per name this server goes by, then every address of each (CoreDNS's nsAddrs)."""
     servers = name_servers(view, zone)
     hosts = dict.fromkeys(host for host, _ in servers)
-    records = [_record(_owner(zone), dns.NS, view.ttl, dns.Record_NS(_owner(host), view.ttl)) for host in hosts]
-    return records + [_address_record(_owner(host), ip, view.ttl) for host, ip in servers]
+    records = [record(_owner(zone), dns.NS, view.ttl, dns.Record_NS(_owner(host), view.ttl)) for host in hosts]
+    return records + [address_record(_owner(host), ip, view.ttl) for host, ip in servers]
 
 
 def service_records(view: View, zone: str) -> list[dns.RRHeader]:
@@ -98,7 +98,7 @@ def srv_weight(targets: int) -> int:
 
 def _virtual_ip_records(view: View, ips, ports, name: str) -> list[dns.RRHeader]:
     """A service's (or import's) addresses, then per port an SRV at its name and one at C{_port._proto}."""
-    records = [_address_record(_owner(name), ip, view.ttl) for ip in ips]
+    records = [address_record(_owner(name), ip, view.ttl) for ip in ips]
     for port in ports:
         if port.port < 0:
             continue
@@ -115,8 +115,8 @@ def _endpoint_records(view: View, endpoints, name: str, parent: str, weight: int
         for address in endpoint.addresses:
             label = endpoint_label(address, endpoint.hostname, endpoint.pod, view.config.endpoint_pod_names)
             host = f"{label}.{parent}"
-            records.append(_address_record(_owner(name), address, view.ttl))
-            records.append(_address_record(_owner(host), address, view.ttl))
+            records.append(address_record(_owner(name), address, view.ttl))
+            records.append(address_record(_owner(host), address, view.ttl))
             records += [_srv(view, _port_name(port, name), host, port.port, weight)
                         for port in endpoint.ports if port.name]
     return records
@@ -126,11 +126,11 @@ def _external_name_records(view: View, target: str | None, name: str) -> list[dn
     """The CNAME of an ExternalName service whose target is a name (an IP gets nothing, as in CoreDNS)."""
     if not target or host_type(target) != dns.CNAME:
         return []
-    return [_record(_owner(name), dns.CNAME, view.ttl, dns.Record_CNAME(_owner(target), view.ttl))]
+    return [record(_owner(name), dns.CNAME, view.ttl, dns.Record_CNAME(_owner(target), view.ttl))]
 
 
 def _srv(view: View, owner: str, target: str, port: int, weight: int) -> dns.RRHeader:
-    return _record(_owner(owner), dns.SRV, view.ttl, dns.Record_SRV(0, weight, port, _owner(target), view.ttl))
+    return record(_owner(owner), dns.SRV, view.ttl, dns.Record_SRV(0, weight, port, _owner(target), view.ttl))
 
 
 def _port_name(port, name: str) -> str:
