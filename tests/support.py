@@ -117,6 +117,7 @@ class FakeUpstream(protocol.DatagramProtocol):
         self.truncate_udp = False
         self.lie = None
         self.queries: list[tuple[str, str, str]] = []
+        self.flags: list[int] = []
         self.connections = 0
         self.port = None
 
@@ -143,6 +144,7 @@ class FakeUpstream(protocol.DatagramProtocol):
         question = query_message.question[0]
         qtype = dns.rdatatype.to_text(question.rdtype)
         self.queries.append((question.name.to_text().lower(), qtype, transport))
+        self.flags.append(query_message.flags)
         if self.silent:
             return None
         reply = dns.message.make_response(query_message)

@@ -3,6 +3,7 @@ forward against real upstream servers on loopback: transports, truncation,
 failover, lying upstreams, concurrency, and the parsing of its options.
 """
 
+import dns.flags
 import dns.rcode
 from twisted.internet import defer, reactor, task
 from twisted.trial import unittest
@@ -172,6 +173,21 @@ class HealthTests(unittest.TestCase):
         self.assertNotIn((".", "NS", "udp"), second.queries, "a healthy upstream is not probed")
 
     @defer.inlineCallbacks
+    def test_health_check_probes_the_domain_asked_for(self):
+        closed = reactor.listenUDP(0, FakeUpstream(), interface="127.0.0.1")
+        probed_port = closed.getHost().port
+        yield closed.stopListening()
+        alive = FakeUpstream(dict(RECORDS))
+        options = "policy sequential\n        health_check 100ms no_rec domain probe.example.net"
+        port = start_daemon(self, forwarding(probed_port, alive.start(self), options=options))
+        yield query(port, "www.example.org", "A")
+        probed = FakeUpstream()
+        probed.start(self, probed_port)
+        yield wait_until(lambda: probed.queries, "a probe")
+        self.assertEqual(probed.queries[0], ("probe.example.net.", "NS", "udp"))
+        self.assertFalse(probed.flags[0] & dns.flags.RD, "no_rec: the probe does not ask for recursion")
+
+    @defer.inlineCallbacks
     def test_failfast_when_all_are_down(self):
         closed = reactor.listenUDP(0, FakeUpstream(), interface="127.0.0.1")
         closed_port = closed.getHost().port
@@ -184,6 +200,25 @@ class HealthTests(unittest.TestCase):
         reply = yield query(port, "www.example.org", "A")
         self.assertEqual(rcode_of(reply), "SERVFAIL")
         self.assertTrue(any("www.example.org. A: no healthy upstream" in line for line in logs), logs)
+
+
+class PolicyTests(unittest.TestCase):
+    @defer.inlineCallbacks
+    def test_round_robin_takes_turns(self):
+        upstreams = [FakeUpstream(dict(RECORDS)) for _ in range(3)]
+        ports = [upstream.start(self) for upstream in upstreams]
+        port = start_daemon(self, forwarding(*ports, options="policy round_robin"))
+        for _ in range(6):
+            yield query(port, "www.example.org", "A")
+        self.assertEqual([len(upstream.queries) for upstream in upstreams], [2, 2, 2])
+
+    @defer.inlineCallbacks
+    def test_sequential_always_asks_the_first(self):
+        upstreams = [FakeUpstream(dict(RECORDS)) for _ in range(2)]
+        port = start_daemon(self, forwarding(*[u.start(self) for u in upstreams], options="policy sequential"))
+        for _ in range(4):
+            yield query(port, "www.example.org", "A")
+        self.assertEqual([len(upstream.queries) for upstream in upstreams], [4, 0])
 
 
 class RcodeTests(unittest.TestCase):
