@@ -130,7 +130,7 @@ class Request:
         self.zone = "."
         self.local: tuple[str, int] | None = None
         self.received = time.monotonic()
-        self.reply_observers: list[Callable[[Request, Response, bytes], None]] = []
+        self.reply_observers: list[Callable[[Request, Response, bytes], Callable | None]] = []
         self.resolver: Callable[[Request, str, int], Deferred] | None = None
         self.depth = 0
 
@@ -168,8 +168,13 @@ class Request:
             return fail(PluginError("upstream", f"no server to resolve {name} through"))
         return self.resolver(self, name, qtype)
 
-    def observe_reply(self, observer: Callable[[Request, Response, bytes], None]) -> None:
-        """Have C{observer(request, response, reply)} called with the wire reply once it is written."""
+    def observe_reply(self, observer: Callable[[Request, Response, bytes], Callable | None]) -> None:
+        """Have C{observer(request, response, reply)} called with the wire reply once it is written.
+
+        An observer may return C{replay(client_host, seconds)}: what it does when the server sends
+        the same reply again, from its ready replies, to a client; without one, the server runs the
+        chain for every query so that the observer sees each.
+        """
         self.reply_observers.append(observer)
 
     def asking(self, qname: bytes) -> Request:

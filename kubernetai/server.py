@@ -7,6 +7,7 @@ reply back within the client's limits.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -42,19 +43,20 @@ class ZoneTable:
     """
 
     configs: dict[str, ServerConfig] = field(default_factory=dict)
-    ready_replies: dict[bytes, tuple[bytes, Callable[[], bool]]] = field(default_factory=dict)
+    ready_replies: dict[bytes, tuple[bytes, Callable[[], bool], tuple]] = field(default_factory=dict)
 
-    def ready_reply(self, packet: bytes) -> bytes | None:
-        """The reply to C{packet} if the same query was answered before and that reply still holds."""
+    def ready_reply(self, packet: bytes) -> tuple[bytes, tuple] | None:
+        """The reply to C{packet} and its observers' replays, if the same query was answered before
+        and that reply still holds."""
         ready = self.ready_replies.get(packet[2:])
         if ready is not None and ready[1]():
-            return packet[:2] + ready[0]
+            return packet[:2] + ready[0], ready[2]
         return None
 
-    def keep_reply(self, packet: bytes, reply: bytes, valid_while: Callable[[], bool]) -> None:
+    def keep_reply(self, packet: bytes, reply: bytes, valid_while: Callable[[], bool], replays: tuple) -> None:
         if len(self.ready_replies) >= READY_REPLIES_LIMIT:
             self.ready_replies.clear()
-        self.ready_replies[packet[2:]] = (reply[2:], valid_while)
+        self.ready_replies[packet[2:]] = (reply[2:], valid_while, replays)
 
     def add(self, zone: str, config: ServerConfig) -> None:
         self.configs[zone] = config
@@ -160,14 +162,16 @@ def _write(request: Request, response: Response, table: ZoneTable | None = None)
         response = Response(rcode=dns.EREFUSED)
     reply = encode_reply(request, response) if response.messages is None else encode_transfer(request, response)
     written = reply if isinstance(reply, bytes) else b"".join(reply)
-    if response.valid_while is not None and table is not None and request.protocol == "udp" \
-            and not request.reply_observers:
-        table.keep_reply(request.packet, written, response.valid_while)
+    replays = []
     for observer in request.reply_observers:
         try:
-            observer(request, response, written)
+            replays.append(observer(request, response, written))
         except Exception:
+            replays.append(None)
             log.failure("reply observer failed")
+    if response.valid_while is not None and table is not None and request.protocol == "udp" \
+            and None not in replays:
+        table.keep_reply(request.packet, written, response.valid_while, tuple(replays))
     return reply
 
 
@@ -185,9 +189,13 @@ class DNSDatagramProtocol(protocol.DatagramProtocol):
         self.local = (host.host, host.port)
 
     def datagramReceived(self, datagram: bytes, address) -> None:
+        started = time.monotonic()
         ready = self.table.ready_reply(datagram)
         if ready is not None:
-            self.transport.write(ready, address)
+            reply, replays = ready
+            self.transport.write(reply, address)
+            for replay in replays:
+                replay(address[0], time.monotonic() - started)
             return
         client = client_address(address[0], address[1])
         reply = answer_packet(self.table, datagram, client, "udp", self.local)

@@ -105,6 +105,37 @@ class DNSMetricsTests(unittest.TestCase):
                                       verb="LIST", host=host), 3)
 
 
+class FastPathCountTests(unittest.TestCase):
+    """Replies sent again from the server's ready replies are counted as every other."""
+
+    @defer.inlineCallbacks
+    def test_repeated_queries_counted_exactly(self):
+        api = ApiServer()
+        api.start()
+        self.addCleanup(api.stop)
+        api.namespace("default")
+        api.service("default", "web", cluster_ips=["10.0.0.1"], ports=[{"name": "http", "port": 80}])
+        running = Running(self, f""".:0 {{
+    bind 127.0.0.1
+    prometheus 127.0.0.1:0
+    kubernetai cluster.local {{
+        endpoint {api.url}
+    }}
+}}
+""")
+        port = yield running.dns_port()
+        for _ in range(5):
+            yield query(port, "web.default.svc.cluster.local", "A")
+        (table,) = running.dns.tables.values()
+        self.assertEqual(len(table.ready_replies), 1, "the repeated query was answered from its ready reply")
+        samples = yield scrape(running)
+        common = {"server": f"dns://127.0.0.1:{port}", "zone": ".", "view": ""}
+        self.assertEqual(value(samples, "coredns_dns_requests_total", proto="udp", family="1", type="A", **common), 5)
+        self.assertEqual(value(samples, "coredns_dns_responses_total", rcode="NOERROR", **common), 5)
+        self.assertEqual(value(samples, "coredns_dns_request_duration_seconds_count", **common), 5)
+        self.assertEqual(value(samples, "coredns_dns_response_size_bytes_count", proto="udp", **common), 5)
+
+
 class ParseTests(unittest.SynchronousTestCase):
     def test_errors(self):
         rows = [

@@ -60,19 +60,27 @@ class DNSMetrics:
                                          "Size of the returned response in bytes.", labels + ("proto",), SIZE_BUCKETS)
         self.enabled: set[tuple[str, str, str, str]] = set()
 
-    def record(self, request: Request, response: Response, reply: bytes, duration: float) -> None:
-        """Count one answered query."""
-        server = server_label(request.local)
-        base = (server, request.zone, "")
+    def record(self, request: Request, response: Response, reply: bytes, duration: float):
+        """Count one answered query; the function that counts the same reply sent again to another client."""
+        base = (server_label(request.local), request.zone, "")
         qtype = type_name(request.qtype) if request.qtype in MONITORED_TYPES else "other"
-        family = "2" if ":" in request.client[0] else "1"
-        self.requests.inc(base + (request.protocol, family, qtype))
-        if request.dnssec_ok:
-            self.do_requests.inc(base)
-        self.responses.inc(base + (rcode_name(response.rcode), ""))
-        self.durations.observe(base, duration)
-        self.request_sizes.observe(base + (request.protocol,), request.size)
-        self.response_sizes.observe(base + (request.protocol,), len(reply))
+        request_key = base + (request.protocol, "", qtype)
+        rcode_key = base + (rcode_name(response.rcode), "")
+        proto_key = base + (request.protocol,)
+        sizes = (request.size, len(reply))
+
+        def count(client_host: str, seconds: float) -> None:
+            family = "2" if ":" in client_host and not client_host.startswith("::ffff:") else "1"
+            self.requests.inc(request_key[:4] + (family,) + request_key[5:])
+            if request.dnssec_ok:
+                self.do_requests.inc(base)
+            self.responses.inc(rcode_key)
+            self.durations.observe(base, seconds)
+            self.request_sizes.observe(proto_key, sizes[0])
+            self.response_sizes.observe(proto_key, sizes[1])
+
+        count(request.client[0], duration)
+        return count
 
     def families(self):
         yield from (counts.family() for counts in (self.requests, self.do_requests, self.responses))
@@ -98,8 +106,8 @@ class Metrics:
         request.observe_reply(self._record)
         return self.next.serve(request)
 
-    def _record(self, request: Request, response: Response, reply: bytes) -> None:
-        self.counts.record(request, response, reply, max(0.0, time.monotonic() - request.received))
+    def _record(self, request: Request, response: Response, reply: bytes):
+        return self.counts.record(request, response, reply, max(0.0, time.monotonic() - request.received))
 
 
 class _Collector:
