@@ -96,11 +96,6 @@ SERVE_MULTICLUSTER = {
 }
 
 
-def serve_test_view(options: str) -> View:
-    """CoreDNS's ServeTest cluster (its multi-cluster half), for a stanza of zone cluster.local with C{options}."""
-    return View(stanza(f"kubernetes cluster.local {{\n{options}\n}}"), snapshot(SERVE_MULTICLUSTER))
-
-
 # handler_test.go: commonDnsTestCases, then multiclusterDnsTestCases (TestMultiClusterServeDNS).
 MULTICLUSTER_SERVE_ROWS = COMMON_ROWS + [
     # SRV Service (Headless)
@@ -159,7 +154,9 @@ MULTICLUSTER_SERVE_ROWS = COMMON_ROWS + [
 class MultiClusterServeDNSTests(TableTestCase):
     """handler_test.go TestMultiClusterServeDNS: cluster.local is a multicluster zone, testns exposed."""
 
-    view = serve_test_view(" namespaces testns\n multicluster cluster.local")
+    options = "kubernetes cluster.local {\n namespaces testns\n multicluster cluster.local\n}"
+    objects = SERVE_MULTICLUSTER
+    view = View(stanza(options), snapshot(objects))
 
 
 # Not in CoreDNS's tables: C{ignore empty_service} in a multicluster zone
@@ -178,7 +175,9 @@ MULTICLUSTER_EMPTY_SERVICE_ROWS = [
 
 @table(MULTICLUSTER_EMPTY_SERVICE_ROWS)
 class MultiClusterIgnoreEmptyServiceTests(TableTestCase):
-    view = serve_test_view(" multicluster cluster.local\n ignore empty_service")
+    options = "kubernetes cluster.local {\n multicluster cluster.local\n ignore empty_service\n}"
+    objects = SERVE_MULTICLUSTER
+    view = View(stanza(options), snapshot(objects))
 
 
 CLUSTERSET_SOA = (
@@ -252,14 +251,17 @@ CLUSTER_SET_ROWS = [
 ]
 
 
-CLUSTER_SET_STANZA = stanza("kubernetes cluster.local clusterset.local {\n multicluster clusterset.local\n}")
+CLUSTER_SET_OPTIONS = "kubernetes cluster.local clusterset.local {\n multicluster clusterset.local\n}"
+CLUSTER_SET_STANZA = stanza(CLUSTER_SET_OPTIONS)
 
 
 @table(CLUSTER_SET_ROWS)
 class ClusterSetZoneTests(TableTestCase):
     """A stanza whose second zone is multicluster: each zone answers from its own objects."""
 
-    view = View(CLUSTER_SET_STANZA, snapshot(CLUSTER_SET))
+    options = CLUSTER_SET_OPTIONS
+    objects = CLUSTER_SET
+    view = View(CLUSTER_SET_STANZA, snapshot(objects))
 
 
 class SerialTests(unittest.SynchronousTestCase):

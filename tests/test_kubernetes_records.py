@@ -118,10 +118,31 @@ def cnames_first(records) -> bool:
     return True
 
 
+def outcome(rcode: int, answers, authority, additional) -> tuple:
+    """An answer as the rows write it: the rcode's name, then each section as sorted L{comparable} text."""
+    return (
+        RCODES.get(rcode, rcode),
+        section(map(render, answers)),
+        section(map(render, authority)),
+        section(map(render, additional)),
+    )
+
+
+def expected(row: Row) -> tuple:
+    """What L{outcome} gives for the answer C{row} expects."""
+    return RCODES[row.rcode], section(row.answer), section(row.ns), section(row.extra)
+
+
+def question(row: Row) -> str:
+    """A row's question as the tables' comments name it: C{qname TYPE}."""
+    return f"{row.qname} {dns.QUERY_TYPES.get(row.qtype, row.qtype)}"
+
+
 def table(rows):
-    """Class decorator: one test per row, named after its question."""
+    """Class decorator: one test per row, named after its question; the rows kept as C{cls.rows}."""
 
     def add_tests(cls):
+        cls.rows = list(rows)
         for number, row in enumerate(rows):
             label = "".join(char if char.isalnum() else "_" for char in row.qname.rstrip("."))
             name = f"test_{number:02d}_{dns.QUERY_TYPES.get(row.qtype, row.qtype)}_{label}"
@@ -132,19 +153,24 @@ def table(rows):
 
 
 class TableTestCase(SynchronousTestCase):
-    """Asks each row's question of C{view} and compares the answer with the row."""
+    """
+    Asks each row's question of C{view} and compares the answer with the row.
 
+    A table's C{view} is made of its C{options} (the stanza as a Corefile
+    writes it) and its C{objects} (the cluster, as API JSON dicts: a list, or
+    lists by the index's kinds), which L{tests.test_kubernetes_fidelity}
+    gives to a running daemon and the test API server to ask the same rows.
+    """
+
+    options: str
+    objects: list | dict
     view: View
+    rows: list[Row]
 
     def check(self, row: Row) -> None:
         response = ask(self.view, row.qname, row.qtype)
-        got = (
-            RCODES.get(response.rcode, response.rcode),
-            section(map(render, response.answers)),
-            section(map(render, response.authority)),
-            section(map(render, response.additional)),
-        )
-        self.assertEqual(got, (RCODES[row.rcode], section(row.answer), section(row.ns), section(row.extra)))
+        got = outcome(response.rcode, response.answers, response.authority, response.additional)
+        self.assertEqual(got, expected(row))
         self.assertTrue(cnames_first(response.answers), "CNAME after its target")
 
 
@@ -330,7 +356,9 @@ SERVE_DNS_ROWS = COMMON_ROWS + [
 class ServeDNSTests(TableTestCase):
     """handler_test.go TestServeDNS: the ServeTest cluster, namespace testns exposed."""
 
-    view = View(stanza("kubernetes cluster.local {\n namespaces testns\n}"), snapshot(SERVE_TEST))
+    options = "kubernetes cluster.local {\n namespaces testns\n}"
+    objects = SERVE_TEST
+    view = View(stanza(options), snapshot(objects))
 
 
 # handler_test.go nsTestCases.  CoreDNS's TestServeNamespaceDNS throws
@@ -351,7 +379,9 @@ NAMESPACE_ROWS = [
 class ServeNamespaceDNSTests(TableTestCase):
     """handler_test.go TestServeNamespaceDNS: no namespaces option, so every namespace is exposed."""
 
-    view = View(stanza("kubernetes cluster.local"), snapshot(SERVE_TEST))
+    options = "kubernetes cluster.local"
+    objects = SERVE_TEST
+    view = View(stanza(options), snapshot(objects))
 
 
 # handler_pod_insecure_test.go.  The rows' SOA minimum "30" is not what
@@ -376,7 +406,9 @@ POD_INSECURE_ROWS = [
 class PodsInsecureTests(TableTestCase):
     """handler_pod_insecure_test.go TestServeDNSModeInsecure."""
 
-    view = View(stanza("kubernetes cluster.local {\n pods insecure\n}"), snapshot(SERVE_TEST))
+    options = "kubernetes cluster.local {\n pods insecure\n}"
+    objects = SERVE_TEST
+    view = View(stanza(options), snapshot(objects))
 
 
 # handler_pod_verified_test.go
@@ -395,7 +427,9 @@ POD_VERIFIED_ROWS = [
 class PodsVerifiedTests(TableTestCase):
     """handler_pod_verified_test.go TestServeDNSModeVerified."""
 
-    view = View(stanza("kubernetes cluster.local {\n pods verified\n}"), snapshot(SERVE_TEST))
+    options = "kubernetes cluster.local {\n pods verified\n}"
+    objects = SERVE_TEST
+    view = View(stanza(options), snapshot(objects))
 
 
 # handler_pod_disabled_test.go
@@ -409,7 +443,9 @@ POD_DISABLED_ROWS = [
 class PodsDisabledTests(TableTestCase):
     """handler_pod_disabled_test.go TestServeDNSModeDisabled."""
 
-    view = View(stanza("kubernetes cluster.local {\n pods disabled\n}"), snapshot(SERVE_TEST))
+    options = "kubernetes cluster.local {\n pods disabled\n}"
+    objects = SERVE_TEST
+    view = View(stanza(options), snapshot(objects))
 
 
 # handler_ignore_emptyservice_test.go
@@ -427,7 +463,9 @@ EMPTY_SERVICE_ROWS = [
 class IgnoreEmptyServiceTests(TableTestCase):
     """handler_ignore_emptyservice_test.go TestServeDNSEmptyService."""
 
-    view = View(stanza("kubernetes cluster.local {\n ignore empty_service\n}"), snapshot(SERVE_TEST))
+    options = "kubernetes cluster.local {\n ignore empty_service\n}"
+    objects = SERVE_TEST
+    view = View(stanza(options), snapshot(objects))
 
 
 # handler_case_test.go
@@ -456,7 +494,9 @@ PRESERVE_CASE_ROWS = [
 class PreserveCaseTests(TableTestCase):
     """handler_case_test.go TestPreserveCase: the answer keeps the question's case."""
 
-    view = View(stanza("kubernetes cluster.local {\n ignore empty_service\n}"), snapshot(SERVE_TEST))
+    options = "kubernetes cluster.local {\n ignore empty_service\n}"
+    objects = SERVE_TEST
+    view = View(stanza(options), snapshot(objects))
 
 
 # kubernetes_apex_test.go
@@ -478,7 +518,9 @@ APEX_ROWS = [
 class ApexTests(TableTestCase):
     """kubernetes_apex_test.go TestServeDNSApex: the server answers on 127.0.0.1."""
 
-    view = View(stanza("kubernetes cluster.local"), snapshot(SERVE_TEST), local_ips=("127.0.0.1",))
+    options = "kubernetes cluster.local"
+    objects = SERVE_TEST
+    view = View(stanza(options), snapshot(objects), local_ips=("127.0.0.1",))
 
 
 # reverse_test.go
@@ -526,7 +568,9 @@ REVERSE_ROWS = [
 class ReverseTests(TableTestCase):
     """reverse_test.go TestReverse: PTR for cluster IPs and endpoints, in the stanza's reverse zones."""
 
-    view = View(stanza(f"kubernetes {REVERSE_ZONES}"), snapshot(REVERSE_TEST))
+    options = f"kubernetes {REVERSE_ZONES}"
+    objects = REVERSE_TEST
+    view = View(stanza(options), snapshot(objects))
 
 
 # ns_test.go TestNsAddrs checks nsAddrs, the addresses of the services
@@ -550,7 +594,9 @@ NS_ROWS = [
 class NameServerTests(TableTestCase):
     """ns_test.go TestNsAddrs, asked as the NS query it serves."""
 
-    view = View(stanza("kubernetes inter.webs.test"), snapshot(NS_TEST), local_ips=("10.244.0.20",))
+    options = "kubernetes inter.webs.test"
+    objects = NS_TEST
+    view = View(stanza(options), snapshot(objects), local_ips=("10.244.0.20",))
 
 
 # zonal_test.go zonalTestCases
@@ -610,7 +656,9 @@ ZONAL_ROWS = [
 class ZonalTests(TableTestCase):
     """zonal_test.go TestServeDNSZonal with C{zonal}: zone-scoped names of headless services."""
 
-    view = View(stanza("kubernetes cluster.local {\n namespaces testns\n zonal\n}"), snapshot(ZONAL_TEST))
+    options = "kubernetes cluster.local {\n namespaces testns\n zonal\n}"
+    objects = ZONAL_TEST
+    view = View(stanza(options), snapshot(objects))
 
 
 # zonal_test.go zonalDisabledTestCases: without the option the shape is too long.
@@ -623,4 +671,6 @@ ZONAL_DISABLED_ROWS = [
 class ZonalDisabledTests(TableTestCase):
     """zonal_test.go TestServeDNSZonal without C{zonal}."""
 
-    view = View(stanza("kubernetes cluster.local {\n namespaces testns\n}"), snapshot(ZONAL_TEST))
+    options = "kubernetes cluster.local {\n namespaces testns\n}"
+    objects = ZONAL_TEST
+    view = View(stanza(options), snapshot(objects))
