@@ -23,7 +23,7 @@ from kubernetai.plugins import autopath
 from kubernetai.plugins.autopath import AutoPath, client_search, searched_name
 from kubernetai.resolvconf import ResolvConf, parse
 from tests.apiserver import ApiServer
-from tests.support import FakeUpstream, query, rcode_of, start_daemon_listening
+from tests.support import FakeUpstream, query, rcode_of, start_daemon_service
 
 RESOLV_CONF = "nameserver 1.2.3.4\ndomain foo.com\nsearch bar.com Baz.com\noptions ndots:5\n"
 ENDPOINT = "{\n  endpoint http://127.0.0.1:1\n }"
@@ -312,7 +312,7 @@ class TwoClustersTests(unittest.TestCase):
         self.patch(autopath, "HOST_RESOLV_CONF", write(self, "nameserver 192.0.2.1\nsearch example.internal\n"))
         self.upstream = FakeUpstream({("www.example.internal.", "A"): ["192.0.2.7"]})
         east, west = self.start_api(cluster_east), self.start_api(cluster_west(client_ip))
-        return start_daemon_listening(self, f""".:0 {{
+        self.dns = start_daemon_service(self, f""".:0 {{
     bind 127.0.0.1
     autopath @kubernetai
     kubernetai cluster.local {{
@@ -326,7 +326,8 @@ class TwoClustersTests(unittest.TestCase):
     }}
     forward . 127.0.0.1:{self.upstream.start(self)}
 }}
-""")
+""").getServiceNamed("dns")
+        return self.dns.listening.addCallback(lambda _: self.dns.addresses()[0][2])
 
     @defer.inlineCallbacks
     def test_service_of_another_namespace_in_the_other_cluster(self):
@@ -337,6 +338,15 @@ class TwoClustersTests(unittest.TestCase):
             "web.default.svc.cluster.local. A 10.0.0.10",
         ])
         self.assertEqual(str(reply.question[0].name), "web.default.shop.svc.cluster.local.")
+
+    @defer.inlineCallbacks
+    def test_answers_that_depend_on_the_client_are_never_replayed(self):
+        port = yield self.start()
+        for _ in range(2):
+            yield query(port, "web.default.shop.svc.cluster.local", "A")
+            yield query(port, "cart.shop.svc.cluster.local", "A")
+        (table,) = self.dns.tables.values()
+        self.assertEqual(table.ready_replies, {})
 
     @defer.inlineCallbacks
     def test_own_namespace_is_answered_as_asked(self):

@@ -77,11 +77,16 @@ class AutoPath:
         self.from_stanzas = from_stanzas
 
     def serve(self, request: Request):
-        path = self.search_path(request) if in_zones(request.name, self.zones) else ()
-        base = searched_name(request, path[0]) if len(path) > 1 else None
-        if base is None:
+        if not in_zones(request.name, self.zones):
             return self.next.serve(request)
-        return defer.ensureDeferred(self._search(request, base, path[1:]))
+        path = self.search_path(request)
+        base = searched_name(request, path[0]) if len(path) > 1 else None
+        if base is None and not self.from_stanzas:
+            return self.next.serve(request)
+        # The answer depends on who asks, or on other names than the one asked: never replayed.
+        if base is None:
+            return _not_reusable(self.next.serve(request))
+        return _not_reusable(defer.ensureDeferred(self._search(request, base, path[1:])))
 
     def search_path(self, request: Request) -> tuple[str, ...]:
         """The client's search path for C{request}, ending with C{""} for the bare name; empty for none."""
@@ -155,6 +160,16 @@ def expansions(base: bytes, path: tuple[str, ...]) -> list[bytes]:
     """C{base} with each element of C{path} appended; the element C{""} (or C{"."}) is C{base} alone."""
     return [base + b"." + domain.rstrip(".").encode("ascii", "replace") if domain.strip(".") else base
             for domain in path]
+
+
+def _not_reusable(result):
+    """C{result} (a Response or a Deferred of one) marked as not to be sent again by the server."""
+
+    def mark(response: Response) -> Response:
+        response.valid_while = None
+        return response
+
+    return result.addCallback(mark) if isinstance(result, defer.Deferred) else mark(result)
 
 
 def with_cname(response: Response, qname: bytes) -> Response:
