@@ -324,6 +324,20 @@ class FailoverTests(StanzaTestCase):
         self.assertEqual(texts(reply.answer), ["web.default.svc.cluster.local. A 10.0.0.10"])
 
     @defer.inlineCallbacks
+    def test_a_stanza_that_syncs_late_takes_over_from_the_next(self):
+        primary = self.start_api(cluster_west)
+        primary.service("default", "web", cluster_ips=["10.9.9.9"], ports=[{"name": "http", "port": 80}])
+        yield primary.go_down()
+        port = yield self.start(stanza_block("cluster.local", primary, "failover\n        startup_timeout 100ms")
+                                + stanza_block("cluster.local", self.backup))
+        for _ in range(2):
+            reply = yield query(port, "web.default.svc.cluster.local", "A")
+            self.assertEqual(texts(reply.answer), ["web.default.svc.cluster.local. A 10.0.0.10"])
+        primary.come_back()
+        reply = yield wait_for_answer(port, "web.default.svc.cluster.local", "10.9.9.9")
+        self.assertEqual(texts(reply.answer), ["web.default.svc.cluster.local. A 10.9.9.9"])
+
+    @defer.inlineCallbacks
     def test_without_failover_unsynced_is_servfail(self):
         dead = "    kubernetai cluster.local {\n        endpoint http://127.0.0.1:1\n        startup_timeout 100ms\n    }\n"
         port = yield self.start(dead + stanza_block("cluster.local", self.backup))

@@ -69,6 +69,13 @@ class Stanza:
         since = self.cluster.stale_since()
         return since is not None and now - since > stale
 
+    def still_hands_on(self):
+        """A check that holds while this stanza keeps handing queries on: until it syncs (None: time decides)."""
+        if self.config.failover != math.inf:
+            return None
+        cluster = self.cluster
+        return lambda: not cluster.synced
+
     def falls_through(self, name: str, response: Response) -> bool:
         """Whether this NXDOMAIN goes on to the next stanza or plugin."""
         fallthrough = self.config.fallthrough

@@ -49,18 +49,25 @@ class Kubernetai:
 
     def serve(self, request: Request):
         fell_through = None
+        handed_on = []
         for stanza in self.stanzas:
             zone = stanza.zone_of(request.name)
-            if zone is None or (stanza.config.failover is not None and stanza.hands_on(time.time())):
+            if zone is None:
+                continue
+            if stanza.config.failover is not None and stanza.hands_on(time.time()):
+                handed_on.append(stanza.still_hands_on())
                 continue
             response = stanza.answer(request.qname, request.name, request.qtype, zone)
+            response.valid_while = all_valid(*handed_on, response.valid_while)
             if fell_through is not None:
                 response.valid_while = all_valid(fell_through.valid_while, response.valid_while)
             if not stanza.falls_through(request.name, response):
                 return complete(request, response, stanza) if response.follow else response
             fell_through = response
-        if fell_through is None:
+        if fell_through is None and not handed_on:
             return self.next.serve(request)
+        if fell_through is None:
+            return _also_valid_while(self.next.serve(request), all_valid(*handed_on))
         if isinstance(self.next, EndOfChain):
             return fell_through
         return _also_valid_while(self.next.serve(request), fell_through.valid_while)
