@@ -55,7 +55,7 @@ PLUGIN_ORDER: tuple[tuple[str, str | None], ...] = (
     ("loadbalance", "kubernetai.plugins.loadbalance"),
     ("tsig", None),
     ("cache", "kubernetai.plugins.cache"),
-    ("rewrite", None),
+    ("rewrite", "kubernetai.plugins.rewrite"),
     ("header", None),
     ("dnssec", None),
     ("autopath", "kubernetai.plugins.autopath"),
