@@ -1,0 +1,532 @@
+"""
+Benchmark of kubernetai answering queries: its peak rate, with and without
+C{cache}, next to Twisted's stock authoritative server (C{twistd dns}) answering
+the same names from a zone file; its latency at half its peak; the CPU time
+each query costs it and its memory.
+
+    python bench/queries.py            # full run, about 100 s
+    python bench/queries.py --quick    # about 30 s
+
+It needs Linux (/proc), two CPUs, C{taskset} (util-linux) and dnsperf
+(C{apt-get install dnsperf}).  The servers run on CPU 0, dnsperf and the
+latency client on CPU 1.  The population is that of bench/dataplane.py (its
+C{--serve} child, 2,000 ClusterIP and 100 headless services of 10 endpoints);
+the stock server's zone file is written from the same helpers.  See
+bench/README.md for what each figure means.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import random
+import re
+import select
+import shutil
+import signal
+import socket
+import string
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+from twisted.names import dns
+
+from dataplane import (
+    NAMESPACES,
+    ApiServerProcess,
+    cluster_ip_service,
+    headless_endpoints,
+    namespace_of,
+    percentile,
+    print_header,
+)
+
+POPULATION = argparse.Namespace(services=2_000, headless=100, endpoints_per_slice=10, changes=0)
+ZONE = "cluster.local"
+TTL = 5
+NXDOMAIN_NAMES = 100
+QUERY_LINES = 10_000
+MIX = (("ClusterIP A", 0.8), ("headless A", 0.1), ("NXDOMAIN", 0.1))
+SERVER_CPU = "0"
+LOAD_CPU = "1"
+DNSPERF_CLIENTS = 20
+STARTUP_TIMEOUT = 60.0
+LATENCY_DRAIN_SECONDS = 1.0
+CLIENT_PAUSE_NS = 1_000_000
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+TWISTD = str(Path(sys.executable).with_name("twistd"))
+SO_TIMESTAMPNS = 35  # Linux's value (asm-generic/socket.h); the socket module does not name it
+TIMESPEC = struct.Struct("@ll")
+QUERY_ID = struct.Struct("!H")
+TARGETS = (2.5, 1.5)  # kubernetai with cache, then without, over stock twistd dns
+FULL = argparse.Namespace(rounds=2, seconds=10, latency_seconds=10)
+QUICK = argparse.Namespace(rounds=1, seconds=4, latency_seconds=3)
+
+
+# The names both servers answer
+
+
+def headless_name(number: int) -> str:
+    """The C{number}th headless service's name, as bench/dataplane.py's load() gives it."""
+    return f"headless-{number:04d}"
+
+
+def service_fqdn(namespace: str, name: str) -> str:
+    """A service's name in ZONE, absolute."""
+    return f"{name}.{namespace}.svc.{ZONE}."
+
+
+def address_records() -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """The A records of the population, by kind: ClusterIP services and headless services, each name to its addresses."""
+    cluster_ip = {}
+    for number in range(POPULATION.services):
+        namespace, name, ip = cluster_ip_service(number)
+        cluster_ip[service_fqdn(namespace, name)] = [ip]
+    headless = {}
+    for number in range(POPULATION.headless):
+        endpoints = headless_endpoints(number, POPULATION.endpoints_per_slice)
+        fqdn = service_fqdn(namespace_of(number), headless_name(number))
+        headless[fqdn] = [address for endpoint in endpoints for address in endpoint["addresses"]]
+    return cluster_ip, headless
+
+
+def nxdomain_names(rng: random.Random) -> list[str]:
+    """Random service names, in the population's namespaces, that no service has."""
+    return [service_fqdn(namespace_of(number), "nx-" + "".join(rng.choices(string.ascii_lowercase, k=8)))
+            for number in range(NXDOMAIN_NAMES)]
+
+
+def query_names(kinds: list[list[str]], rng: random.Random) -> list[str]:
+    """QUERY_LINES names drawn from each kind (in MIX's order) in MIX's shares, shuffled."""
+    names = []
+    for pool, (_, share) in zip(kinds, MIX):
+        names += rng.choices(pool, k=round(QUERY_LINES * share))
+    rng.shuffle(names)
+    return names
+
+
+def write_query_file(path: Path, names: list[str]) -> None:
+    """dnsperf's input: one C{NAME A} a line."""
+    path.write_text("".join(f"{name} A\n" for name in names))
+
+
+def write_zone_file(path: Path, records: dict[str, list[str]]) -> None:
+    """A BIND zone file for ZONE with kubernetai's SOA and TTL and C{records}' A records."""
+    lines = [f"$TTL {TTL}", f"{ZONE}. IN SOA ns.dns.{ZONE}. hostmaster.{ZONE}. 1 7200 1800 86400 {TTL}",
+             f"{ZONE}. IN NS ns.dns.{ZONE}."]
+    lines += [f"{name} IN A {ip}" for name, ips in records.items() for ip in ips]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def kubernetai_corefile(port: int, url: str, cache: bool) -> str:
+    """The default chain, one directive a line; C{cache 30} or not."""
+    return "\n".join([f".:{port} {{", "    bind 127.0.0.1", "    errors", *(["    cache 30"] if cache else []),
+                      f"    kubernetai {ZONE} {{", f"        endpoint {url}", "    }", "}", ""])
+
+
+# DNS on the wire
+
+
+def query_tail(name: str) -> bytes:
+    """A query (RD set, as dnsperf sends) for C{name} A, less its two-byte ID."""
+    message = dns.Message(recDes=1)
+    message.addQuery(name.rstrip(".").encode("ascii"), dns.A, dns.IN)
+    return message.toStr()[2:]
+
+
+def ask(port: int, name: str, timeout: float = 1.0) -> tuple[int, list[str]]:
+    """The rcode and sorted A addresses 127.0.0.1:C{port} answers for C{name}."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(timeout)
+        sock.connect(("127.0.0.1", port))
+        sock.send(QUERY_ID.pack(1) + query_tail(name))
+        reply = dns.Message()
+        reply.fromStr(sock.recv(4096))
+    return reply.rCode, sorted(record.payload.dottedQuad() for record in reply.answers if record.type == dns.A)
+
+
+def free_port() -> int:
+    """A port of 127.0.0.1 that is free for both UDP and TCP (the servers listen on both)."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp, \
+                socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            tcp.bind(("127.0.0.1", 0))
+            port = tcp.getsockname()[1]
+            try:
+                udp.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+
+
+# The servers
+
+
+class Server:
+    """A DNS server child pinned to SERVER_CPU, its output in a log file."""
+
+    def __init__(self, label: str, command: list[str], port: int, log_path: Path) -> None:
+        self.label, self.port, self.log_path = label, port, log_path
+        with open(log_path, "w") as log:
+            # taskset execs the command, so the child's PID is the server's.
+            self.process = subprocess.Popen(["taskset", "-c", SERVER_CPU, *command], cwd=log_path.parent,
+                                            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+
+    def wait_answering(self, name: str, addresses: list[str]) -> None:
+        """Wait until the server gives C{name} C{addresses} (kubernetai listens once synced)."""
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.label} exited with {self.process.returncode}:\n{self.log_path.read_text()}")
+            try:
+                if ask(self.port, name, timeout=0.2) == (dns.OK, addresses):
+                    return
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"{self.label} not answering {name} after {STARTUP_TIMEOUT:.0f} s:\n{self.log_path.read_text()}")
+
+    def cpu_seconds(self) -> float:
+        """User and system time of all the server's threads so far, from /proc/PID/stat."""
+        with open(f"/proc/{self.process.pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        utime, stime = int(fields[11]), int(fields[12])
+        return (utime + stime) / CLOCK_TICKS
+
+    def rss_kib(self) -> int:
+        """The server's VmRSS now, from /proc/PID/status."""
+        with open(f"/proc/{self.process.pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        raise KeyError("VmRSS")
+
+    def udp_drops(self) -> int:
+        """Datagrams the kernel dropped at the server's UDP socket (receive buffer full), from /proc/net/udp."""
+        local = f"0100007F:{self.port:04X}"
+        with open("/proc/net/udp") as table:
+            for line in table:
+                fields = line.split()
+                if fields[1] == local:
+                    return int(fields[-1])
+        raise KeyError(local)
+
+    def stop(self) -> None:
+        """SIGTERM (twistd's clean shutdown), then SIGKILL after 10 s."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def start_servers(stack: ExitStack, directory: Path, url: str, records: dict[str, list[str]]) -> list[Server]:
+    """kubernetai with cache, kubernetai without, and twistd dns on the zone file, all answering."""
+    zone_file = directory / "zone"
+    write_zone_file(zone_file, records)
+    servers = []
+
+    def start(label: str, command: list[str], port: int) -> None:
+        server = Server(label, command, port, directory / f"server-{port}.log")
+        stack.callback(server.stop)
+        servers.append(server)
+
+    for label, cache in (("kubernetai, cache 30", True), ("kubernetai, no cache", False)):
+        port = free_port()
+        corefile = directory / f"Corefile-{port}"
+        corefile.write_text(kubernetai_corefile(port, url, cache))
+        start(label, [TWISTD, "-n", "--pidfile=", "kubernetai", "-c", str(corefile)], port)
+    port = free_port()
+    start("twistd dns (stock)", [TWISTD, "-n", "--pidfile=", "dns", "--bindzone", str(zone_file),
+                                 "--port", str(port), "--interface", "127.0.0.1"], port)
+    name, addresses = next(iter(records.items()))
+    for server in servers:
+        server.wait_answering(name, addresses)
+    return servers
+
+
+def check_same_answers(servers: list[Server], records: dict[str, list[str]], missing: list[str]) -> None:
+    """Every server gives every name in C{records} its addresses, and NXDOMAIN for every C{missing} name."""
+    expected = {**{name: (dns.OK, sorted(ips)) for name, ips in records.items()},
+                **{name: (dns.ENAME, []) for name in missing}}
+    for server in servers:
+        for name, answer in expected.items():
+            got = ask(server.port, name)
+            if got != answer:
+                raise RuntimeError(f"{server.label} answers {name} with {got}, expected {answer}")
+
+
+# Load
+
+
+def dnsperf_version() -> str:
+    """dnsperf's version, from its usage text."""
+    usage = subprocess.run(["dnsperf", "-h"], capture_output=True, text=True)
+    found = re.search(r"Version (\S+)", usage.stdout + usage.stderr)
+    return found.group(1) if found else "unknown"
+
+
+def dnsperf(port: int, query_file: Path, seconds: int) -> dict:
+    """One unthrottled dnsperf run on LOAD_CPU: its counts, QPS and response codes."""
+    command = ["taskset", "-c", LOAD_CPU, "dnsperf", "-s", "127.0.0.1", "-p", str(port), "-d", str(query_file),
+               "-l", str(seconds), "-c", str(DNSPERF_CLIENTS)]
+    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+
+    def figure(label: str) -> str:
+        return re.search(rf"{label}:\s+(.*)", output).group(1).strip()
+
+    return {"sent": int(figure("Queries sent").split()[0]), "completed": int(figure("Queries completed").split()[0]),
+            "lost": int(figure("Queries lost").split()[0]), "qps": float(figure("Queries per second")),
+            "codes": figure("Response codes")}
+
+
+def server_cpu_busy_seconds() -> float:
+    """Time SERVER_CPU has not been idle (user, nice, system, irq and softirq time), from /proc/stat."""
+    with open("/proc/stat") as stat:
+        for line in stat:
+            if line.startswith(f"cpu{SERVER_CPU} "):
+                user, nice, system, _, _, irq, softirq = map(int, line.split()[1:8])
+                return (user + nice + system + irq + softirq) / CLOCK_TICKS
+    raise KeyError(f"cpu{SERVER_CPU}")
+
+
+def with_cpu_use(server: Server, action):
+    """C{action()}'s result, the server's CPU seconds during it, and other processes' on the server's CPU."""
+    cpu_before, busy_before = server.cpu_seconds(), server_cpu_busy_seconds()
+    result = action()
+    cpu = server.cpu_seconds() - cpu_before
+    return result, cpu, server_cpu_busy_seconds() - busy_before - cpu
+
+
+def measure_throughput(server: Server, query_file: Path, seconds: int) -> dict:
+    """A dnsperf run against C{server}, with the CPU time the server, and other processes on its CPU, spent."""
+    run, cpu, others = with_cpu_use(server, lambda: dnsperf(server.port, query_file, seconds))
+    return {**run, "cpu_seconds": cpu, "others_seconds": others}
+
+
+def measure_latency(server: Server, rate: int, seconds: int, query_file: Path) -> dict:
+    """The paced client's figures for C{server} at C{rate} queries a second, run as a child on LOAD_CPU."""
+    command = ["taskset", "-c", LOAD_CPU, sys.executable, __file__, "--client", str(server.port), str(rate),
+               str(seconds), str(query_file)]
+    drops_before, started = server.udp_drops(), time.monotonic()
+    result, _, others = with_cpu_use(
+        server, lambda: json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout))
+    return {**result, "server_drops": server.udp_drops() - drops_before,
+            "others_share": others / (time.monotonic() - started)}
+
+
+# The latency client (its own process)
+
+
+def paced_client(port: int, rate: int, seconds: int, query_file: Path) -> dict:
+    """Send the queries of C{query_file} in turn from one UDP socket, each at its time on a fixed
+    schedule of C{rate} a second (shifted on after each pause of this process longer than
+    CLIENT_PAUSE_NS), and time each reply from the moment before its send to the kernel's receive
+    timestamp; percentiles in microseconds, lost queries, and how late sends were."""
+    tails = [query_tail(line.split()[0]) for line in query_file.read_text().splitlines()]
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+    sock.connect(("127.0.0.1", port))
+    sock.setblocking(False)
+    pending: dict[int, tuple[int, bytes]] = {}
+    latencies: list[int] = []
+    total, interval = rate * seconds, 1e9 / rate
+    # Reference counting frees what the loop drops; a collection of the whole heap would hold up sends.
+    gc.disable()
+    overwritten = sent = max_lag = pauses = 0
+    start = time.time_ns()
+    while sent < total:
+        due = start + int(sent * interval)
+        now = time.time_ns()
+        if now < due:
+            select.select([sock], [], [], (due - now) / 1e9)
+            collect_replies(sock, pending, latencies)
+            continue
+        max_lag = max(max_lag, now - due)
+        if now - due > CLIENT_PAUSE_NS:
+            # This process was held up: go on from now rather than send the backlog as a burst the
+            # server never saw from a client at this rate.
+            start += now - due
+            pauses += 1
+        query_id = sent & 0xFFFF
+        overwritten += query_id in pending
+        tail = tails[sent % len(tails)]
+        pending[query_id] = (time.time_ns(), tail[10:])
+        sock.send(QUERY_ID.pack(query_id) + tail)
+        sent += 1
+    send_seconds = (time.time_ns() - start) / 1e9
+    drain_until = time.monotonic() + LATENCY_DRAIN_SECONDS
+    while pending and time.monotonic() < drain_until:
+        select.select([sock], [], [], 0.05)
+        collect_replies(sock, pending, latencies)
+    micros = [latency / 1000 for latency in latencies]
+    return {"rate": rate, "sent": sent, "send_rate": sent / send_seconds, "max_lag_us": max_lag / 1000, "pauses": pauses,
+            "answered": len(latencies), "lost": overwritten + len(pending),
+            **{name: percentile(micros, fraction) for name, fraction in (("p50", 0.5), ("p99", 0.99), ("p999", 0.999))},
+            "max": max(micros)}
+
+
+def collect_replies(sock: socket.socket, pending: dict[int, tuple[int, bytes]], latencies: list[int]) -> None:
+    """Take every reply waiting on C{sock} that matches a pending query's ID and question."""
+    while True:
+        try:
+            reply, ancillary, _, _ = sock.recvmsg(4096, socket.CMSG_SPACE(TIMESPEC.size))
+        except BlockingIOError:
+            return
+        query_id = QUERY_ID.unpack_from(reply)[0]
+        sent_at, question = pending.get(query_id, (0, None))
+        if question is None or reply[12:12 + len(question)] != question:
+            continue
+        del pending[query_id]
+        seconds, nanoseconds = TIMESPEC.unpack(ancillary[0][2])
+        latencies.append(seconds * 1_000_000_000 + nanoseconds - sent_at)
+
+
+# Report
+
+
+def print_setup(server: ApiServerProcess, servers: list[Server], kinds: list, names: list[str]) -> None:
+    """dnsperf's version, the machine's load, the population, the queries, and where each server runs."""
+    with open("/proc/loadavg") as loadavg:
+        load = " ".join(loadavg.read().split()[:3])
+    print(f"dnsperf   {dnsperf_version()}")
+    print(f"load      {load} (1, 5, 15 min averages before the measurements: other work shares these CPUs)")
+    print(f"population  {POPULATION.services:,} ClusterIP services and {POPULATION.headless} headless services of "
+          f"{POPULATION.endpoints_per_slice} endpoints in {NAMESPACES} namespaces, API server process at {server.url}")
+    shares = ", ".join(f"{share:.0%} {label} ({len(pool):,} names)" for pool, (label, share) in zip(kinds, MIX))
+    print(f"queries     {len(names):,} lines, {len(set(names)):,} distinct names: {shares}")
+    print("            every server answered every ClusterIP and headless name with its addresses and every"
+          " NXDOMAIN name with NXDOMAIN")
+    for each in servers:
+        print(f"server      {each.label:22} 127.0.0.1:{each.port} on CPU {SERVER_CPU}, PID {each.process.pid}")
+
+
+def print_throughput(servers: list[Server], runs: dict[str, list[dict]],
+                     settings) -> tuple[dict[str, float], dict[str, float]]:
+    """Each server's QPS per round and mean, queries lost and CPU use; mean QPS and queries per CPU-second by label."""
+    print(f"\nthroughput: dnsperf -c {DNSPERF_CLIENTS} -l {settings.seconds} on CPU {LOAD_CPU}, unthrottled "
+          f"(dnsperf's default of at most 100 queries outstanding), {settings.rounds} round(s), servers in turn")
+    rounds = "".join(f"{f'round {number + 1}':>10}" for number in range(settings.rounds))
+    print(f"  {'':22}{rounds}{'mean QPS':>10}{'lost':>9}{'CPU/query':>11}{'CPU busy':>10}{'per CPU-s':>11}"
+          f"{'others':>8}")
+    means, per_cpu_second = {}, {}
+    for server in servers:
+        server_runs = runs[server.label]
+        means[server.label] = sum(run["qps"] for run in server_runs) / len(server_runs)
+        completed = sum(run["completed"] for run in server_runs)
+        cpu = sum(run["cpu_seconds"] for run in server_runs)
+        per_cpu_second[server.label] = completed / cpu
+        per_round = "".join(f"{run['qps']:10,.0f}" for run in server_runs)
+        length = settings.seconds * len(server_runs)
+        others = sum(run["others_seconds"] for run in server_runs)
+        print(f"  {server.label:22}{per_round}{means[server.label]:10,.0f}"
+              f"{sum(run['lost'] for run in server_runs):9,}{cpu / completed * 1e6:8.1f} us"
+              f"{cpu / length:10.0%}{per_cpu_second[server.label]:11,.0f}{others / length:8.0%}")
+    for server in servers:
+        print(f"  {server.label:22}answers (last round): {runs[server.label][-1]['codes']}")
+    return means, per_cpu_second
+
+
+def print_ratios(means: dict[str, float], per_cpu_second: dict[str, float], servers: list[Server]) -> None:
+    """kubernetai's mean QPS over stock's against the targets; and the same ratio of queries per CPU-second."""
+    stock = servers[2].label
+    for server, target in zip(servers, TARGETS):
+        ratio = means[server.label] / means[stock]
+        verdict = "met" if ratio >= target else f"missed by {target - ratio:.2f}x ({1 - ratio / target:.0%} short)"
+        print(f"  {server.label} / stock: {ratio:.2f}x QPS, target >= {target}x: {verdict};"
+              f" {per_cpu_second[server.label] / per_cpu_second[stock]:.2f}x queries per CPU-second")
+
+
+def print_latency(results: list[tuple[Server, dict]], seconds: int) -> None:
+    """The paced client's figures for each server."""
+    print(f"\nlatency at half each server's mean QPS: {seconds} s of paced sends from one UDP socket on CPU "
+          f"{LOAD_CPU} (bench/queries.py --client), send time to kernel receive timestamp, microseconds")
+    print(f"  {'':22}{'rate':>8}{'achieved':>10}{'pauses':>8}{'max late':>10}{'sent':>9}{'lost':>8}{'dropped':>9}"
+          f"{'p50':>7}{'p99':>7}{'p99.9':>7}{'max':>7}{'others':>8}")
+    for server, result in results:
+        print(f"  {server.label:22}{result['rate']:8,}{result['send_rate']:10,.0f}{result['pauses']:8,}"
+              f"{result['max_lag_us']:7,.0f} us{result['sent']:9,}{result['lost']:8,}{result['server_drops']:9,}"
+              f"{result['p50']:7.0f}{result['p99']:7.0f}{result['p999']:7.0f}{result['max']:7.0f}"
+              f"{result['others_share']:8.0%}")
+
+
+def print_memory(servers: list[Server]) -> None:
+    """Each server's VmRSS now."""
+    print("\nmemory after the run, VmRSS of each server")
+    for server in servers:
+        print(f"  {server.label:22}{server.rss_kib() / 1024:8.1f} MiB")
+
+
+def run(settings) -> None:
+    """Start the API server and the three servers, measure, print, and stop every child however it ends."""
+    if shutil.which("dnsperf") is None:
+        sys.exit("dnsperf not found: apt-get install dnsperf")
+    if not {int(SERVER_CPU), int(LOAD_CPU)} <= os.sched_getaffinity(0):
+        sys.exit(f"needs CPUs {SERVER_CPU} and {LOAD_CPU}")
+    print_header()
+    # This process and the children taskset does not place (the API server process) stay off the servers' CPU.
+    os.sched_setaffinity(0, {int(LOAD_CPU)})
+    rng = random.Random(1)
+    cluster_ip, headless = address_records()
+    records = {**cluster_ip, **headless}
+    kinds = [list(cluster_ip), list(headless), nxdomain_names(rng)]
+    names = query_names(kinds, rng)
+    with ExitStack() as stack:
+        directory = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="kubernetai-queries-")))
+        api = ApiServerProcess(POPULATION)
+        stack.callback(api.close)
+        servers = start_servers(stack, directory, api.url, records)
+        check_same_answers(servers, records, kinds[2])
+        print_setup(api, servers, kinds, names)
+        query_file = directory / "queries"
+        write_query_file(query_file, names)
+        sys.stdout.flush()
+        runs = {server.label: [] for server in servers}
+        for _ in range(settings.rounds):
+            for server in servers:
+                runs[server.label].append(measure_throughput(server, query_file, settings.seconds))
+        means, per_cpu_second = print_throughput(servers, runs, settings)
+        print_ratios(means, per_cpu_second, servers)
+        sys.stdout.flush()
+        latencies = [(server, measure_latency(server, round(means[server.label] / 2), settings.latency_seconds,
+                                              query_file)) for server in servers]
+        print_latency(latencies, settings.latency_seconds)
+        print_memory(servers)
+
+
+def parse_options(argv=None):
+    """The command line: --quick; --client is for the latency child."""
+    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="one round of shorter runs (about 30 s)")
+    parser.add_argument("--client", nargs=4, metavar=("PORT", "RATE", "SECONDS", "QUERYFILE"), help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def main() -> None:
+    options = parse_options()
+    if options.client:
+        port, rate, seconds, query_file = options.client
+        print(json.dumps(paced_client(int(port), int(rate), int(seconds), Path(query_file))))
+        return
+    # A plain kill stops the run the way Ctrl-C does: through the clean-up of every child.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+    started = time.monotonic()
+    try:
+        run(QUICK if options.quick else FULL)
+    except KeyboardInterrupt:
+        sys.exit("interrupted; every child stopped")
+    print(f"\nrun time  {time.monotonic() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
