@@ -207,6 +207,18 @@ def all_valid(*checks: Callable[[], bool] | None) -> Callable[[], bool] | None:
     return lambda: all(check() for check in checks)
 
 
+def also_valid_while(result, check: Callable[[], bool] | None):
+    """C{result} (a Response or a Deferred of one) made reusable only while C{check} holds too."""
+
+    def combined(response: Response) -> Response:
+        response.valid_while = all_valid(check, response.valid_while)
+        return response
+
+    if isinstance(result, Deferred):
+        return result.addCallback(combined)
+    return combined(result)
+
+
 @dataclass
 class Response:
     """A plugin's answer: rcode, flags and the three record sections."""

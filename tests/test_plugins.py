@@ -83,12 +83,12 @@ class ErrorsTests(unittest.TestCase):
 
     @defer.inlineCallbacks
     def test_consolidate(self):
-        port = start_daemon(self, f""".:0 {{
+        port = start_daemon(self, """.:0 {
     bind 127.0.0.1
-    errors {{
+    errors {
         consolidate 1s "no next plugin" warning
-    }}
-}}
+    }
+}
 """)
         for name in ("a.example", "b.example", "c.example"):
             reply = yield query(port, name, "A")

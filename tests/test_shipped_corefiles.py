@@ -13,30 +13,8 @@ from twisted.trial import unittest
 
 from tests.apiserver import ApiServer
 from tests.support import FakeUpstream, query, start_daemon_listening, write_corefile
+from tests.test_corefile import KUBEADM
 from tests.test_daemon import free_port, twistd
-
-KUBEADM = """\
-.:53 {
-    errors
-    health {
-       lameduck 5s
-    }
-    ready
-    kubernetes cluster.local in-addr.arpa ip6.arpa {
-       pods insecure
-       fallthrough in-addr.arpa ip6.arpa
-       ttl 30
-    }
-    prometheus :9153
-    forward . /etc/resolv.conf {
-       max_concurrent 1000
-    }
-    cache 30
-    loop
-    reload
-    loadbalance
-}
-"""
 
 K3S = """\
 .:53 {
@@ -93,7 +71,7 @@ class ShippedCorefileTests(unittest.TestCase):
         with open(os.path.join(self.directory, "NodeHosts"), "w") as hosts:
             hosts.write("172.18.0.2 k3d-server-0\n")
         with open(os.path.join(self.directory, "custom", "extra.server"), "w") as extra:
-            extra.write(f"extra.test:{{$EXTRA_PORT}} {{\n    whoami\n}}\n")
+            extra.write("extra.test:{$EXTRA_PORT} {\n    whoami\n}\n")
 
     def corefile(self, shipped: str, directive: str, port: int) -> str:
         return localized(shipped, port, self.api.url, self.upstream_port, self.directory, directive)

@@ -47,7 +47,7 @@ from twisted.names import dns
 from zope.interface import implementer
 
 from kubernetai import options
-from kubernetai.chain import IHandler, Request, Response, ServerConfig, all_valid
+from kubernetai.chain import IHandler, Request, Response, ServerConfig, also_valid_while
 from kubernetai.corefile import CorefileError, Directive
 from kubernetai.kubernetes.config import Fallthrough
 from kubernetai.kubernetes.names import reverse_address
@@ -216,7 +216,7 @@ class Hosts:
         if qtype == dns.PTR:
             targets = [target for source in sources for target in ptr_targets(source, name)]
             if not targets:
-                return _also_valid_while(self.next.serve(request), unchanged)
+                return also_valid_while(self.next.serve(request), unchanged)
             answers = [record(request.qname, dns.PTR, config.ttl,
                               dns.Record_PTR(target.rstrip(".").encode("ascii"), config.ttl))
                        for target in targets]
@@ -231,21 +231,9 @@ class Hosts:
             answers = []
         if not answers and not any(source.lookup(name, version) for source in sources for version in (4, 6)):
             if config.fallthrough is not None and config.fallthrough.through(name):
-                return _also_valid_while(self.next.serve(request), unchanged)
+                return also_valid_while(self.next.serve(request), unchanged)
             return Response(rcode=dns.ESERVER, valid_while=unchanged)
         return Response(answers=answers, authoritative=True, valid_while=unchanged)
-
-
-def _also_valid_while(result, check):
-    """The next plugin's reply, reusable only while the table that let the query through is in use."""
-
-    def combined(response: Response) -> Response:
-        response.valid_while = all_valid(check, response.valid_while)
-        return response
-
-    if isinstance(result, defer.Deferred):
-        return result.addCallback(combined)
-    return combined(result)
 
 
 class Reloader(service.Service):

@@ -25,7 +25,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from kubernetai import options
-from kubernetai.chain import EndOfChain, IHandler, Request, Response, ServerConfig, all_valid
+from kubernetai.chain import EndOfChain, IHandler, Request, Response, ServerConfig, all_valid, also_valid_while
 from kubernetai.corefile import Directive
 from kubernetai.interfaces import local_ips
 from kubernetai.kubernetes.cluster import Cluster
@@ -67,22 +67,10 @@ class Kubernetai:
         if fell_through is None and not handed_on:
             return self.next.serve(request)
         if fell_through is None:
-            return _also_valid_while(self.next.serve(request), all_valid(*handed_on))
+            return also_valid_while(self.next.serve(request), all_valid(*handed_on))
         if isinstance(self.next, EndOfChain):
             return fell_through
-        return _also_valid_while(self.next.serve(request), fell_through.valid_while)
-
-
-def _also_valid_while(result, check):
-    """The next plugin's reply, reusable only while the stanzas that let it through would still do so."""
-
-    def combined(response: Response) -> Response:
-        response.valid_while = all_valid(check, response.valid_while)
-        return response
-
-    if isinstance(result, defer.Deferred):
-        return result.addCallback(combined)
-    return combined(result)
+        return also_valid_while(self.next.serve(request), fell_through.valid_while)
 
 
 def complete(request: Request, response: Response, stanza) -> defer.Deferred:
