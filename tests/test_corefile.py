@@ -36,6 +36,31 @@ def summary(blocks: list[ServerBlock]) -> list[tuple[str, list]]:
     return [(" ".join(str(a) for a in block.addresses), shape(block.directives)) for block in blocks]
 
 
+K3S = """\
+.:53 {
+    errors
+    health
+    ready
+    kubernetes cluster.local in-addr.arpa ip6.arpa {
+      pods insecure
+      fallthrough in-addr.arpa ip6.arpa
+    }
+    hosts /etc/coredns/NodeHosts {
+      ttl 60
+      reload 15s
+      fallthrough
+    }
+    prometheus :9153
+    forward . /etc/resolv.conf
+    cache 30
+    loop
+    reload
+    loadbalance
+    import /etc/coredns/custom/*.override
+}
+import /etc/coredns/custom/*.server
+"""
+
 KUBEADM = """\
 .:53 {
     errors
@@ -510,34 +535,7 @@ class ImportTests(SynchronousTestCase):
 
     def k3s_corefile(self) -> str:
         """k3s's shipped Corefile, importing its custom ConfigMap's files."""
-        custom = os.path.join(self.directory, "custom")
-        return self.write(
-            "Corefile",
-            f"""\
-.:53 {{
-    errors
-    health
-    ready
-    kubernetes cluster.local in-addr.arpa ip6.arpa {{
-      pods insecure
-      fallthrough in-addr.arpa ip6.arpa
-    }}
-    hosts /etc/coredns/NodeHosts {{
-      ttl 60
-      reload 15s
-      fallthrough
-    }}
-    prometheus :9153
-    forward . /etc/resolv.conf
-    cache 30
-    loop
-    reload
-    loadbalance
-    import {custom}/*.override
-}}
-import {custom}/*.server
-""",
-        )
+        return self.write("Corefile", K3S.replace("/etc/coredns", self.directory))
 
     def test_k3s(self) -> None:
         """Overrides join the block in file-name order; servers become blocks; lines are their own."""

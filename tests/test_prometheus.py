@@ -35,6 +35,24 @@ def value(samples: dict, metric: str, **labels) -> float:
     return found[0]
 
 
+def with_stanza(testcase):
+    """A fake API server with default/web, and a daemon with prometheus and one stanza on it."""
+    api = ApiServer()
+    api.start()
+    testcase.addCleanup(api.stop)
+    api.namespace("default")
+    api.service("default", "web", cluster_ips=["10.0.0.1"], ports=[{"name": "http", "port": 80}])
+    running = Running(testcase, f""".:0 {{
+    bind 127.0.0.1
+    prometheus 127.0.0.1:0
+    kubernetai cluster.local {{
+        endpoint {api.url}
+    }}
+}}
+""")
+    return api, running
+
+
 class DNSMetricsTests(unittest.TestCase):
     @defer.inlineCallbacks
     def test_queries_counted_as_coredns_counts_them(self):
@@ -78,19 +96,7 @@ class DNSMetricsTests(unittest.TestCase):
 
     @defer.inlineCallbacks
     def test_stanza_and_kubernetes_client_metrics(self):
-        api = ApiServer()
-        api.start()
-        self.addCleanup(api.stop)
-        api.namespace("default")
-        api.service("default", "web", cluster_ips=["10.0.0.1"], ports=[{"name": "http", "port": 80}])
-        running = Running(self, f""".:0 {{
-    bind 127.0.0.1
-    prometheus 127.0.0.1:0
-    kubernetai cluster.local {{
-        endpoint {api.url}
-    }}
-}}
-""")
+        api, running = with_stanza(self)
         yield running.dns_port()
         samples = yield scrape(running)
         stanza = f"kubernetai cluster.local. ({api.url})"
@@ -110,19 +116,7 @@ class FastPathCountTests(unittest.TestCase):
 
     @defer.inlineCallbacks
     def test_repeated_queries_counted_exactly(self):
-        api = ApiServer()
-        api.start()
-        self.addCleanup(api.stop)
-        api.namespace("default")
-        api.service("default", "web", cluster_ips=["10.0.0.1"], ports=[{"name": "http", "port": 80}])
-        running = Running(self, f""".:0 {{
-    bind 127.0.0.1
-    prometheus 127.0.0.1:0
-    kubernetai cluster.local {{
-        endpoint {api.url}
-    }}
-}}
-""")
+        api, running = with_stanza(self)
         port = yield running.dns_port()
         for _ in range(5):
             yield query(port, "web.default.svc.cluster.local", "A")

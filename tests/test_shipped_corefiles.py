@@ -13,34 +13,8 @@ from twisted.trial import unittest
 
 from tests.apiserver import ApiServer
 from tests.support import FakeUpstream, query, start_daemon_listening, write_corefile
-from tests.test_corefile import KUBEADM
+from tests.test_corefile import K3S, KUBEADM
 from tests.test_daemon import free_port, twistd
-
-K3S = """\
-.:53 {
-    errors
-    health
-    ready
-    kubernetes cluster.local in-addr.arpa ip6.arpa {
-      pods insecure
-      fallthrough in-addr.arpa ip6.arpa
-    }
-    hosts /etc/coredns/NodeHosts {
-      ttl 60
-      reload 15s
-      fallthrough
-    }
-    prometheus :9153
-    forward . /etc/resolv.conf
-    cache 30
-    loop
-    reload
-    loadbalance
-    import /etc/coredns/custom/*.override
-}
-import /etc/coredns/custom/*.server
-"""
-
 
 def localized(corefile: str, port: int, api_url: str, upstream_port: int, directory: str, directive: str) -> str:
     """C{corefile} with its addresses on loopback and its files in C{directory}."""
