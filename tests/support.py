@@ -130,9 +130,13 @@ class FakeUpstream(protocol.DatagramProtocol):
         self.port = tcp.getHost().port
         return self.port
 
-    def start_tls(self, testcase, certificate_pem: bytes) -> int:
-        """Listen for DNS over TLS with C{certificate_pem} (certificate and key); the port."""
-        options = ssl.PrivateCertificate.loadPEM(certificate_pem).options()
+    def start_tls(self, testcase, certificate_pem: bytes, client_ca_pem: bytes | None = None) -> int:
+        """Listen for DNS over TLS with C{certificate_pem} (certificate and key); the port.
+
+        With C{client_ca_pem}, only clients with a certificate that CA signed are served.
+        """
+        authorities = [ssl.Certificate.loadPEM(client_ca_pem)] if client_ca_pem else []
+        options = ssl.PrivateCertificate.loadPEM(certificate_pem).options(*authorities)
         tls = reactor.listenSSL(0, _UpstreamTCPFactory(self, "tls"), options, interface="127.0.0.1")
         testcase.addCleanup(tls.stopListening)
         self.port = tls.getHost().port

@@ -3,6 +3,8 @@ forward against real upstream servers on loopback: transports, truncation,
 failover, lying upstreams, concurrency, and the parsing of its options.
 """
 
+import os
+
 import dns.flags
 import dns.rcode
 from twisted.internet import defer, reactor, task
@@ -115,6 +117,25 @@ class ConnectionTests(unittest.TestCase):
         self.assertEqual(addresses(second), ["192.0.2.1"])
         self.assertEqual([transport for _, _, transport in upstream.queries], ["tls", "tls"])
         self.assertEqual(upstream.connections, 1, "the TLS connection is reused")
+
+    @defer.inlineCallbacks
+    def test_tls_client_certificate(self):
+        authority = CertificateAuthority()
+        serving = authority.issue_server()
+        upstream = FakeUpstream(dict(RECORDS))
+        tls_port = upstream.start_tls(self, serving.cert_pem + serving.key_pem, client_ca_pem=authority.cert_pem)
+        files = authority.write_client_files(os.path.abspath(self.mktemp()), "kubernetai")
+        with_certificate = f".:0 {{\n bind 127.0.0.1\n forward . tls://127.0.0.1:{tls_port} {{\n" \
+                           f"  tls {files.cert} {files.key} {files.ca}\n  tls_servername localhost\n }}\n}}\n"
+        port = start_daemon(self, with_certificate)
+        reply = yield query(port, "www.example.org", "A")
+        self.assertEqual(addresses(reply), ["192.0.2.1"])
+        without = with_certificate.replace(f"tls {files.cert} {files.key} {files.ca}", f"tls {files.ca}")
+        without = without.replace("tls_servername localhost", "tls_servername localhost\n  read_timeout 300ms")
+        port = start_daemon(self, without)
+        refused = yield query(port, "www.example.org", "A")
+        self.assertEqual(rcode_of(refused), "SERVFAIL")
+        self.assertEqual(len(upstream.queries), 1, "the client without a certificate got nothing through")
 
     @defer.inlineCallbacks
     def test_tls_upstream_with_an_unknown_ca_is_refused(self):
