@@ -51,7 +51,7 @@ def decode_query(packet: bytes, client: tuple[str, int], protocol: str) -> Reque
     except Exception:
         raise Rejected(_header_only_reply(query_id, flags1, dns.EFORMAT)) from None
     decoded = (len(message.queries), len(message.answers), len(message.authority), len(message.additional))
-    if decoded != (qdcount, ancount, nscount, arcount):
+    if decoded != (qdcount, ancount, nscount, arcount) or not valid_name(message.queries[0].name.name):
         raise Rejected(_header_only_reply(query_id, flags1, dns.EFORMAT))
     options = [record for record in message.additional if record.type == dns.OPT]
     if len(options) > 1:
@@ -65,6 +65,17 @@ def decode_query(packet: bytes, client: tuple[str, int], protocol: str) -> Reque
         if opt.version != 0:
             raise Rejected(encode_reply(request, Response(rcode=BADVERS)))
     return request
+
+
+def valid_name(name: bytes) -> bool:
+    """Whether a decoded name keeps DNS's limits: labels of 63 octets at most, 255 in all on the wire.
+
+    Twisted reads the reserved label types (first bits 01 and 10) as long labels, and does not
+    count the total: such names are FORMERR, as miekg/dns (and so CoreDNS) makes them.
+    """
+    if not name:
+        return True
+    return len(name) + 2 <= 255 and all(0 < len(label) <= 63 for label in name.split(b"."))
 
 
 def _header_only_reply(query_id: int, flags1: int, rcode: int) -> bytes:

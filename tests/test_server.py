@@ -250,6 +250,18 @@ class MalformedTests(unittest.TestCase):
         opt = b"\x00\x00\x29\x10\x00\x00\x00\x00\x00\x00\x00"
         return self.assertReplyRcode(header(ar=2) + QUESTION + opt + opt, dns.rcode.FORMERR)
 
+    def test_label_over_63_octets_formerr(self):
+        return self.assertReplyRcode(header() + b"\x50" + b"a" * 80 + b"\x00\x00\x01\x00\x01", dns.rcode.FORMERR)
+
+    def test_name_over_255_octets_formerr(self):
+        long_name = (b"\x3f" + b"a" * 63) * 4 + b"\x00"
+        return self.assertReplyRcode(header() + long_name + b"\x00\x01\x00\x01", dns.rcode.FORMERR)
+
+    def test_name_of_255_octets_answered(self):
+        longest = (b"\x3f" + b"a" * 63) * 3 + b"\x3d" + b"a" * 61 + b"\x00"
+        self.assertEqual(len(longest), 255)
+        return self.assertReplyRcode(header() + longest + b"\x00\x01\x00\x01", dns.rcode.REFUSED)
+
     def test_update_opcode_notimp(self):
         return self.assertReplyRcode(header(flags=0x2800) + QUESTION, dns.rcode.NOTIMP)
 
