@@ -219,6 +219,11 @@ def also_valid_while(result, check: Callable[[], bool] | None):
     return combined(result)
 
 
+def not_reusable(result):
+    """C{result} (a Response or a Deferred of one) marked as not to be sent again by the server."""
+    return also_valid_while(result, None)
+
+
 @dataclass
 class Response:
     """A plugin's answer: rcode, flags and the three record sections."""

@@ -12,7 +12,7 @@ from twisted.trial import unittest
 from kubernetai.chain import build_server
 from kubernetai.corefile import CorefileError, parse_corefile
 from kubernetai.daemon import build_daemon
-from kubernetai.kubernetes.config import Fallthrough
+from kubernetai.zones import Fallthrough
 from kubernetai.plugins.hosts import (
     HostsConfig,
     Loaded,

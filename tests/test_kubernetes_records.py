@@ -41,6 +41,7 @@ from kubernetai.chain import Response
 from kubernetai.corefile import parse_corefile
 from kubernetai.kubernetes.config import StanzaConfig, parse_stanza
 from kubernetai.kubernetes.records import View, answer
+from kubernetai.zones import most_specific
 from tests.k8sdata import NS_TEST, REVERSE_TEST, SERVE_TEST, ZONAL_TEST, snapshot
 
 NOERROR, NXDOMAIN = dns.OK, dns.ENAME
@@ -69,7 +70,7 @@ def stanza(text: str) -> StanzaConfig:
 def ask(view: View, qname: str, qtype: int) -> Response:
     """The stanza's answer to C{qname}, as the plugin asks it: case kept, in the most specific zone."""
     name = qname.lower().rstrip(".") + "."
-    return answer(view, qname.rstrip(".").encode("ascii"), name, qtype, view.match_zone(name))
+    return answer(view, qname.rstrip(".").encode("ascii"), name, qtype, most_specific(name, view.config.zones))
 
 
 def render(record: dns.RRHeader) -> str:

@@ -23,9 +23,10 @@ from kubernetai.chain import Request
 from kubernetai.corefile import parse_corefile
 from kubernetai.plugins.kubernetai import complete
 from kubernetai.kubernetes.cluster import Cluster
-from kubernetai.kubernetes.config import Fallthrough, parse_stanza
+from kubernetai.kubernetes.config import parse_stanza
 from kubernetai.kubernetes.connection import api_client, configuration, public_url
 from kubernetai.kubernetes.stanza import Stanza, StanzaFallthrough, StanzaNameError, StanzaResolver
+from kubernetai.zones import Fallthrough
 from tests.apiserver import ApiServer
 from tests.support import FakeUpstream, capture_logs, query, rcode_of, send_raw_udp, start_daemon_listening
 

@@ -165,8 +165,3 @@ def retimed(records, ttl: int, qname: bytes | None = None) -> list[dns.RRHeader]
         dns.RRHeader(qname if r.name.name.lower() == folded else r.name.name, r.type, r.cls, ttl, r.payload, r.auth)
         for r in records
     ]
-
-
-def in_zones(name: str, zones) -> bool:
-    """Whether C{name} is one of C{zones} or below one."""
-    return any(zone == "." or name == zone or name.endswith("." + zone) for zone in zones)

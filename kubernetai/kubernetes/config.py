@@ -21,7 +21,8 @@ from typing import Callable, Iterable, Mapping, Sequence
 from urllib.parse import urlsplit
 
 from kubernetai import options
-from kubernetai.corefile import Directive, normalize_zone, parse_key
+from kubernetai.corefile import Directive, parse_key
+from kubernetai.zones import Fallthrough, in_zones
 
 POD_MODES = ("disabled", "verified", "insecure")
 _GO_INT = (-(2**63), 2**63 - 1)
@@ -38,18 +39,6 @@ _DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]
 _LABEL_NAME_RULE = (
     "alphanumeric characters, '-', '_' or '.', starting and ending with an alphanumeric character"
 )
-
-
-@dataclass(frozen=True)
-class Fallthrough:
-    """Which NXDOMAIN answers may go on to the next stanza or plugin: all, or those in C{zones}."""
-
-    zones: tuple[str, ...] = ()
-
-    def through(self, name: str) -> bool:
-        """Whether a query for C{name} may fall through: every name when no zones were given."""
-        name = normalize_zone(name)
-        return not self.zones or any(_in_zone(name, zone) for zone in self.zones)
 
 
 @dataclass(frozen=True)
@@ -163,14 +152,10 @@ def label_selector_matches(requirements: Iterable[Requirement], labels: Mapping[
     return all(requirement.matches(labels) for requirement in requirements)
 
 
-def _in_zone(name: str, zone: str) -> bool:
-    return zone == "." or name == zone or name.endswith("." + zone)
-
-
 def _is_reverse(zone: str) -> bool:
     # CoreDNS's dnsutil.IsReverse misses the bare in-addr.arpa. and ip6.arpa.
     # (it looks for ".in-addr.arpa."); they are reverse zones all the same.
-    return any(_in_zone(zone, suffix) for suffix in _REVERSE_SUFFIXES)
+    return in_zones(zone, _REVERSE_SUFFIXES)
 
 
 def _zones(option: Directive, args: Sequence[str]) -> tuple[str, ...]:

@@ -29,6 +29,7 @@ from kubernetai.kubernetes.names import (
     pod_ip,
     reverse_address,
 )
+from kubernetai.zones import in_zone
 
 DNS_SCHEMA_VERSION = "1.1.0"
 DNS_VERSION_TTL = 28800
@@ -58,15 +59,6 @@ class View:
     @property
     def ttl(self) -> int:
         return self.config.ttl
-
-    def match_zone(self, name: str) -> str | None:
-        """The most specific of the stanza's zones that C{name} is in, or None."""
-        best = None
-        for zone in self.config.zones:
-            if zone == "." or name == zone or name.endswith("." + zone):
-                if best is None or len(zone) > len(best):
-                    best = zone
-        return best
 
     def namespace_exposed(self, namespace: str) -> bool:
         """Whether a namespace exists in the cluster and is exposed by C{namespaces} / C{namespace_labels}."""
@@ -240,8 +232,7 @@ def _outside_target(last: dns.RRHeader, zone: str, qtype: int) -> tuple[str, int
     if last.type != dns.CNAME or qtype not in (dns.A, dns.AAAA):
         return None
     target = last.payload.name.name.decode("ascii", "replace").lower() + "."
-    inside = zone == "." or target == zone or target.endswith("." + zone)
-    return None if inside else (target, qtype)
+    return None if in_zone(target, zone) else (target, qtype)
 
 
 def soa_record(view: View, qname: bytes, zone: str) -> dns.RRHeader:
@@ -319,7 +310,7 @@ def _chase(view, qname, name, zone, qtype, qzone, entry: Entry, chain) -> list:
     if target == name or len(chain) > MAX_CNAME_CHAIN or target in chain:
         return []
     cname = record(qname, dns.CNAME, view.ttl, dns.Record_CNAME(entry.host.rstrip("."), view.ttl))
-    if not (target == zone or target.endswith("." + zone) or zone == "."):
+    if not in_zone(target, zone):
         return [cname]
     try:
         following, _ = _addresses(view, entry.host.rstrip(".").encode(), target, zone, qtype, qzone, chain + (name,))

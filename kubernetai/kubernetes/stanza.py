@@ -22,6 +22,7 @@ from zope.interface import implementer
 from kubernetai.chain import Response
 from kubernetai.kubernetes.config import StanzaConfig
 from kubernetai.kubernetes.records import View, answer, denial
+from kubernetai.zones import most_specific
 
 
 class Stanza:
@@ -38,8 +39,7 @@ class Stanza:
 
     def zone_of(self, name: str) -> str | None:
         """The most specific of this stanza's zones holding C{name}, or None."""
-        matches = [zone for zone in self.config.zones if zone == "." or name == zone or name.endswith("." + zone)]
-        return max(matches, key=len) if matches else None
+        return most_specific(name, self.config.zones)
 
     def answer(self, qname: bytes, name: str, qtype: int, zone: str) -> Response:
         """This stanza's reply from its data as it is now; SERVFAIL for NXDOMAIN before the first sync."""

@@ -37,10 +37,10 @@ from twisted.names import dns
 from zope.interface import implementer
 
 from kubernetai import options, resolvconf
-from kubernetai.cache.rules import in_zones
-from kubernetai.chain import IHandler, PluginError, Request, Response, ServerConfig
+from kubernetai.chain import IHandler, PluginError, Request, Response, ServerConfig, not_reusable
 from kubernetai.corefile import Directive, ServerBlock, normalize_zone
 from kubernetai.plugins.kubernetai import Kubernetai
+from kubernetai.zones import in_zones
 
 log = Logger(namespace="kubernetai.plugins.autopath")
 
@@ -85,8 +85,8 @@ class AutoPath:
             return self.next.serve(request)
         # The answer depends on who asks, or on other names than the one asked: never replayed.
         if base is None:
-            return _not_reusable(self.next.serve(request))
-        return _not_reusable(defer.ensureDeferred(self._search(request, base, path[1:])))
+            return not_reusable(self.next.serve(request))
+        return not_reusable(defer.ensureDeferred(self._search(request, base, path[1:])))
 
     def search_path(self, request: Request) -> tuple[str, ...]:
         """The client's search path for C{request}, ending with C{""} for the bare name; empty for none."""
@@ -160,16 +160,6 @@ def expansions(base: bytes, path: tuple[str, ...]) -> list[bytes]:
     """C{base} with each element of C{path} appended; the element C{""} (or C{"."}) is C{base} alone."""
     return [base + b"." + domain.rstrip(".").encode("ascii", "replace") if domain.strip(".") else base
             for domain in path]
-
-
-def _not_reusable(result):
-    """C{result} (a Response or a Deferred of one) marked as not to be sent again by the server."""
-
-    def mark(response: Response) -> Response:
-        response.valid_while = None
-        return response
-
-    return result.addCallback(mark) if isinstance(result, defer.Deferred) else mark(result)
 
 
 def with_cname(response: Response, qname: bytes) -> Response:

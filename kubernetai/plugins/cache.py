@@ -38,10 +38,11 @@ from kubernetai.cache.config import DENIAL, SUCCESS, CacheConfig, parse_cache
 from kubernetai.cache.entries import Entry, Table
 from kubernetai.cache.rules import (
     DELEGATION, META, NOERROR, OTHER_ERROR, answers_question, cache_type, cacheable, entry_duration, entry_key,
-    in_zones, response_type, retimed,
+    response_type, retimed,
 )
 from kubernetai.chain import IHandler, PluginError, Request, Response, ServerConfig
 from kubernetai.corefile import Directive
+from kubernetai.zones import in_zones
 from kubernetai.metrics import NAMESPACE, block_server, counter, gauge, instances
 
 log = Logger(namespace="kubernetai.plugins.cache")

@@ -35,6 +35,7 @@ from kubernetai import options, resolvconf, upstream
 from kubernetai.chain import IHandler, PluginError, Request, Response, ServerConfig
 from kubernetai.corefile import Directive, normalize_zone
 from kubernetai.metrics import NAMESPACE, counter, instances
+from kubernetai.zones import in_zone
 
 QUERY_TIMEOUT = 5.0
 DEFAULT_READ_TIMEOUT = 2.0
@@ -95,9 +96,9 @@ class Forward:
         self.healthcheck_broken = 0
 
     def handles(self, name: str) -> bool:
-        if not _in_zone(name, self.config.zone):
+        if not in_zone(name, self.config.zone):
             return False
-        return not any(_in_zone(name, excepted) for excepted in self.config.excepted)
+        return not any(in_zone(name, excepted) for excepted in self.config.excepted)
 
     def ordered(self) -> list[upstream.Proxy]:
         """The proxies in the order this query tries them."""
@@ -242,10 +243,6 @@ def relayed_response(reply: dns.Message) -> Response:
 
 def _is_nodata(reply: dns.Message) -> bool:
     return reply.rCode == dns.OK and not reply.answers
-
-
-def _in_zone(name: str, zone: str) -> bool:
-    return zone == "." or name == zone or name.endswith("." + zone)
 
 
 def tls_client_options(config: ForwardConfig):

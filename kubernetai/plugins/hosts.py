@@ -49,9 +49,9 @@ from zope.interface import implementer
 from kubernetai import options
 from kubernetai.chain import IHandler, Request, Response, ServerConfig, also_valid_while
 from kubernetai.corefile import CorefileError, Directive
-from kubernetai.kubernetes.config import Fallthrough
 from kubernetai.kubernetes.names import reverse_address
 from kubernetai.kubernetes.records import address_record, record
+from kubernetai.zones import Fallthrough, in_zones
 
 log = Logger(namespace="kubernetai.plugins.hosts")
 
@@ -142,11 +142,6 @@ def wildcard_of(name: str) -> str | None:
     if len(labels) < 2 or not labels[1]:
         return None
     return "*." + labels[1]
-
-
-def in_zones(name: str, zones: tuple[str, ...]) -> bool:
-    """Whether C{name} is in one of C{zones}."""
-    return any(zone == "." or name == zone or name.endswith("." + zone) for zone in zones)
 
 
 def parse_hosts(text: str, zones: tuple[str, ...], reverse: bool) -> HostsMap:

@@ -20,6 +20,7 @@ from zope.interface import implementer
 from kubernetai import options
 from kubernetai.chain import IHandler, Request, Response, ServerConfig
 from kubernetai.corefile import Directive, normalize_zone
+from kubernetai.zones import in_zone
 
 log = Logger(namespace="kubernetai.plugins.log")
 
@@ -125,7 +126,7 @@ class Log:
 
     def _rule_for(self, name: str) -> Rule | None:
         for rule in self.rules:
-            if rule.zone == "." or name == rule.zone or name.endswith("." + rule.zone):
+            if in_zone(name, rule.zone):
                 return rule
         return None
 

@@ -30,6 +30,7 @@ from zope.interface import implementer
 from kubernetai import options, upstream
 from kubernetai.chain import IHandler, PluginError, Request, ServerConfig
 from kubernetai.corefile import Directive
+from kubernetai.zones import in_zone
 
 log = Logger(namespace="kubernetai.plugins.loop")
 
@@ -56,7 +57,7 @@ class Loop:
         self.disabled = False
 
     def serve(self, request: Request):
-        if request.qtype == dns.HINFO and not self.disabled and _in_zone(request.name, self.zone):
+        if request.qtype == dns.HINFO and not self.disabled and in_zone(request.name, self.zone):
             if request.name == self.qname:
                 self.seen += 1
             if self.seen > MAX_SEEN:
@@ -151,10 +152,6 @@ def probe_target(config: ServerConfig) -> upstream.Address:
 def join_host_port(host: str, port: int) -> str:
     """C{host:port} as Go's net.JoinHostPort writes it."""
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-def _in_zone(name: str, zone: str) -> bool:
-    return zone == "." or name == zone or name.endswith("." + zone)
 
 
 def setup(directives: list[Directive], config: ServerConfig) -> Loop:

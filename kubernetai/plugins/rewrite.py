@@ -34,9 +34,8 @@ from twisted.names import dns
 from zope.interface import implementer
 
 from kubernetai import options
-from kubernetai.chain import IHandler, PluginError, Request, Response, ServerConfig
+from kubernetai.chain import IHandler, PluginError, Request, Response, ServerConfig, not_reusable
 from kubernetai.corefile import Directive
-from kubernetai.plugins.autopath import _not_reusable
 
 STOP = "stop"
 CONTINUE = "continue"
@@ -105,7 +104,7 @@ class Rewrite:
             return self.next.serve(request)
         result = defer.maybeDeferred(self.next.serve, asking(request, question))
         # The reply depends on a question the server's ready replies do not key on: built anew each time.
-        return _not_reusable(result.addCallback(revert, answer_rules))
+        return not_reusable(result.addCallback(revert, answer_rules))
 
 
 def rewrite_question(rules: list[Rule], question: Question) -> list[AnswerRule] | None:

@@ -43,6 +43,7 @@ from kubernetai.chain import IHandler, Request, Response, ServerConfig
 from kubernetai.corefile import Directive
 from kubernetai.kubernetes.xfr import zone_transfer
 from kubernetai.plugins.kubernetai import Kubernetai
+from kubernetai.zones import in_zone
 
 log = Logger(namespace="kubernetai.plugins.transfer")
 
@@ -137,7 +138,7 @@ def longest_match(rules: list[Rule], name: str) -> Rule | None:
     found, found_zone = None, ""
     for rule in rules:
         for zone in rule.zones:
-            if (zone == "." or name == zone or name.endswith("." + zone)) and len(zone) > len(found_zone):
+            if in_zone(name, zone) and len(zone) > len(found_zone):
                 found, found_zone = rule, zone
     return found
 
