@@ -224,6 +224,38 @@ def not_reusable(result):
     return also_valid_while(result, None)
 
 
+class Countdown:
+    """
+    The TTLs of a reply that all read C{ttl} at C{stored} and lose a second every
+    whole second after (a cached answer).  Its C{holds} is the reply's
+    C{valid_while}: until the TTLs next tick, unless the server, which then
+    rewrites the TTLs in the bytes it keeps at every tick, calls C{follow}:
+    then until they reach zero.
+    """
+
+    __slots__ = ("clock", "stored", "ttl", "until")
+
+    def __init__(self, clock, stored: float, ttl: int) -> None:
+        self.clock = clock
+        self.stored = stored
+        self.ttl = ttl
+        self.until = self.next_tick(clock.seconds())
+
+    def ttl_at(self, now: float) -> int:
+        return self.ttl - int(now - self.stored)
+
+    def next_tick(self, now: float) -> float:
+        """When the TTLs read at C{now} next lose a second."""
+        return self.stored + int(now - self.stored) + 1
+
+    def holds(self) -> bool:
+        return self.clock.seconds() < self.until
+
+    def follow(self) -> None:
+        """The server rewrites the TTLs as they tick: the reply holds until they reach zero."""
+        self.until = self.stored + self.ttl
+
+
 @dataclass
 class Response:
     """A plugin's answer: rcode, flags and the three record sections."""
@@ -240,6 +272,8 @@ class Response:
     # While this returns True, the same query gets the very same reply bytes, which the server may
     # then send again without running the chain; None: every reply is built anew.
     valid_while: Callable[[], bool] | None = None
+    # Every TTL in this reply counts down with the clock (a cache hit): see L{Countdown}.
+    countdown: Countdown | None = None
     # A zone transfer: the answer records of each of several messages, sent in turn (over TCP only).
     messages: list[list[dns.RRHeader]] | None = None
 

@@ -21,6 +21,8 @@ from kubernetai.chain import Request, Response
 
 HEADER = struct.Struct("!HBBHHHH")
 TCP_LENGTH = struct.Struct("!H")
+RECORD_FIXED = struct.Struct("!HHIH")
+TTL = struct.Struct("!I")
 OPT_FIXED_SIZE = 11
 BADVERS = 16
 
@@ -139,6 +141,42 @@ def _reply_opt(request: Request, rcode: int) -> dns._OPTHeader:
         version=0,
         dnssecOK=request.dnssec_ok,
     )
+
+
+def record_ttl_offsets(message: bytes) -> list[int]:
+    """Where the TTL of every record but OPT (whose TTL field holds flags) sits in C{message},
+    a well-formed message such as L{encode_reply} writes."""
+    _, _, _, qdcount, ancount, nscount, arcount = HEADER.unpack_from(message)
+    offset = HEADER.size
+    for _ in range(qdcount):
+        offset = _past_name(message, offset) + 4
+    offsets = []
+    for _ in range(ancount + nscount + arcount):
+        offset = _past_name(message, offset)
+        record_type, _, _, rdlength = RECORD_FIXED.unpack_from(message, offset)
+        if record_type != dns.OPT:
+            offsets.append(offset + 4)
+        offset += RECORD_FIXED.size + rdlength
+    return offsets
+
+
+def _past_name(message: bytes, offset: int) -> int:
+    """The offset just past the (possibly compressed) name at C{offset}."""
+    while True:
+        length = message[offset]
+        if length >= 0xC0:
+            return offset + 2
+        offset += 1 + length
+        if length == 0:
+            return offset
+
+
+def with_ttl(message: bytes, offsets: list[int], ttl: int) -> bytes:
+    """C{message} with C{ttl} written at each of C{offsets}."""
+    patched = bytearray(message)
+    for offset in offsets:
+        TTL.pack_into(patched, offset, ttl)
+    return bytes(patched)
 
 
 def frame(message: bytes) -> bytes:

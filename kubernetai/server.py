@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Callable
 
 from twisted.application import service
 from twisted.internet import defer, protocol
@@ -20,9 +19,11 @@ from twisted.names import dns
 from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 
-from kubernetai.chain import PluginError, Request, Response, ServerConfig
+from kubernetai.chain import Countdown, PluginError, Request, Response, ServerConfig
 from kubernetai.corefile import CorefileError
-from kubernetai.message import Rejected, decode_query, encode_reply, encode_transfer, frame, split_stream
+from kubernetai.message import (
+    Rejected, decode_query, encode_reply, encode_transfer, frame, record_ttl_offsets, split_stream, with_ttl,
+)
 
 log = Logger(namespace="kubernetai.server")
 
@@ -43,20 +44,28 @@ class ZoneTable:
     """
 
     configs: dict[str, ServerConfig] = field(default_factory=dict)
-    ready_replies: dict[bytes, tuple[bytes, Callable[[], bool], tuple]] = field(default_factory=dict)
+    ready_replies: dict[bytes, list] = field(default_factory=dict)
 
     def ready_reply(self, packet: bytes) -> tuple[bytes, tuple] | None:
         """The reply to C{packet} and its observers' replays, if the same query was answered before
         and that reply still holds."""
         ready = self.ready_replies.get(packet[2:])
         if ready is not None and ready[1]():
+            if ready[3] is not None:
+                ready[0] = ready[3].retimed(ready[0])
             return packet[:2] + ready[0], ready[2]
         return None
 
-    def keep_reply(self, packet: bytes, reply: bytes, valid_while: Callable[[], bool], replays: tuple) -> None:
+    def keep_reply(self, packet: bytes, reply: bytes, response: Response, replays: tuple) -> None:
+        """Keep C{reply} to send again while C{response} holds; one whose TTLs count down is kept
+        until they reach zero, its TTLs rewritten as they tick."""
         if len(self.ready_replies) >= READY_REPLIES_LIMIT:
             self.ready_replies.clear()
-        self.ready_replies[packet[2:]] = (reply[2:], valid_while, replays)
+        ticking = None
+        if response.countdown is not None:
+            ticking = TickingTTLs(response.countdown, [offset - 2 for offset in record_ttl_offsets(reply)])
+            response.countdown.follow()
+        self.ready_replies[packet[2:]] = [reply[2:], response.valid_while, replays, ticking]
 
     def add(self, zone: str, config: ServerConfig) -> None:
         self.configs[zone] = config
@@ -76,6 +85,25 @@ class ZoneTable:
                 if qtype != DS:
                     return match
         return match
+
+
+class TickingTTLs:
+    """Where the TTLs of a kept reply (less its ID) sit, and when they must next be rewritten."""
+
+    __slots__ = ("countdown", "offsets", "next_tick")
+
+    def __init__(self, countdown: Countdown, offsets: list[int]) -> None:
+        self.countdown = countdown
+        self.offsets = offsets
+        self.next_tick = countdown.until
+
+    def retimed(self, reply: bytes) -> bytes:
+        """C{reply} with the TTLs the countdown reads now."""
+        now = self.countdown.clock.seconds()
+        if now < self.next_tick:
+            return reply
+        self.next_tick = self.countdown.next_tick(now)
+        return with_ttl(reply, self.offsets, self.countdown.ttl_at(now))
 
 
 def answer_packet(table: ZoneTable, packet: bytes, client: tuple[str, int], transport: str, local=None):
@@ -171,7 +199,7 @@ def _write(request: Request, response: Response, table: ZoneTable | None = None)
             log.failure("reply observer failed")
     if response.valid_while is not None and table is not None and request.protocol == "udp" \
             and None not in replays:
-        table.keep_reply(request.packet, written, response.valid_while, tuple(replays))
+        table.keep_reply(request.packet, written, response, tuple(replays))
     return reply
 
 

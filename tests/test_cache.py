@@ -600,7 +600,7 @@ def start_cached(testcase, text: str):
     root = daemon.service(reactor)
     root.startService()
     testcase.addCleanup(root.stopService)
-    dns_service = root.getServiceNamed("dns")
+    dns_service = testcase.dns_service = root.getServiceNamed("dns")
     return dns_service.listening.addCallback(lambda _: (dns_service.addresses()[0][2], cache, clock))
 
 
@@ -645,6 +645,27 @@ class DaemonTests(unittest.TestCase):
         self.assertEqual(addresses(second), [("www.example.org.", 20, "192.0.2.1")])
         self.assertEqual(len(self.upstream.queries), 1)
         self.assertTrue(second.flags & dns.flags.AA and not first.flags & dns.flags.AA, "CoreDNS sets AA on hits")
+
+    @defer.inlineCallbacks
+    def test_resent_hits_count_down_until_expiry(self):
+        """The server sends a hit again from its ready reply, TTLs rewritten as they tick, never past expiry."""
+        yield self.start()
+        yield query(self.port, "www.example.org", "A")
+        self.clock.advance(0.5)
+        kept = yield query(self.port, "www.example.org", "A")
+        (table,) = self.dns_service.tables.values()
+        (ready,) = table.ready_replies.values()
+        served = []
+        for elapsed in (10, 19.4, 0.05):
+            self.clock.advance(elapsed)
+            reply = yield query(self.port, "www.example.org", "A")
+            served.append(addresses(reply)[0][1])
+        self.assertEqual((addresses(kept)[0][1], served), (30, [20, 1, 1]))
+        self.assertEqual(list(table.ready_replies.values()), [ready], "the three were sent again, not answered anew")
+        self.assertEqual((self.cache.requests, self.cache.hits["success"]), (5, 4), "each resent hit is counted")
+        self.clock.advance(0.05)
+        expired = yield query(self.port, "www.example.org", "A")
+        self.assertEqual((addresses(expired)[0][1], len(self.upstream.queries)), (30, 2))
 
     @defer.inlineCallbacks
     def test_nxdomain_lives_as_long_as_its_soa(self):

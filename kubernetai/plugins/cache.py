@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
+from typing import Callable
 
 from twisted.internet import defer
 from twisted.logger import Logger
@@ -40,7 +41,7 @@ from kubernetai.cache.rules import (
     DELEGATION, META, NOERROR, OTHER_ERROR, answers_question, cache_type, cacheable, entry_duration, entry_key,
     response_type, retimed,
 )
-from kubernetai.chain import IHandler, PluginError, Request, Response, ServerConfig
+from kubernetai.chain import Countdown, IHandler, PluginError, Request, Response, ServerConfig
 from kubernetai.corefile import Directive
 from kubernetai.zones import in_zones
 from kubernetai.metrics import NAMESPACE, block_server, counter, gauge, instances
@@ -89,23 +90,38 @@ class Cache:
             if self._should_prefetch(entry, now):
                 self._prefetch(request, key, entry, now, stale=False)
             served = entry.response(request.qname, self._served_ttl(entry, now, stale=False))
-            served.valid_while = self._same_until_next_second(entry)
+            served.valid_while, served.countdown = self._reusable(entry)
+            if served.valid_while is not None:
+                request.observe_reply(self._hit_replay(entry is self.denial.get(key)))
             return served
         recheck = self.config.stale_recheck
         if self.config.verify_stale and (recheck == 0 or entry.begin_refresh(now, recheck)):
             return self._verify(request, key, entry, now + ttl)
         return self._serve_stale(request, key, entry, now + ttl)
 
-    def _same_until_next_second(self, entry: Entry):
-        """While a repeated query would get these very bytes from C{entry}: until its TTL ticks down.
+    def _reusable(self, entry: Entry) -> tuple[Callable[[], bool] | None, Countdown | None]:
+        """How long a repeated query would get the same answer from C{entry}: (valid_while, countdown).
 
-        Never with prefetch: every repeated query must be counted for it.
+        With keepttl, the very bytes until it expires; else its TTLs count down. Never with
+        prefetch: every repeated query must be counted for it.
         """
         if self.config.prefetch > 0:
-            return None
-        clock, stored = self.clock, entry.stored
-        tick = stored + math.floor(clock.seconds() - stored) + 1
-        return lambda: clock.seconds() < tick
+            return None, None
+        if self.config.keepttl:
+            clock, expiry = self.clock, entry.stored + entry.orig_ttl
+            return (lambda: clock.seconds() < expiry), None
+        countdown = Countdown(self.clock, entry.stored, entry.orig_ttl)
+        return countdown.holds, countdown
+
+    def _hit_replay(self, denial: bool):
+        """The reply observer that counts a hit again each time the server resends the reply."""
+        kind = DENIAL if denial else SUCCESS
+
+        def count_hit(client_host: str, seconds: float) -> None:
+            self.requests += 1
+            self.hits[kind] += 1
+
+        return lambda request, response, reply: count_hit
 
     def _lookup(self, key, now: float) -> Entry | None:
         """CoreDNS's C{getIfNotStale}: denials first, but never a SERVFAIL over a live positive answer."""
