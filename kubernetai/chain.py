@@ -230,16 +230,21 @@ class Countdown:
     whole second after (a cached answer).  Its C{holds} is the reply's
     C{valid_while}: until the TTLs next tick, unless the server, which then
     rewrites the TTLs in the bytes it keeps at every tick, calls C{follow}:
-    then until they reach zero.
+    then until they reach zero.  There, C{renew(now)} (when given) may start
+    them again from C{now}: the cache's answer to a question asked again at
+    expiry when its source would answer the same, with C{renewed} set until
+    the cache has counted that query.
     """
 
-    __slots__ = ("clock", "stored", "ttl", "until")
+    __slots__ = ("clock", "stored", "ttl", "until", "renew", "renewed")
 
-    def __init__(self, clock, stored: float, ttl: int) -> None:
+    def __init__(self, clock, stored: float, ttl: int, renew: Callable[[float], bool] | None = None) -> None:
         self.clock = clock
         self.stored = stored
         self.ttl = ttl
         self.until = self.next_tick(clock.seconds())
+        self.renew = renew
+        self.renewed = False
 
     def ttl_at(self, now: float) -> int:
         return self.ttl - int(now - self.stored)
@@ -254,6 +259,14 @@ class Countdown:
     def follow(self) -> None:
         """The server rewrites the TTLs as they tick: the reply holds until they reach zero."""
         self.until = self.stored + self.ttl
+
+    def try_renew(self) -> bool:
+        """Once followed to zero, whether C{renew} starts the TTLs again from now."""
+        now = self.clock.seconds()
+        if self.renew is None or now < self.until or self.until != self.stored + self.ttl or not self.renew(now):
+            return False
+        self.stored, self.until, self.renewed = now, now + self.ttl, True
+        return True
 
 
 @dataclass

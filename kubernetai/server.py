@@ -50,11 +50,14 @@ class ZoneTable:
         """The reply to C{packet} and its observers' replays, if the same query was answered before
         and that reply still holds."""
         ready = self.ready_replies.get(packet[2:])
-        if ready is not None and ready[1]():
-            if ready[3] is not None:
-                ready[0] = ready[3].retimed(ready[0])
-            return packet[:2] + ready[0], ready[2]
-        return None
+        if ready is None:
+            return None
+        ticking = ready[3]
+        if not ready[1]() and (ticking is None or not ticking.countdown.try_renew() or not ready[1]()):
+            return None
+        if ticking is not None:
+            ready[0] = ticking.retimed(ready[0])
+        return packet[:2] + ready[0], ready[2]
 
     def keep_reply(self, packet: bytes, reply: bytes, response: Response, replays: tuple) -> None:
         """Keep C{reply} to send again while C{response} holds; one whose TTLs count down is kept

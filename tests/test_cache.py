@@ -806,3 +806,41 @@ class KubernetesTests(unittest.TestCase):
         self.assertEqual([addresses(reply) for reply in (first, cached, fresh)], [
             [(name + ".", 5, "10.0.0.10")], [(name + ".", 1, "10.0.0.10")], [(name + ".", 5, "10.0.0.99")],
         ])
+
+    @defer.inlineCallbacks
+    def test_an_unchanged_answer_is_renewed_at_expiry_and_counted_as_a_miss(self):
+        """At expiry, the server sends the kept reply again with fresh TTLs while the index is unchanged,
+        counted as the miss that re-asking the stanza would be; a change ends that."""
+        api = ApiServer()
+        api.start()
+        self.addCleanup(api.stop)
+        api.namespace("default")
+        api.service("default", "web", cluster_ips=["10.0.0.10"], ports=[{"name": "http", "port": 80}])
+        port, cache, clock = yield start_cached(self, f""".:0 {{
+    bind 127.0.0.1
+    cache 30
+    kubernetai cluster.local {{
+        endpoint {api.url}
+    }}
+}}
+""")
+        name = "web.default.svc.cluster.local"
+        yield query(port, name, "A")
+        yield query(port, name, "A")
+        (table,) = self.dns_service.tables.values()
+        (ready,) = table.ready_replies.values()
+        served = []
+        for elapsed in (4.9, 0.1, 2, 3):
+            clock.advance(elapsed)
+            reply = yield query(port, name, "A")
+            served.append(addresses(reply)[0][1:])
+        self.assertEqual(served, [(1, "10.0.0.10"), (5, "10.0.0.10"), (3, "10.0.0.10"), (5, "10.0.0.10")])
+        self.assertEqual(list(table.ready_replies.values()), [ready], "every one was sent again")
+        self.assertEqual((cache.requests, cache.misses, cache.hits["success"]), (6, 3, 3))
+        api.service("default", "web", cluster_ips=["10.0.0.99"], ports=[{"name": "http", "port": 80}])
+        yield wait_for(lambda: shown(cache.next.serve(make_request(name)))[0][2] == "10.0.0.99", "the watch")
+        clock.advance(4)
+        cached = yield query(port, name, "A")
+        clock.advance(1)
+        fresh = yield query(port, name, "A")
+        self.assertEqual([addresses(cached)[0][1:], addresses(fresh)[0][1:]], [(1, "10.0.0.10"), (5, "10.0.0.99")])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from typing import Callable
 
 from twisted.names import dns
 
@@ -33,6 +34,8 @@ class Entry:
     last_hit: float | None = None
     refreshing: bool = False
     retry_after: float | None = None
+    # While this holds, the rest of the chain would give this very answer again (its valid_while).
+    source_holds: Callable[[], bool] | None = None
 
     def ttl(self, now: float) -> int:
         """Seconds left at C{now}; zero or less once expired."""

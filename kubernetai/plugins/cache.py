@@ -90,16 +90,16 @@ class Cache:
             if self._should_prefetch(entry, now):
                 self._prefetch(request, key, entry, now, stale=False)
             served = entry.response(request.qname, self._served_ttl(entry, now, stale=False))
-            served.valid_while, served.countdown = self._reusable(entry)
+            served.valid_while, served.countdown = self._reusable(key, entry)
             if served.valid_while is not None:
-                request.observe_reply(self._hit_replay(entry is self.denial.get(key)))
+                request.observe_reply(self._hit_replay(entry is self.denial.get(key), served.countdown))
             return served
         recheck = self.config.stale_recheck
         if self.config.verify_stale and (recheck == 0 or entry.begin_refresh(now, recheck)):
             return self._verify(request, key, entry, now + ttl)
         return self._serve_stale(request, key, entry, now + ttl)
 
-    def _reusable(self, entry: Entry) -> tuple[Callable[[], bool] | None, Countdown | None]:
+    def _reusable(self, key, entry: Entry) -> tuple[Callable[[], bool] | None, Countdown | None]:
         """How long a repeated query would get the same answer from C{entry}: (valid_while, countdown).
 
         With keepttl, the very bytes until it expires; else its TTLs count down. Never with
@@ -110,16 +110,41 @@ class Cache:
         if self.config.keepttl:
             clock, expiry = self.clock, entry.stored + entry.orig_ttl
             return (lambda: clock.seconds() < expiry), None
-        countdown = Countdown(self.clock, entry.stored, entry.orig_ttl)
+        countdown = Countdown(self.clock, entry.stored, entry.orig_ttl, self._renewal(key, entry))
         return countdown.holds, countdown
 
-    def _hit_replay(self, denial: bool):
-        """The reply observer that counts a hit again each time the server resends the reply."""
+    def _renewal(self, key, entry: Entry) -> Callable[[float], bool] | None:
+        """What asking for C{entry} again at its expiry does when the rest of the chain would answer the
+        same: a miss whose answer is stored anew, unchanged, at that moment (as the chain would store it);
+        None where that is not so simple (serve_stale, or no source that says it is unchanged)."""
+        if entry.source_holds is None or self.config.stale_up_to > 0:
+            return None
+        denial = self.denial.get(key) is entry
+        if denial and entry.rcode == dns.ESERVER:
+            return None
+
+        def renew(now: float) -> bool:
+            negative = self.denial.get(key)
+            held = negative is entry if denial else negative is None and self.success.get(key) is entry
+            if not held or not entry.source_holds():
+                return False
+            entry.stored = now
+            return True
+
+        return renew
+
+    def _hit_replay(self, denial: bool, countdown: Countdown | None):
+        """The reply observer that counts a hit again each time the server resends the reply (a miss
+        when the server renewed it)."""
         kind = DENIAL if denial else SUCCESS
 
         def count_hit(client_host: str, seconds: float) -> None:
             self.requests += 1
-            self.hits[kind] += 1
+            if countdown is not None and countdown.renewed:
+                countdown.renewed = False
+                self.misses += 1
+            else:
+                self.hits[kind] += 1
 
         return lambda request, response, reply: count_hit
 
@@ -173,6 +198,7 @@ class Cache:
                 response.rcode,
                 (tuple(response.answers), tuple(response.authority), tuple(response.additional)),
                 response.recursion_available, now, ttl, answers_question(request, response),
+                source_holds=response.valid_while,
             ), background)
         return reply, entry
 
