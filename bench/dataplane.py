@@ -22,7 +22,10 @@ import math
 import os
 import platform
 import queue
+import socket
+import struct
 import subprocess
+import tempfile
 import sys
 import time
 import uuid
@@ -31,6 +34,7 @@ from importlib import metadata
 from pathlib import Path
 
 from twisted.internet import reactor, stdio
+from twisted.names import dns
 from twisted.protocols.basic import LineReceiver
 
 from kubernetai.corefile import parse_corefile
@@ -51,6 +55,10 @@ SLICE_PORTS = [{"name": "http", "port": 8080}]
 SYNC_TIMEOUT = 300.0
 CHANGE_TIMEOUT = 30.0
 LIBRARIES = ("kubernetai", "twisted", "kubernetes", "urllib3")
+ZONE = "cluster.local"
+QUERY_ID = struct.Struct("!H")
+TWISTD = str(Path(sys.executable).with_name("twistd"))
+DAEMON_START_TIMEOUT = 120.0
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -183,6 +191,47 @@ class ApiServerProcess:
         return words[1:]
 
 
+# DNS on the wire
+
+
+def query_tail(name: str) -> bytes:
+    """A query (RD set, as dnsperf sends) for C{name} A, less its two-byte ID."""
+    message = dns.Message(recDes=1)
+    message.addQuery(name.rstrip(".").encode("ascii"), dns.A, dns.IN)
+    return message.toStr()[2:]
+
+
+def ask(port: int, name: str, timeout: float = 1.0) -> tuple[int, list[str]]:
+    """The rcode and sorted A addresses 127.0.0.1:C{port} answers for C{name}."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(timeout)
+        sock.connect(("127.0.0.1", port))
+        sock.send(QUERY_ID.pack(1) + query_tail(name))
+        reply = dns.Message()
+        reply.fromStr(sock.recv(4096))
+    return reply.rCode, sorted(record.payload.dottedQuad() for record in reply.answers if record.type == dns.A)
+
+
+def free_port() -> int:
+    """A port of 127.0.0.1 that is free for both UDP and TCP (the servers listen on both)."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp, \
+                socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            tcp.bind(("127.0.0.1", 0))
+            port = tcp.getsockname()[1]
+            try:
+                udp.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+
+
+def service_fqdn(namespace: str, name: str) -> str:
+    """A service's name in ZONE, absolute."""
+    return f"{name}.{namespace}.svc.{ZONE}."
+
+
+
 # The measuring process
 
 
@@ -292,6 +341,44 @@ def measure_delays(cluster: ObservedCluster, server: ApiServerProcess, changes: 
     return delays
 
 
+def measure_answer_delays(server: ApiServerProcess, first_change: int, changes: int) -> tuple[list[float], int]:
+    """Seconds from each change on the server to the first answer of a running C{twistd kubernetai} (one
+    stanza, no cache) showing it, asked over UDP again and again; and the daemon's VmRSS in KiB after."""
+    with tempfile.TemporaryDirectory(prefix="kubernetai-dataplane-") as directory:
+        port = free_port()
+        corefile = Path(directory) / "Corefile"
+        corefile.write_text(f".:{port} {{\n    bind 127.0.0.1\n    kubernetai {ZONE} {{\n"
+                            f"        endpoint {server.url}\n    }}\n}}\n")
+        with open(Path(directory) / "daemon.log", "w") as log:
+            daemon = subprocess.Popen([TWISTD, "-n", "--pidfile=", "kubernetai", "-c", str(corefile)], cwd=directory,
+                                      stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            namespace, name, ip = cluster_ip_service(first_change)
+            first_answered(port, service_fqdn(namespace, name), ip, DAEMON_START_TIMEOUT)
+            delays = []
+            for number in range(first_change, first_change + changes):
+                (namespace, name), ip, made_at = server.change(number)
+                delays.append(first_answered(port, service_fqdn(namespace, name), ip, CHANGE_TIMEOUT) - made_at)
+            with open(f"/proc/{daemon.pid}/status") as status:
+                rss_kib = next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+            return delays, rss_kib
+        finally:
+            daemon.terminate()
+            daemon.wait(timeout=30)
+
+
+def first_answered(port: int, name: str, ip: str, timeout: float) -> float:
+    """The monotonic time of the first answer from 127.0.0.1:C{port} that gives C{name} the address C{ip}."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if ip in ask(port, name, timeout=0.5)[1]:
+                return time.monotonic()
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{name} did not answer {ip} within {timeout:.0f} s")
+
+
 def first_seen(published: queue.Queue, key: tuple[str, str], ip: str) -> float:
     """When the first snapshot in which service C{key} has cluster IP C{ip} was published."""
     while True:
@@ -389,6 +476,16 @@ def print_delays(delays: list[float], rss_kib: int) -> None:
     print(f"  VmRSS after the changes: {rss_kib / 1024:.1f} MiB")
 
 
+def print_answer_delays(delays: list[float], rss_kib: int) -> None:
+    """The distribution of event-to-answer delays, and the daemon's memory."""
+    milliseconds = [delay * 1000 for delay in delays]
+    print(f"\nevent to answer: {len(delays):,} more cluster-IP changes, each made once the last was answered,"
+          " with twistd kubernetai (one stanza, no cache) asked over UDP until it answers the new address")
+    print(f"  p50 {percentile(milliseconds, 0.5):.2f} ms   p99 {percentile(milliseconds, 0.99):.2f} ms"
+          f"   max {max(milliseconds):.2f} ms   (min {min(milliseconds):.2f} ms)")
+    print(f"  the daemon's VmRSS after the changes: {rss_kib / 1024:.1f} MiB")
+
+
 def run(options) -> None:
     """Print the header, then every figure as it is measured."""
     print_header()
@@ -403,6 +500,8 @@ def run(options) -> None:
         if options.changes:
             print_delays(measure_delays(cluster, server, options.changes), resident_kib())
         cluster.stop()
+        if options.changes:
+            print_answer_delays(*measure_answer_delays(server, options.changes, options.changes))
     finally:
         server.close()
 

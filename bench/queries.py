@@ -40,16 +40,22 @@ from twisted.names import dns
 
 from dataplane import (
     NAMESPACES,
+    QUERY_ID,
+    TWISTD,
+    ZONE,
     ApiServerProcess,
+    ask,
     cluster_ip_service,
     headless_endpoints,
+    free_port,
     namespace_of,
     percentile,
     print_header,
+    query_tail,
+    service_fqdn,
 )
 
 POPULATION = argparse.Namespace(services=2_000, headless=100, endpoints_per_slice=10, changes=0)
-ZONE = "cluster.local"
 TTL = 5
 NXDOMAIN_NAMES = 100
 QUERY_LINES = 10_000
@@ -61,10 +67,8 @@ STARTUP_TIMEOUT = 60.0
 LATENCY_DRAIN_SECONDS = 1.0
 CLIENT_PAUSE_NS = 1_000_000
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-TWISTD = str(Path(sys.executable).with_name("twistd"))
 SO_TIMESTAMPNS = 35  # Linux's value (asm-generic/socket.h); the socket module does not name it
 TIMESPEC = struct.Struct("@ll")
-QUERY_ID = struct.Struct("!H")
 TARGETS = (2.5, 1.5)  # kubernetai with cache, then without, over stock twistd dns
 FULL = argparse.Namespace(rounds=2, seconds=10, latency_seconds=10)
 QUICK = argparse.Namespace(rounds=1, seconds=4, latency_seconds=3)
@@ -76,11 +80,6 @@ QUICK = argparse.Namespace(rounds=1, seconds=4, latency_seconds=3)
 def headless_name(number: int) -> str:
     """The C{number}th headless service's name, as bench/dataplane.py's load() gives it."""
     return f"headless-{number:04d}"
-
-
-def service_fqdn(namespace: str, name: str) -> str:
-    """A service's name in ZONE, absolute."""
-    return f"{name}.{namespace}.svc.{ZONE}."
 
 
 def address_records() -> tuple[dict[str, list[str]], dict[str, list[str]]]:
@@ -129,41 +128,6 @@ def kubernetai_corefile(port: int, url: str, cache: bool) -> str:
     """The default chain, one directive a line; C{cache 30} or not."""
     return "\n".join([f".:{port} {{", "    bind 127.0.0.1", "    errors", *(["    cache 30"] if cache else []),
                       f"    kubernetai {ZONE} {{", f"        endpoint {url}", "    }", "}", ""])
-
-
-# DNS on the wire
-
-
-def query_tail(name: str) -> bytes:
-    """A query (RD set, as dnsperf sends) for C{name} A, less its two-byte ID."""
-    message = dns.Message(recDes=1)
-    message.addQuery(name.rstrip(".").encode("ascii"), dns.A, dns.IN)
-    return message.toStr()[2:]
-
-
-def ask(port: int, name: str, timeout: float = 1.0) -> tuple[int, list[str]]:
-    """The rcode and sorted A addresses 127.0.0.1:C{port} answers for C{name}."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.settimeout(timeout)
-        sock.connect(("127.0.0.1", port))
-        sock.send(QUERY_ID.pack(1) + query_tail(name))
-        reply = dns.Message()
-        reply.fromStr(sock.recv(4096))
-    return reply.rCode, sorted(record.payload.dottedQuad() for record in reply.answers if record.type == dns.A)
-
-
-def free_port() -> int:
-    """A port of 127.0.0.1 that is free for both UDP and TCP (the servers listen on both)."""
-    while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp, \
-                socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-            tcp.bind(("127.0.0.1", 0))
-            port = tcp.getsockname()[1]
-            try:
-                udp.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
 
 
 # The servers
