@@ -1,7 +1,7 @@
 """
 Benchmark of one stanza's data plane: how long a L{Cluster} takes to sync a
-large cluster, how much memory its index holds, and how soon a change made
-on the API server is visible in its snapshot.
+large cluster, how much memory its index holds, how soon a change made on the
+API server is visible in its snapshot, and how soon a running daemon answers it.
 
     python bench/dataplane.py [--services N] [--headless N] [--endpoints-per-slice N] [--changes N]
 
