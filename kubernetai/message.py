@@ -60,7 +60,11 @@ def decode_query(packet: bytes, client: tuple[str, int], protocol: str) -> Reque
         raise Rejected(_header_only_reply(query_id, flags1, dns.EFORMAT))
     request = Request(packet, message, client, protocol)
     if options:
-        opt = dns._OPTHeader.fromRRHeader(options[0])
+        try:
+            opt = dns._OPTHeader.fromRRHeader(options[0])
+        except EOFError:
+            # An option longer than the OPT record's data: miekg/dns cannot unpack it either.
+            raise Rejected(_header_only_reply(query_id, flags1, dns.EFORMAT)) from None
         request.edns = True
         request.dnssec_ok = bool(opt.dnssecOK)
         request.payload_size = opt.udpPayloadSize

@@ -250,6 +250,12 @@ class MalformedTests(unittest.TestCase):
         opt = b"\x00\x00\x29\x10\x00\x00\x00\x00\x00\x00\x00"
         return self.assertReplyRcode(header(ar=2) + QUESTION + opt + opt, dns.rcode.FORMERR)
 
+    def test_opt_option_longer_than_its_record_formerr(self):
+        """Found by tests.fuzz.packet (tests/fuzz/regressions/packet/opt-option-longer-than-its-record)."""
+        option_of_12_octets_in_8 = b"\x00\x0a\x00\x0c" + b"\x00" * 4
+        opt = b"\x00\x00\x29\x10\x00\x00\x00\x00\x00\x00\x08" + option_of_12_octets_in_8
+        return self.assertReplyRcode(header(ar=1) + QUESTION + opt, dns.rcode.FORMERR)
+
     def test_label_over_63_octets_formerr(self):
         return self.assertReplyRcode(header() + b"\x50" + b"a" * 80 + b"\x00\x00\x01\x00\x01", dns.rcode.FORMERR)
 
