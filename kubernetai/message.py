@@ -21,6 +21,7 @@ from kubernetai.chain import Request, Response
 
 HEADER = struct.Struct("!HBBHHHH")
 TCP_LENGTH = struct.Struct("!H")
+MAX_MESSAGE_SIZE = 65535
 RECORD_FIXED = struct.Struct("!HHIH")
 TTL = struct.Struct("!I")
 OPT_FIXED_SIZE = 11
@@ -188,15 +189,33 @@ def frame(message: bytes) -> bytes:
     return TCP_LENGTH.pack(len(message)) + message
 
 
-def split_stream(buffer: bytes) -> tuple[list[bytes], bytes]:
-    """The whole length-prefixed messages at the start of a TCP stream's C{buffer}, and what is left."""
+class StreamError(ValueError):
+    """A TCP stream's next length prefix is one no DNS message can have: it cannot be read on."""
+
+
+def message_at(buffer: bytes, start: int, max_size: int = MAX_MESSAGE_SIZE) -> tuple[bytes | None, int]:
+    """The length-prefixed message at C{start} of a TCP stream's C{buffer} (None until it is all
+    there) and where the next one starts.
+
+    Raises L{StreamError} for a length shorter than a DNS header or longer than C{max_size}.
+    """
+    if len(buffer) - start < TCP_LENGTH.size:
+        return None, start
+    (length,) = TCP_LENGTH.unpack_from(buffer, start)
+    if not HEADER.size <= length <= max_size:
+        raise StreamError(f"a length prefix of {length} octets, outside [{HEADER.size}, {max_size}]")
+    end = start + TCP_LENGTH.size + length
+    if len(buffer) < end:
+        return None, start
+    return buffer[start + TCP_LENGTH.size : end], end
+
+
+def split_stream(buffer: bytes, max_size: int = MAX_MESSAGE_SIZE) -> tuple[list[bytes], bytes]:
+    """The whole length-prefixed messages at the start of a TCP stream's C{buffer}, and what is left;
+    raises L{StreamError} as L{message_at} does."""
     messages = []
-    start = 0
-    while len(buffer) - start >= TCP_LENGTH.size:
-        (length,) = TCP_LENGTH.unpack_from(buffer, start)
-        end = start + TCP_LENGTH.size + length
-        if len(buffer) < end:
-            break
-        messages.append(buffer[start + TCP_LENGTH.size : end])
-        start = end
+    message, start = message_at(buffer, 0, max_size)
+    while message is not None:
+        messages.append(message)
+        message, start = message_at(buffer, start, max_size)
     return messages, buffer[start:]

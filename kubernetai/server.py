@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_server -*-
+# -*- test-case-name: tests.test_server,tests.test_flood -*-
 """
 The DNS server: UDP and TCP listeners for every server block, routing each
 query to the block with the most specific zone, and writing the chain's
@@ -13,16 +13,18 @@ from dataclasses import dataclass, field
 from twisted.application import service
 from twisted.internet import defer, protocol
 from twisted.internet.error import CannotListenError
-from twisted.internet.interfaces import IReactorTCP, IReactorUDP
+from twisted.internet.interfaces import IPushProducer, IReactorTCP, IReactorUDP
 from twisted.logger import Logger
 from twisted.names import dns
 from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from kubernetai.chain import Countdown, PluginError, Request, Response, ServerConfig
 from kubernetai.corefile import CorefileError
 from kubernetai.message import (
-    Rejected, decode_query, encode_reply, encode_transfer, frame, record_ttl_offsets, split_stream, with_ttl,
+    Rejected, StreamError, decode_query, encode_reply, encode_transfer, frame, message_at, record_ttl_offsets,
+    with_ttl,
 )
 
 log = Logger(namespace="kubernetai.server")
@@ -33,6 +35,10 @@ READY_REPLIES_LIMIT = 50000
 # As CoreDNS's defaults (its timeouts plugin's idle timeout); more connections than this are closed at once.
 TCP_IDLE_TIMEOUT = 10.0
 MAX_TCP_CONNECTIONS = 1000
+# A query needs far less (a question, an OPT record, perhaps a TSIG); replies are not limited.
+MAX_TCP_QUERY_SIZE = 4096
+# Queries of one connection answered at once; past it, its later queries wait unread.
+MAX_PIPELINED_QUERIES = 100
 
 
 @dataclass
@@ -40,11 +46,12 @@ class ZoneTable:
     """
     The server blocks listening on one address, by zone, and the UDP replies
     ready to send again: by query bytes less the ID, with the check that
-    says they still hold (see L{Response.valid_while}).
+    says they still hold (see L{Response.valid_while}), C{ready_limit} of them at most.
     """
 
     configs: dict[str, ServerConfig] = field(default_factory=dict)
     ready_replies: dict[bytes, list] = field(default_factory=dict)
+    ready_limit: int = READY_REPLIES_LIMIT
 
     def ready_reply(self, packet: bytes) -> tuple[bytes, tuple] | None:
         """The reply to C{packet} and its observers' replays, if the same query was answered before
@@ -62,7 +69,7 @@ class ZoneTable:
     def keep_reply(self, packet: bytes, reply: bytes, response: Response, replays: tuple) -> None:
         """Keep C{reply} to send again while C{response} holds; one whose TTLs count down is kept
         until they reach zero, its TTLs rewritten as they tick."""
-        if len(self.ready_replies) >= READY_REPLIES_LIMIT:
+        if len(self.ready_replies) >= self.ready_limit:
             self.ready_replies.clear()
         ticking = None
         if response.countdown is not None:
@@ -240,16 +247,32 @@ class DNSDatagramProtocol(protocol.DatagramProtocol):
             self.transport.write(reply, address)
 
 
+@implementer(IPushProducer)
 class DNSStreamProtocol(protocol.Protocol, TimeoutMixin):
     """
     Answers DNS over TCP: length-prefixed messages, pipelined, answered as
-    they are ready.  A connection that completes no message for the idle
-    timeout (one that sends nothing, or half a message) is closed.
+    they are ready (in any order, as RFC 7766 allows).
+
+    What one client can hold is bounded.  Each message must be complete
+    within the idle timeout of the previous message or reply, however slowly
+    its bytes come, so a client that trickles them is cut off.  A length
+    prefix that no query can have closes the connection.  At most
+    C{max_pipelined} queries are answered at once, and while the client
+    leaves its replies unread (the transport's write buffer is full, and it
+    pauses this protocol as its producer) nothing more is read from it.  A
+    connection whose time is up is closed, and aborted, replies unsent, if
+    it is still open an idle timeout later.
     """
 
     def __init__(self, table: ZoneTable) -> None:
         self.table = table
         self.buffer = b""
+        self.answering = 0
+        self.write_blocked = False
+        self.reading_paused = False
+        self.draining = False
+        self.counted = False
+        self.abort_call = None
 
     def connectionMade(self) -> None:
         if self.factory.open_connections >= self.factory.max_connections:
@@ -257,38 +280,108 @@ class DNSStreamProtocol(protocol.Protocol, TimeoutMixin):
             return
         self.factory.open_connections += 1
         self.counted = True
+        self.transport.registerProducer(self, True)
         self.setTimeout(self.factory.idle_timeout)
 
     def connectionLost(self, reason) -> None:
         self.setTimeout(None)
-        if getattr(self, "counted", False):
+        if self.abort_call is not None and self.abort_call.active():
+            self.abort_call.cancel()
+        if self.counted:
             self.factory.open_connections -= 1
 
+    def timeoutConnection(self) -> None:
+        self._close()
+        self.abort_call = self.callLater(self.factory.idle_timeout, self.transport.abortConnection)
+
+    def _close(self) -> None:
+        # A paused producer would hold the transport open once its buffer drains.
+        self.transport.unregisterProducer()
+        self.transport.loseConnection()
+
     def dataReceived(self, data: bytes) -> None:
-        packets, self.buffer = split_stream(self.buffer + data)
-        for packet in packets:
-            self.resetTimeout()
-            peer = self.transport.getPeer()
-            client = client_address(peer.host, peer.port)
-            reply = answer_packet(self.table, packet, client, "tcp", self.factory.local)
-            if isinstance(reply, defer.Deferred):
-                reply.addCallback(self._send)
+        self.buffer += data
+        self._answer_buffered()
+
+    def _answer_buffered(self) -> None:
+        """Answer the whole queries read so far, as long as the client may have more answered."""
+        if self.draining:
+            return
+        self.draining = True
+        start = 0
+        try:
+            while self._open() and not self._full():
+                packet, start = message_at(self.buffer, start, self.factory.max_query_size)
+                if packet is None:
+                    break
+                self._answer(packet)
+        except StreamError:
+            self._close()
+        finally:
+            self.buffer = self.buffer[start:]
+            self.draining = False
+        self._pause_reading_while_full()
+
+    def _answer(self, packet: bytes) -> None:
+        self.resetTimeout()
+        peer = self.transport.getPeer()
+        reply = answer_packet(self.table, packet, client_address(peer.host, peer.port), "tcp", self.factory.local)
+        if isinstance(reply, defer.Deferred):
+            self.answering += 1
+            reply.addCallback(self._answered)
+        else:
+            self._send(reply)
+
+    def _answered(self, reply: bytes | list[bytes] | None) -> None:
+        self.answering -= 1
+        self._send(reply)
+        self._answer_buffered()
+
+    def _open(self) -> bool:
+        return self.transport.connected and not self.transport.disconnecting
+
+    def _full(self) -> bool:
+        return self.write_blocked or self.answering >= self.factory.max_pipelined
+
+    def _pause_reading_while_full(self) -> None:
+        full = self._full()
+        if full != self.reading_paused and self.transport.connected:
+            self.reading_paused = full
+            if full:
+                self.transport.pauseProducing()
             else:
-                self._send(reply)
+                self.transport.resumeProducing()
 
     def _send(self, reply: bytes | list[bytes] | None) -> None:
-        if reply is not None and self.transport is not None and self.transport.connected:
+        if reply is not None and self._open():
             messages = [reply] if isinstance(reply, bytes) else reply
             self.transport.writeSequence([frame(message) for message in messages])
             self.resetTimeout()
 
+    def pauseProducing(self) -> None:
+        """The client does not read its replies as fast as they come: stop reading its queries."""
+        self.write_blocked = True
+        self._pause_reading_while_full()
+
+    def resumeProducing(self) -> None:
+        self.write_blocked = False
+        self._answer_buffered()
+
+    def stopProducing(self) -> None:
+        """The connection is gone; L{connectionLost} tidies up."""
+
 
 class DNSStreamFactory(protocol.ServerFactory):
-    """Builds a L{DNSStreamProtocol} per TCP connection, up to C{max_connections} open at once."""
+    """
+    Builds a L{DNSStreamProtocol} per TCP connection, up to C{max_connections}
+    open at once; the limits are attributes, for tests to set small.
+    """
 
     noisy = False
     idle_timeout = TCP_IDLE_TIMEOUT
     max_connections = MAX_TCP_CONNECTIONS
+    max_pipelined = MAX_PIPELINED_QUERIES
+    max_query_size = MAX_TCP_QUERY_SIZE
 
     def __init__(self, table: ZoneTable) -> None:
         self.table = table

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_forward -*-
+# -*- test-case-name: tests.test_forward,tests.test_flood -*-
 """
 One upstream DNS server as forward sees it (CoreDNS's plugin/pkg/proxy):
 exchanges over UDP, TCP or TLS, TCP and TLS connections kept for reuse
@@ -6,9 +6,12 @@ until they have been idle for C{expire}, and a health probe that runs while
 the upstream is failing.
 
 Each exchange uses a fresh random query ID; each UDP exchange a fresh
-connected socket, so a fresh random source port, and the kernel drops
-datagrams from any other address.  Only a reply whose ID and question
-match what was asked is accepted: anything else is ignored and counted.
+connected socket, so a fresh random source port.  Only a reply whose ID and
+question match what was asked is accepted: anything else is ignored, and
+counted by reason (C{id}, C{question}, C{malformed}) in the proxy's
+C{rejected}.  A datagram from any address or port but the upstream's is
+not even seen: the kernel drops it for a connected socket, so it cannot be
+counted.  A TCP stream with a length prefix no reply can have is cut.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from twisted.logger import Logger
 from twisted.names import dns
 from zope.interface import implementer
 
-from kubernetai.message import frame, split_stream
+from kubernetai.message import StreamError, frame, split_stream
 from kubernetai.metrics import TIME_BUCKETS, Counts, Histograms
 
 RCODE_NAMES = {0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 4: "NOTIMP", 5: "REFUSED"}
@@ -64,45 +67,45 @@ def with_new_id(packet: bytes) -> tuple[int, bytes]:
     return query_id, query_id.to_bytes(2, "big") + packet[2:]
 
 
-def matches(reply: dns.Message, query_id: int, question: dns.Query) -> bool:
-    """Whether C{reply} answers our query: same ID, one question, same name (any case), type, class."""
-    if reply.id != query_id or not reply.answer or len(reply.queries) != 1:
-        return False
-    asked = reply.queries[0]
-    return (
-        asked.type == question.type
-        and asked.cls == question.cls
-        and asked.name.name.lower() == question.name.name.lower()
-    )
-
-
-def parse_reply(packet: bytes) -> dns.Message | None:
-    """The decoded reply, or None when it does not decode."""
+def checked_reply(packet: bytes, query_id: int, question: dns.Query) -> tuple[dns.Message | None, str | None]:
+    """(the reply, None) when C{packet} answers our query: a response with the same ID, one question,
+    same name (any case), type and class; else (None, why not: C{malformed}, C{id} or C{question})."""
     reply = dns.Message()
     try:
         reply.fromStr(packet)
     except Exception:
-        return None
-    return reply
+        return None, "malformed"
+    if not reply.answer:
+        return None, "malformed"
+    if reply.id != query_id:
+        return None, "id"
+    asked = reply.queries[0] if len(reply.queries) == 1 else None
+    if asked is None or (asked.type, asked.cls, asked.name.name.lower()) != (
+            question.type, question.cls, question.name.name.lower()):
+        return None, "question"
+    return reply, None
 
 
 @implementer(IReadDescriptor)
 class _DatagramExchange:
     """One query over a connected UDP socket of its own, read straight from the reactor."""
 
-    def __init__(self, reactor, address: Address, query_id: int, question: dns.Query, result) -> None:
+    def __init__(self, reactor, address: Address, query_id: int, question: dns.Query, result,
+                 rejected: Counts) -> None:
         self.reactor = reactor
         self.address = address
         self.query_id = query_id
         self.question = question
         self.result = result
-        self.mismatched = 0
-        family = socket.AF_INET6 if ":" in address.host else socket.AF_INET
-        self.socket = socket.socket(family, socket.SOCK_DGRAM)
-        self.socket.setblocking(False)
+        self.rejected = rejected
+        self.socket: socket.socket | None = None
 
     def send(self, packet: bytes) -> None:
+        family = socket.AF_INET6 if ":" in self.address.host else socket.AF_INET
         try:
+            # Out of file descriptors under a flood, say: this exchange fails, the daemon goes on.
+            self.socket = socket.socket(family, socket.SOCK_DGRAM)
+            self.socket.setblocking(False)
             self.socket.connect((self.address.host, self.address.port))
             self.socket.send(packet)
         except OSError as err:
@@ -125,19 +128,20 @@ class _DatagramExchange:
             except OSError as err:
                 self.fail(f"read udp {self.address}: {err.strerror or err}")
                 return
-            reply = parse_reply(datagram)
-            if reply is not None and matches(reply, self.query_id, self.question):
+            reply, rejection = checked_reply(datagram, self.query_id, self.question)
+            if reply is not None:
                 self.result.callback(reply)
             else:
-                self.mismatched += 1
+                self.rejected.inc((rejection,))
 
     def fail(self, message: str) -> None:
         if not self.result.called:
             self.result.errback(UpstreamError(message))
 
     def close(self) -> None:
-        self.reactor.removeReader(self)
-        self.socket.close()
+        if self.socket is not None:
+            self.reactor.removeReader(self)
+            self.socket.close()
 
     def connectionLost(self, reason) -> None:
         # The reactor drops a socket that reports an error without data (an ICMP port unreachable).
@@ -152,7 +156,8 @@ class _DatagramExchange:
 class _StreamConnection(protocol.Protocol):
     """A TCP or TLS connection to an upstream, used for one exchange at a time."""
 
-    def __init__(self) -> None:
+    def __init__(self, rejected: Counts) -> None:
+        self.rejected = rejected
         self.buffer = b""
         self.waiting: tuple[int, dns.Query, defer.Deferred] | None = None
         self.connected_at: float = 0.0
@@ -170,15 +175,22 @@ class _StreamConnection(protocol.Protocol):
         return result
 
     def dataReceived(self, data: bytes) -> None:
-        replies, self.buffer = split_stream(self.buffer + data)
+        try:
+            replies, self.buffer = split_stream(self.buffer + data)
+        except StreamError:
+            self.rejected.inc(("malformed",))
+            self.transport.abortConnection()
+            return
         for packet in replies:
             if self.waiting is None:
                 continue
             query_id, question, result = self.waiting
-            reply = parse_reply(packet)
-            if reply is not None and matches(reply, query_id, question):
-                self.waiting = None
-                result.callback(reply)
+            reply, rejection = checked_reply(packet, query_id, question)
+            if reply is None:
+                self.rejected.inc((rejection,))
+                continue
+            self.waiting = None
+            result.callback(reply)
 
     def connectionLost(self, reason) -> None:
         self.closed.callback(None)
@@ -187,14 +199,16 @@ class _StreamConnection(protocol.Protocol):
         if self.waiting is not None:
             _, _, result = self.waiting
             self.waiting = None
-            result.errback(CachedConnectionClosed(f"connection closed: {reason.value}"))
+            # Not when the exchange timed out, and then closed the connection.
+            if not result.called:
+                result.errback(CachedConnectionClosed(f"connection closed: {reason.value}"))
 
 
 class _StreamFactory(protocol.ClientFactory):
     noisy = False
 
-    def __init__(self) -> None:
-        self.connection = _StreamConnection()
+    def __init__(self, rejected: Counts) -> None:
+        self.connection = _StreamConnection(rejected)
 
     def buildProtocol(self, addr):
         return self.connection
@@ -220,7 +234,7 @@ class Proxy:
         self.probe_wakeup = None
         self.probe_in_flight: defer.Deferred | None = None
         self.idle: list[_StreamConnection] = []
-        self.mismatched = 0
+        self.rejected = Counts("", "", ("reason",))
         self.healthcheck_failures = 0
         self.durations = Histograms("", "", ("rcode",), TIME_BUCKETS)
         self.connection_reuse = Counts("", "", ("result", "proto"))
@@ -245,14 +259,9 @@ class Proxy:
     def _exchange_datagram(self, packet: bytes, question: dns.Query, timeout: float) -> defer.Deferred:
         query_id, packet = with_new_id(packet)
         result: defer.Deferred = defer.Deferred()
-        exchange = _DatagramExchange(self.reactor, self.address, query_id, question, result)
+        exchange = _DatagramExchange(self.reactor, self.address, query_id, question, result, self.rejected)
         exchange.send(packet)
-
-        def close():
-            self.mismatched += exchange.mismatched
-            exchange.close()
-
-        return _settle_within(self.reactor, result, timeout, f"read udp {self.address}: i/o timeout", close)
+        return _settle_within(self.reactor, result, timeout, f"read udp {self.address}: i/o timeout", exchange.close)
 
     async def _exchange_stream(self, packet: bytes, question: dns.Query, timeout: float) -> dns.Message:
         query_id, packet = with_new_id(packet)
@@ -279,7 +288,7 @@ class Proxy:
             return reply
 
     async def _connect(self, timeout: float) -> _StreamConnection:
-        factory = _StreamFactory()
+        factory = _StreamFactory(self.rejected)
         host, port = self.address.host, self.address.port
         if self.tls_options is not None:
             self.reactor.connectSSL(host, port, factory, self.tls_options, timeout=timeout)

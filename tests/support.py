@@ -106,7 +106,9 @@ class FakeUpstream(protocol.DatagramProtocol):
     An upstream DNS server on 127.0.0.1 (UDP and TCP, one port; or DNS over
     TLS) answering from C{records} ({(name, type): [rdata text]}), that can be
     told to be slow, silent, to truncate over UDP, to answer some names with
-    another rcode (C{rcodes}), or to lie about the ID or the question.
+    another rcode (C{rcodes}), or to lie about the ID or the question, or to
+    answer over UDP from another port (C{lie = "source"}).  C{origins} holds the
+    ID and source address of every UDP query.
     """
 
     def __init__(self, records: dict[tuple[str, str], list[str]] | None = None) -> None:
@@ -119,6 +121,7 @@ class FakeUpstream(protocol.DatagramProtocol):
         self.queries: list[tuple[str, str, str]] = []
         self.flags: list[int] = []
         self.connections = 0
+        self.origins: list[tuple[int, tuple[str, int]]] = []
         self.port = None
 
     def start(self, testcase, port: int = 0) -> int:
@@ -170,12 +173,17 @@ class FakeUpstream(protocol.DatagramProtocol):
         return reply.to_wire(max_size=65535)
 
     def datagramReceived(self, datagram: bytes, address) -> None:
+        self.origins.append((int.from_bytes(datagram[:2], "big"), address))
         reply = self.reply_to(datagram, "udp")
         if reply is not None:
             reactor.callLater(self.delay, self._send, reply, address)
 
     def _send(self, reply: bytes, address) -> None:
-        if self.transport is not None:
+        if self.lie == "source":
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as impostor:
+                impostor.bind(("127.0.0.1", 0))
+                impostor.sendto(reply, address)
+        elif self.transport is not None:
             self.transport.write(reply, address)
 
 

@@ -1,6 +1,7 @@
 """
 Wire helpers of kubernetai.message that the server's ready replies use:
-finding and rewriting the TTLs of an encoded reply.
+finding and rewriting the TTLs of an encoded reply; and splitting a TCP
+stream into messages, refusing lengths no message can have.
 """
 
 import dns.flags
@@ -9,7 +10,9 @@ from twisted.names import dns as tdns
 from twisted.trial import unittest
 
 from kubernetai.chain import Response
-from kubernetai.message import decode_query, encode_reply, record_ttl_offsets, with_ttl
+from kubernetai.message import (
+    StreamError, decode_query, encode_reply, frame, record_ttl_offsets, split_stream, with_ttl,
+)
 
 
 class TTLRewriteTests(unittest.SynchronousTestCase):
@@ -39,3 +42,19 @@ class TTLRewriteTests(unittest.SynchronousTestCase):
         reply = self.reply(True)
         rewritten = with_ttl(reply, record_ttl_offsets(reply), 30)
         self.assertEqual(rewritten, reply)
+
+
+class StreamTests(unittest.SynchronousTestCase):
+    HEADER_ONLY = bytes(12)
+
+    def test_whole_messages_then_the_rest(self):
+        second = frame(self.HEADER_ONLY + b"more")
+        stream = frame(self.HEADER_ONLY) + second
+        self.assertEqual(split_stream(stream), ([self.HEADER_ONLY, self.HEADER_ONLY + b"more"], b""))
+        self.assertEqual(split_stream(stream[:-1]), ([self.HEADER_ONLY], second[:-1]))
+        self.assertEqual(split_stream(b"\x00"), ([], b"\x00"))
+
+    def test_lengths_no_message_can_have(self):
+        for prefix in (b"\x00\x00", b"\x00\x0b", b"\x10\x01"):
+            self.assertRaises(StreamError, split_stream, frame(self.HEADER_ONLY) + prefix, 4096)
+        self.assertEqual(split_stream(b"\x10\x00", 4096), ([], b"\x10\x00"))

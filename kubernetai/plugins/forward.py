@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_forward -*-
+# -*- test-case-name: tests.test_forward,tests.test_flood -*-
 """
 forward: sends queries for FROM to upstream resolvers and relays their
 answer, as CoreDNS's forward plugin does.
@@ -273,7 +273,7 @@ def setup(directives: list[Directive], config: ServerConfig) -> ForwardChain:
 
 
 def forward_families(forwards: list[Forward]):
-    """forward's and its proxies' metrics, as CoreDNS names them."""
+    """forward's and its proxies' metrics, as CoreDNS names them, and ours: the replies not taken."""
     proxies = [proxy for forward in forwards for proxy in forward.proxies]
     durations = HistogramMetricFamily(f"{NAMESPACE}_proxy_request_duration_seconds",
                                       "Histogram of the time each request took.", labels=("proxy_name", "to", "rcode"))
@@ -292,6 +292,10 @@ def forward_families(forwards: list[Forward]):
                   (), [((), sum(f.healthcheck_broken for f in forwards))])
     yield counter(f"{NAMESPACE}_forward_max_concurrent_rejects_total", "Counter of the number of queries rejected because the concurrent queries were at maximum.",
                   (), [((), sum(f.rejected for f in forwards))])
+    yield counter("kubernetai_forward_rejected_replies_total",
+                  "Counter of upstream replies not taken, by why: malformed, wrong id, wrong question.",
+                  ("to", "reason"), (((str(p.address), reason), count)
+                                     for p in proxies for (reason,), count in p.rejected.values.items()))
 
 
 def parse_forward(directive: Directive) -> ForwardConfig:
