@@ -25,9 +25,10 @@ from twisted.logger import Logger
 
 from kubernetai.chain import ServerConfig, Shared, build_server
 from kubernetai.corefile import CorefileError, load_corefile
+from kubernetai.httpservice import HTTPService
 from kubernetai.metrics import NAMESPACE, counter, gauge
 from kubernetai.server import DNSService, ZoneTable, listener_tables
-from kubernetai.systemd import notify, watchdog_interval
+from kubernetai.systemd import notify, start_watchdog
 
 log = Logger(namespace="kubernetai.plugins.reload")
 
@@ -58,6 +59,10 @@ class Daemon:
         """Every plugin's own services: per server block, then those shared by all blocks."""
         return [svc for config in self.configs for svc in config.services] + list(self.shared.services.values())
 
+    def http_listeners(self) -> dict[tuple[str, int], HTTPService]:
+        """The HTTP listeners of health, ready and prometheus, by the (host, port) the Corefile names."""
+        return {key[1:]: svc for key, svc in self.shared.services.items() if isinstance(svc, HTTPService)}
+
     def startup_waits(self) -> list:
         return [wait for config in self.configs for wait in config.startup_waits]
 
@@ -70,9 +75,11 @@ class Daemon:
                 digest.update(contents.read())
         return digest.hexdigest()
 
-    def service(self, reactor=None, default_port: int = 53, handle_signals: bool = False) -> DaemonService:
-        """The service that runs this daemon (and, with C{handle_signals}, reloads it on SIGHUP)."""
-        return DaemonService(self, reactor, default_port, handle_signals)
+    def service(self, reactor=None, default_port: int = 53, handle_signals: bool = False,
+                worker: bool = False) -> DaemonService:
+        """The service that runs this daemon (and, with C{handle_signals}, reloads it on SIGHUP);
+        C{worker}: as one of several processes (L{kubernetai.workers})."""
+        return DaemonService(self, reactor, default_port, handle_signals, worker)
 
 
 def build_daemon(path: str, default_port: int = 53, reusable=None) -> Daemon:
@@ -87,9 +94,14 @@ def build_daemon(path: str, default_port: int = 53, reusable=None) -> Daemon:
 
 
 class DaemonService(service.MultiService):
-    """The running daemon: plugin services, DNS listeners, and reloads."""
+    """The running daemon: plugin services, DNS listeners, and reloads.
 
-    def __init__(self, daemon: Daemon, reactor=None, default_port: int = 53, handle_signals: bool = False) -> None:
+    A C{worker} binds its DNS ports with SO_REUSEPORT, beside the other workers,
+    and its HTTP listeners on private ports of 127.0.0.1, which the supervisor asks.
+    """
+
+    def __init__(self, daemon: Daemon, reactor=None, default_port: int = 53, handle_signals: bool = False,
+                 worker: bool = False) -> None:
         super().__init__()
         if reactor is None:
             from twisted.internet import reactor
@@ -97,8 +109,10 @@ class DaemonService(service.MultiService):
         self.daemon = daemon
         self.default_port = default_port
         self.handle_signals = handle_signals
+        self.worker = worker
+        self._own_http(daemon)
         self.running_services: list[service.IService] = []
-        self.dns = DNSService(daemon.tables, reactor, daemon.startup_waits())
+        self.dns = DNSService(daemon.tables, reactor, daemon.startup_waits(), reuse_port=worker)
         self.dns.setName("dns")
         self.failed_reloads = 0
         self.checksum = daemon.checksum()
@@ -120,12 +134,13 @@ class DaemonService(service.MultiService):
         # out of the collector's way, so full collections stop walking it on the query path.
         gc.freeze()
         notify("READY=1")
-        interval = watchdog_interval()
-        if interval is not None:
-            self.watchdog = task.LoopingCall(notify, "WATCHDOG=1")
-            self.watchdog.clock = self.reactor
-            self.watchdog.start(interval)
+        self.watchdog = start_watchdog(self.reactor)
         return result
+
+    def _own_http(self, daemon: Daemon) -> None:
+        if self.worker:
+            for http in daemon.http_listeners().values():
+                http.listen_privately()
 
     def _start_plugin_services(self, services: list) -> None:
         for plugin_service in services:
@@ -195,6 +210,7 @@ class DaemonService(service.MultiService):
             log.error("Restart failed: {error}", error=err)
             self.checksum = self._current_checksum()
             return False
+        self._own_http(new)
         kept = {stanza.cluster for stanza in new.shared.stanzas} & set(clusters.values())
         carried = _carry_over(old.shared.services, new.shared.services)
         stopping = [s for s in self.running_services if getattr(s, "cluster", None) not in kept and s not in carried]

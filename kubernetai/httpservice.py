@@ -16,6 +16,10 @@ Ports must be numbers (CoreDNS takes service names such as C{http} too).
 On stop, a listener keeps answering until every hold a plugin put on it
 has fired (health's lameduck), then closes.  While it is stopping, its
 C{running} is false: ready answers "Shutting down" then.
+
+A worker (C{--workers}) listens on a private port of 127.0.0.1 instead of
+the configured address; the supervisor serves that address by asking its
+workers (L{kubernetai.workers}).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from kubernetai import options
 from kubernetai.chain import ServerConfig
 from kubernetai.corefile import Directive
 
+PRIVATE_HOST = "127.0.0.1"
 _ADDRESS = re.compile(r"(?:\[(?P<ipv6>[^\[\]]*)\]|(?P<host>[^\[\]:]*)):(?P<port>[^\[\]:]*)")
 
 
@@ -97,6 +102,11 @@ class HTTPService(service.Service):
     def hold_stop(self, hold: Callable[[], defer.Deferred]) -> None:
         """On stop, keep answering until the Deferred C{hold()} returns has fired."""
         self._holds.append(hold)
+
+    def listen_privately(self) -> None:
+        """Listen on a port of 127.0.0.1 the system picks, not the configured address: a worker's
+        listener, which the supervisor asks (L{kubernetai.workers})."""
+        self.host, self.port_number = PRIVATE_HOST, 0
 
     def startService(self) -> None:
         super().startService()

@@ -7,13 +7,15 @@ reply back within the client's limits.
 
 from __future__ import annotations
 
+import socket
 import time
 from dataclasses import dataclass, field
 
 from twisted.application import service
 from twisted.internet import defer, protocol
 from twisted.internet.error import CannotListenError
-from twisted.internet.interfaces import IPushProducer, IReactorTCP, IReactorUDP
+from twisted.internet.abstract import isIPv6Address
+from twisted.internet.interfaces import IPushProducer, IReactorSocket, IReactorTCP, IReactorUDP
 from twisted.logger import Logger
 from twisted.names import dns
 from twisted.protocols.policies import TimeoutMixin
@@ -39,6 +41,8 @@ MAX_TCP_CONNECTIONS = 1000
 MAX_TCP_QUERY_SIZE = 4096
 # Queries of one connection answered at once; past it, its later queries wait unread.
 MAX_PIPELINED_QUERIES = 100
+# The reactor's listenTCP default, for the sockets a worker binds itself.
+TCP_BACKLOG = 50
 
 
 @dataclass
@@ -412,18 +416,42 @@ def listener_tables(configs: list[ServerConfig]) -> dict[tuple[str, int], ZoneTa
     return tables
 
 
+def reuse_port_socket(host: str, port: int, kind: int) -> socket.socket:
+    """A non-blocking socket of C{kind} bound to (C{host}, C{port}) with C{SO_REUSEPORT} (and listening, for TCP).
+
+    Raises CannotListenError, as the reactor's C{listenTCP} and C{listenUDP} do.
+    """
+    sock = socket.socket(socket.AF_INET6 if isIPv6Address(host) else socket.AF_INET, kind)
+    try:
+        if kind == socket.SOCK_STREAM:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((host, port))
+        if kind == socket.SOCK_STREAM:
+            sock.listen(TCP_BACKLOG)
+        sock.setblocking(False)
+    except OSError as err:
+        sock.close()
+        raise CannotListenError(host, port, err) from None
+    return sock
+
+
 class DNSService(service.Service):
     """
     Binds a UDP and a TCP listener per zone table once every start-up wait
     has fired (stanzas synced or timed out); C{listening} fires then, and
-    C{ports} holds what was bound.
+    C{ports} holds what was bound.  With C{reuse_port} (a worker of
+    L{kubernetai.workers}) every socket is bound with C{SO_REUSEPORT}, so
+    that the workers share each port and the kernel spreads queries over them.
     """
 
-    def __init__(self, tables: dict[tuple[str, int], ZoneTable], reactor=None, startup_waits=()) -> None:
+    def __init__(self, tables: dict[tuple[str, int], ZoneTable], reactor=None, startup_waits=(),
+                 reuse_port: bool = False) -> None:
         if reactor is None:
             from twisted.internet import reactor
         self.reactor = reactor
         self.tables = tables
+        self.reuse_port = reuse_port
         self.startup_waits = list(startup_waits)
         self.ports: list = []
         self.listening: defer.Deferred = defer.Deferred()
@@ -457,14 +485,26 @@ class DNSService(service.Service):
             except CannotListenError:
                 host = "0.0.0.0"
         factory = DNSStreamFactory(table)
-        tcp = IReactorTCP(self.reactor).listenTCP(port, factory, interface=host)
+        tcp = self._listen_tcp(host, port, factory)
         factory.local = (tcp.getHost().host, tcp.getHost().port)
         try:
-            udp = IReactorUDP(self.reactor).listenUDP(tcp.getHost().port, DNSDatagramProtocol(table), interface=host)
+            udp = self._listen_udp(host, tcp.getHost().port, DNSDatagramProtocol(table))
         except CannotListenError:
             tcp.stopListening()
             raise
         return [udp, tcp]
+
+    def _listen_tcp(self, host: str, port: int, factory: DNSStreamFactory):
+        if not self.reuse_port:
+            return IReactorTCP(self.reactor).listenTCP(port, factory, interface=host)
+        with reuse_port_socket(host, port, socket.SOCK_STREAM) as sock:
+            return IReactorSocket(self.reactor).adoptStreamPort(sock.fileno(), sock.family, factory)
+
+    def _listen_udp(self, host: str, port: int, datagrams: DNSDatagramProtocol):
+        if not self.reuse_port:
+            return IReactorUDP(self.reactor).listenUDP(port, datagrams, interface=host)
+        with reuse_port_socket(host, port, socket.SOCK_DGRAM) as sock:
+            return IReactorSocket(self.reactor).adoptDatagramPort(sock.fileno(), sock.family, datagrams)
 
     def stopService(self):
         super().stopService()

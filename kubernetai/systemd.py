@@ -13,6 +13,8 @@ from __future__ import annotations
 import os
 import socket
 
+from twisted.internet import task
+
 
 def notify(state: str, environ=os.environ) -> bool:
     """Send C{state} to systemd's notification socket; whether there was one."""
@@ -34,3 +36,14 @@ def watchdog_interval(environ=os.environ) -> float | None:
     if not usec or not usec.isdigit() or int(usec) == 0 or (pid and pid != str(os.getpid())):
         return None
     return int(usec) / 2e6
+
+
+def start_watchdog(reactor, environ=os.environ) -> task.LoopingCall | None:
+    """Send WATCHDOG=1 every L{watchdog_interval} from now on, if systemd asks for it; the LoopingCall to stop."""
+    interval = watchdog_interval(environ)
+    if interval is None:
+        return None
+    pinging = task.LoopingCall(notify, "WATCHDOG=1")
+    pinging.clock = reactor
+    pinging.start(interval)
+    return pinging

@@ -21,7 +21,8 @@ C{watches} (kind, namespace, up, last_error, lists, restarts).
 
 Unlike CoreDNS, where only the blocks that hold C{ready} report, every
 stanza of the Corefile counts; a listener shared by several blocks must
-have one C{monitor} mode.
+have one C{monitor} mode.  With C{--workers}, the supervisor answers
+C{/ready} from every worker's, through L{render_readiness} (L{kubernetai.workers}).
 """
 
 from __future__ import annotations
@@ -78,20 +79,23 @@ class Ready(resource.Resource):
     def render(self, request) -> bytes:
         stopping = not request.site.service.running
         not_ready = [] if stopping else self.not_ready()
-        code = 503 if stopping or not_ready else 200
-        if wants_verbose(request):
-            return as_json(request, code, self.report(stopping, not_ready))
-        if stopping:
-            return plain(request, code, "Shutting down")
-        if not_ready:
-            log.info('Plugins not ready: "{names}"', names=",".join(not_ready))
-            return plain(request, code, ",".join(not_ready))
-        return plain(request, code, "OK")
+        return render_readiness(request, stopping, not_ready,
+                                lambda: {"stanzas": [stanza_report(s) for s in self.shared.stanzas]})
 
-    def report(self, stopping: bool, not_ready: list[str]) -> dict:
-        """The verbose view: the status, who is not ready, and every stanza's state."""
+
+def render_readiness(request, stopping: bool, not_ready: list[str], details) -> bytes:
+    """Answer C{/ready}: 200 OK, 503 with the names not ready, or 503 Shutting down; with
+    C{?verbose}, JSON: the status, the names, and what C{details()} adds."""
+    code = 503 if stopping or not_ready else 200
+    if wants_verbose(request):
         status = "shutting down" if stopping else "not ready" if not_ready else "ok"
-        return {"status": status, "not_ready": not_ready, "stanzas": [stanza_report(s) for s in self.shared.stanzas]}
+        return as_json(request, code, {"status": status, "not_ready": not_ready, **details()})
+    if stopping:
+        return plain(request, code, "Shutting down")
+    if not_ready:
+        log.info('Plugins not ready: "{names}"', names=",".join(not_ready))
+        return plain(request, code, ",".join(not_ready))
+    return plain(request, code, "OK")
 
 
 def wants_verbose(request) -> bool:
