@@ -28,7 +28,7 @@ from kubernetai.daemon import build_daemon
 from kubernetai.message import decode_query
 from kubernetai.plugins.cache import Cache, refresh_request
 from tests.apiserver import ApiServer
-from tests.support import FakeUpstream, query, rcode_of, write_corefile
+from tests.support import FakeUpstream, query, rcode_of, send_raw_udp, write_corefile
 
 SOA_RDATA = "ns.example.org. hostmaster.example.org. 1 7200 3600 1209600 {minimum}"
 SOA = "example.org. {ttl} IN SOA " + SOA_RDATA
@@ -666,6 +666,29 @@ class DaemonTests(unittest.TestCase):
         self.clock.advance(0.05)
         expired = yield query(self.port, "www.example.org", "A")
         self.assertEqual((addresses(expired)[0][1], len(self.upstream.queries)), (30, 2))
+
+    @defer.inlineCallbacks
+    def test_a_resent_hit_is_the_chains_reply_byte_for_byte(self):
+        """Answers, denials with their SOA, EDNS and DO: what the server sends again is what the chain gives then."""
+        yield self.start("cache")
+        (table,) = self.dns_service.tables.values()
+        packets = [dns.message.make_query(name, "A", use_edns=0, payload=1232, want_dnssec=True).to_wire()
+                   for name in ("WWW.example.org", "missing.Example.org")]
+        for packet in packets:
+            yield send_raw_udp(self.port, packet)
+            yield send_raw_udp(self.port, packet)
+        for elapsed in (3.5, 10, 16.4):
+            self.clock.advance(elapsed)
+            kept = list(table.ready_replies.values())
+            resent = []
+            for packet in packets:
+                resent.append((yield send_raw_udp(self.port, packet)))
+            self.assertEqual(list(table.ready_replies.values()), kept, "both were sent again")
+            table.ready_replies.clear()
+            for packet, again in zip(packets, resent):
+                answered = yield send_raw_udp(self.port, packet)
+                self.assertEqual(again[2:], answered[2:])
+        self.assertEqual((len(kept), len(self.upstream.queries)), (2, 2))
 
     @defer.inlineCallbacks
     def test_nxdomain_lives_as_long_as_its_soa(self):
