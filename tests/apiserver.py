@@ -59,6 +59,7 @@ class Received:
     params: dict
     headers: dict
     client_cn: str | None
+    at: float = 0.0
 
 
 class ApiServer:
@@ -95,7 +96,7 @@ class ApiServer:
         site = server.Site(_ApiResource(self))
         # Tracking sits under TLS: wrapping the Site itself breaks ALPN negotiation.
         self._connections = _ConnectionTracker(
-            TLSMemoryBIOFactory(self._tls_context, False, site) if tls else site
+            TLSMemoryBIOFactory(self._tls_context, False, site) if tls else site, reactor
         )
         self._listener = None
 
@@ -202,17 +203,24 @@ class ApiServer:
         Retry-After header of C{retry_after} seconds, if given)."""
         self._failure = (status_code, count, retry_after)
 
-    def go_down(self):
-        """Stop listening (connections are refused) and cut every open connection."""
+    def go_down(self, keep_port=False):
+        """Stop listening (connections are refused) and cut every open connection.
+
+        With C{keep_port}, keep listening but close every new connection at once, as a load
+        balancer in front of a dead API server does, and note when each came in L{cut_at}:
+        refused connections leave no trace a test can count."""
         self.drop_watches()
-        listener, self._listener = self._listener, None
+        listener, self._listener = (None, self._listener) if keep_port else (self._listener, None)
+        self._connections.cutting = keep_port
         stopped = defer.maybeDeferred(listener.stopListening) if listener else defer.succeed(None)
         self._connections.abort_all()
         return defer.gatherResults([stopped, self._connections.when_idle()])
 
     def come_back(self):
-        """Listen again on the same port after L{go_down}."""
-        self._listen(self.port)
+        """Serve again on the same port after L{go_down}."""
+        self._connections.cutting = False
+        if self._listener is None:
+            self._listen(self.port)
 
     def rotate_certificate(self):
         """Serve new connections with a new certificate from the same CA."""
@@ -233,6 +241,11 @@ class ApiServer:
         """How many watch responses are streaming now."""
         return len(self._watches)
 
+    @property
+    def cut_at(self):
+        """When (reactor seconds) each connection cut at once by L{go_down}C{(keep_port=True)} came in."""
+        return list(self._connections.cut_at)
+
     def write_kubeconfig(self, path, context="test", client_cn=None, token=None, inline=True):
         """Add a context named C{context} for this server to the kubeconfig at C{path}, with a
         new client certificate for C{client_cn} and/or a bearer C{token}; see L{write_kubeconfig}."""
@@ -250,9 +263,8 @@ class ApiServer:
         resource_name = target[0].plural if target else request.path.decode()
         self.counts[verb, resource_name] += 1
         namespace = target[1] if target else None
-        self.received.append(
-            Received(verb, resource_name, namespace, params, _headers(request), _client_cn(request))
-        )
+        self.received.append(Received(verb, resource_name, namespace, params, _headers(request),
+                                      _client_cn(request), self._reactor.seconds()))
         if self._stall_call is not None and self._stall_call.active():
             self._held[request] = (target, params)
             request.notifyFinish().addErrback(lambda _: self._held.pop(request, None))
@@ -437,11 +449,21 @@ class _ApiResource(resource.Resource):
 
 
 class _ConnectionTracker(WrappingFactory):
-    """Keeps the open connections so that faults and stop() can cut them."""
+    """Keeps the open connections so that faults and stop() can cut them; while C{cutting},
+    closes each new one at once and notes when it came."""
 
-    def __init__(self, factory):
+    def __init__(self, factory, reactor):
         super().__init__(factory)
         self._waiting = []
+        self._reactor = reactor
+        self.cutting = False
+        self.cut_at = []
+
+    def buildProtocol(self, addr):
+        if self.cutting:
+            self.cut_at.append(self._reactor.seconds())
+            return None  # the port closes the new connection at once
+        return super().buildProtocol(addr)
 
     def abort_all(self):
         """Abort every open connection."""

@@ -6,6 +6,7 @@ apply its filters, and connect as its options say.
 
 import os
 
+from kubernetes.client.exceptions import ApiException
 from twisted.internet import defer, reactor, task
 from twisted.trial import unittest
 
@@ -14,7 +15,7 @@ from kubernetai.kubernetes.cluster import PER_NAMESPACE_WATCH_LIMIT, Cluster, wa
 from kubernetai.kubernetes.config import parse_stanza
 from kubernetai.kubernetes.connection import api_client, configuration, public_url
 from kubernetai.kubernetes.index import MULTICLUSTER_ENDPOINT_SLICES, SERVICE_IMPORTS
-from kubernetai.kubernetes.watch import Backoff, TokenBucket
+from kubernetai.kubernetes.watch import Backoff, TokenBucket, describe_error, retry_after
 from tests.apiserver import ApiServer
 
 
@@ -340,3 +341,12 @@ class LimitTests(unittest.SynchronousTestCase):
         self.assertEqual([backoff.next_delay() for _ in range(6)], [0.5, 1.0, 2.0, 4.0, 4.0, 4.0])
         backoff = Backoff(initial=0.5, cap=4.0, random=lambda: 0.0)
         self.assertEqual([backoff.next_delay() for _ in range(3)], [0.25, 0.5, 1.0])
+
+    def test_retry_after_and_error_descriptions(self):
+        unavailable = ApiException(status=503, reason="Service Unavailable")
+        unavailable.headers = {"Retry-After": "6"}
+        tls = ApiException(status=0, reason="SSLError\n[SSL: UNEXPECTED_EOF_WHILE_READING] EOF occurred")
+        self.assertEqual([retry_after(unavailable), retry_after(tls), retry_after(OSError("reset"))], [6.0, 0.0, 0.0])
+        self.assertEqual([describe_error(unavailable), describe_error(tls)],
+                         ["API server answered 503 Service Unavailable",
+                          "SSLError: [SSL: UNEXPECTED_EOF_WHILE_READING] EOF occurred"])

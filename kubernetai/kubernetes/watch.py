@@ -7,8 +7,9 @@ The loop is ours, not C{kubernetes.watch.Watch}'s (which loses track of the
 resourceVersion with raw dicts): list, hand the reduced objects to the
 index, watch from the list's resourceVersion with bookmarks, resume from
 the last resourceVersion seen when the stream ends or drops, re-list on
-410 Gone, and back off (capped, with jitter) on every error, which is
-logged with its real cause.  Nothing here runs on the reactor thread.
+410 Gone, and back off (capped, with jitter, longer if the server's
+Retry-After says so) on every error, which is logged with its real cause.
+Nothing here runs on the reactor thread.
 """
 
 from __future__ import annotations
@@ -59,10 +60,12 @@ class WatchStatus:
 
 @dataclass
 class Backoff:
-    """Capped exponential backoff with jitter: half the delay fixed, half random."""
+    """Capped exponential backoff with jitter: half the delay fixed, half random.
+
+    The cap bounds how long a stanza stays stale once its API server is back."""
 
     initial: float = 0.5
-    cap: float = 30.0
+    cap: float = 10.0
     failures: int = 0
     random: Callable[[], float] = field(default=random.random, repr=False)
 
@@ -135,6 +138,7 @@ class Watcher:
         self.label_selector = label_selector
         self.status = WatchStatus(kind, namespace)
         self.backoff = Backoff()
+        self.up_since = 0.0
         self.stopping = threading.Event()
         self.response = None
 
@@ -157,8 +161,7 @@ class Watcher:
             except Exception as err:
                 if self.stopping.is_set():
                     return
-                self.mark_down(err)
-                self.stopping.wait(self.backoff.next_delay())
+                self.stopping.wait(self.delay_after(err))
 
     def stop(self) -> None:
         """Ask the thread to end; an open watch is closed under it."""
@@ -169,6 +172,18 @@ class Watcher:
                 response.shutdown()
             except Exception:
                 pass
+
+    def delay_after(self, err: Exception) -> float:
+        """Mark the watch down; the seconds to wait before trying again.
+
+        The backoff starts afresh after a watch that stayed up longer than its cap (so a drop
+        now and then is retried at once, but a server that drops every watch is not hammered);
+        a Retry-After from the server, up to the cap, is waited out.
+        """
+        if self.status.up and time.monotonic() - self.up_since > self.backoff.cap:
+            self.backoff.reset()
+        self.mark_down(err)
+        return max(self.backoff.next_delay(), min(retry_after(err), self.backoff.cap))
 
     def mark_down(self, err: Exception) -> None:
         status = self.status
@@ -233,9 +248,14 @@ class Watcher:
         return metadata.get("resourceVersion") or "0"
 
     def mark_up(self) -> None:
-        self.status.up = True
-        self.status.down_since = None
-        self.status.last_event = time.time()
+        status = self.status
+        if status.down_since is not None:
+            log.info("{what}: connected again after {seconds:.1f}s", what=self.describe(),
+                     seconds=time.time() - status.down_since)
+        self.up_since = time.monotonic()
+        status.up = True
+        status.down_since = None
+        status.last_event = time.time()
 
     def watch_from(self, version: str) -> str:
         """Follow the watch stream until it ends; the last resourceVersion seen."""
@@ -285,8 +305,19 @@ def stream_lines(response):
         yield pending
 
 
+def retry_after(err: Exception) -> float:
+    """The seconds an API error's Retry-After header asks for (delta-seconds form), or 0."""
+    headers = err.headers if isinstance(err, ApiException) else None
+    try:
+        return max(0.0, float((headers or {}).get("Retry-After", 0)))
+    except ValueError:
+        return 0.0
+
+
 def describe_error(err: Exception) -> str:
-    """An error as an operator wants to read it: the HTTP status and reason, or the network cause."""
-    if isinstance(err, ApiException):
+    """An error as an operator wants to read it, on one line: the HTTP status and reason, or the network cause."""
+    if isinstance(err, ApiException) and err.status:
         return f"API server answered {err.status} {err.reason}".strip()
+    if isinstance(err, ApiException):  # the client's wrapping of a TLS failure: "SSLError\n[SSL: ...] ..."
+        return ": ".join(line.strip() for line in str(err.reason).splitlines())
     return f"{type(err).__name__}: {err}"
