@@ -7,6 +7,8 @@ last C{search} or C{domain} line sets (C{domain} to that one domain).
 
 from __future__ import annotations
 
+import errno
+import os
 from typing import NamedTuple
 
 
@@ -36,5 +38,9 @@ def parse(text: str) -> ResolvConf:
 
 def read(path: str) -> ResolvConf:
     """The resolv.conf at C{path}; raises C{OSError} when it cannot be read."""
-    with open(path, encoding="utf-8", errors="replace") as resolv_conf:
+    try:
+        resolv_conf = open(path, encoding="utf-8", errors="replace")
+    except ValueError:  # a NUL in the path, which Go's open calls an invalid argument
+        raise OSError(errno.EINVAL, os.strerror(errno.EINVAL), path) from None
+    with resolv_conf:
         return parse(resolv_conf.read())

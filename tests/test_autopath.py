@@ -84,6 +84,8 @@ class ParseTests(unittest.SynchronousTestCase):
             ("autopath", "no resolv-conf specified"),
             ("autopath kubernetes", 'failed to parse "kubernetes": open kubernetes: no such file or directory'),
             ('autopath ""', 'failed to parse "": open : no such file or directory'),
+            # Found by tests.fuzz.corefile (tests/fuzz/regressions/corefile/autopath-resolv-conf-path-with-a-nul).
+            ("autopath /a\0b", 'failed to parse "/a\0b": open /a\0b: invalid argument'),
             ("autopath 10.0.0.0/33 @kubernetes", "invalid CIDR '10.0.0.0/33'"),
             ("autopath @forward\n forward . 192.0.2.1", "forward does not implement the AutoPather interface"),
             ("autopath @kubernetai {\n  fallthrough\n }", "unknown option 'fallthrough'"),

@@ -394,6 +394,9 @@ class ParseTests(unittest.SynchronousTestCase):
         ("forward . 1.1.1.1 {\n expire 10s\n max_age 5s\n}", "max_age (5.0s) must not be less than expire"),
         ("forward . 1.1.1.1 {\n tls /nonexistent.pem\n}", "tls: cannot read /nonexistent.pem"),
         ("forward . 1.1.1.1 {\n resolver 1.1.1.1\n}", "option 'resolver' is not supported by kubernetai"),
+        # Found by tests.fuzz.corefile (tests/fuzz/regressions/corefile/forward-tls-servername-no-hostname).
+        ("forward . tls://192.0.2.1 {\n tls_servername dns,example\n}",
+         "Corefile:2: plugin/forward: tls: cannot use the certificates or the server name: Codepoint U+002C"),
     ]
 
     def test_good(self):
@@ -406,6 +409,15 @@ class ParseTests(unittest.SynchronousTestCase):
             with self.assertRaises(CorefileError, msg=line) as raised:
                 build_server(server_block(line))
             self.assertIn(message, str(raised.exception), line)
+
+    def test_tls_files_that_hold_no_certificate(self):
+        not_pem = self.mktemp()
+        with open(not_pem, "w") as text:
+            text.write("no certificate here\n")
+        for files in (not_pem, f"{not_pem} {not_pem}", f"{not_pem} {not_pem} {not_pem}"):
+            with self.assertRaises(CorefileError, msg=files) as raised:
+                build_server(server_block(f"forward . tls://192.0.2.1 {{\n tls {files}\n}}"))
+            self.assertIn("Corefile:2: plugin/forward: tls: cannot use the certificates", str(raised.exception))
 
     def test_options(self):
         forward = parse_forward(forward_directive(

@@ -108,6 +108,8 @@ class ParseTests(unittest.SynchronousTestCase):
             (f"hosts {not_a_directory}/hosts", 2,
              f"unable to access hosts file '{not_a_directory}/hosts': stat {not_a_directory}/hosts: "
              "not a directory"),
+            # Found by tests.fuzz.corefile (tests/fuzz/regressions/corefile/hosts-file-path-with-a-nul).
+            ("hosts /a\0b", 2, "unable to access hosts file '/a\0b': stat /a\0b: invalid argument"),
         ]
         for text, line, message in rows:
             with self.assertRaises(CorefileError, msg=text) as raised:

@@ -15,7 +15,7 @@ from kubernetai.kubernetes.cluster import PER_NAMESPACE_WATCH_LIMIT, Cluster, wa
 from kubernetai.kubernetes.config import parse_stanza
 from kubernetai.kubernetes.connection import api_client, configuration, public_url
 from kubernetai.kubernetes.index import MULTICLUSTER_ENDPOINT_SLICES, SERVICE_IMPORTS
-from kubernetai.kubernetes.watch import Backoff, TokenBucket, describe_error, retry_after
+from kubernetai.kubernetes.watch import Backoff, TokenBucket, WatchError, decode_event, describe_error, retry_after
 from tests.apiserver import ApiServer
 
 
@@ -197,6 +197,34 @@ class FilterTests(DataPlaneTestCase):
         verified = yield self.sync(f"        endpoint {self.api.url}\n        pods verified", self.api)
         self.assertEqual([w.status.kind for w in plain.watchers], ["services", "endpointslices", "namespaces"])
         self.assertEqual([p.name for p in verified.snapshot.pods_by_ip["10.2.0.1"]], ["web-1"])
+
+
+class HostileServerTests(DataPlaneTestCase):
+    """What no real API server sends (found by tests.fuzz.watch_event; its inputs are in
+    tests/fuzz/regressions/watch_event/): read in part or left out, and the watches go on."""
+
+    @defer.inlineCallbacks
+    def test_malformed_objects_neither_stop_the_watches_nor_reach_the_index(self):
+        api = self.start_api_server()
+        cluster = yield self.sync(f"        endpoint {api.url}\n        pods verified", api)
+        api.put("pods", {"metadata": {"namespace": "a", "name": "failed"}, "status": "Failure"})
+        api.put("services", {"metadata": {"namespace": "a", "name": "x" * 64}, "spec": {"clusterIP": "10.0.0.9"}})
+        api.put("services", {"metadata": {"name": "no-namespace"}, "spec": {"clusterIP": "10.0.0.7"}})
+        api.put("services", {"metadata": {"namespace": "a", "name": "odd"},
+                             "spec": {"clusterIPs": ["not an address", 7, "10.0.0.8"], "ports": "80"}})
+        api.service("a", "after", cluster_ips=["10.0.0.12"])
+        api.pod("a", "after", "10.2.0.2")
+        yield wait_for(lambda: "a/after" in services_of(cluster) and "10.2.0.2" in cluster.snapshot.pods_by_ip,
+                       "the changes after the malformed ones")
+        self.assertEqual(services_of(cluster), ["a/after", "a/odd"])
+        self.assertEqual(cluster.snapshot.service("a", "odd").cluster_ips, ("10.0.0.8",))
+        self.assertEqual(list(cluster.snapshot.pods_by_ip), ["10.2.0.2"])
+        self.assertEqual([w.status.restarts for w in cluster.watchers], [0] * len(cluster.watchers))
+
+    def test_lines_that_are_no_events_are_watch_errors(self):
+        for line in (b"not json", b"\xff", b"[1]", b'{"type": 1}', b'{"type": "ADDED", "object": []}', b"[" * 100000):
+            self.assertRaises(WatchError, decode_event, line)
+        self.assertEqual(decode_event(b'{"type": "BOOKMARK", "object": {}}'), {"type": "BOOKMARK", "object": {}})
 
 
 class WatchPlanTests(unittest.SynchronousTestCase):

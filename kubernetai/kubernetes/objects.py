@@ -5,10 +5,17 @@ API server's JSON (plain dicts, never the client's model objects).
 
 Strings that repeat across objects (namespaces, node, zone and cluster
 names, protocols) are interned, so a cluster's worth of them costs one copy each.
+
+Whatever the JSON holds, a reducer returns an object of the right shape: a field
+of the wrong type reads as absent, addresses that are not IP addresses and names
+that cannot be labels of a DNS name are left out, and a Service, ServiceImport or
+Namespace whose own name cannot be is no object at all (None).  A broken or
+hostile API server must not stop the index or the answers.
 """
 
 from __future__ import annotations
 
+import socket
 import sys
 from datetime import datetime
 from typing import NamedTuple
@@ -87,17 +94,59 @@ class Namespace(NamedTuple):
     namespace: str = ""
 
 
-def _intern(text: str | None) -> str | None:
-    return sys.intern(text) if text else None
+def _intern(value) -> str | None:
+    return sys.intern(value) if isinstance(value, str) and value else None
+
+
+def _text(value) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _object(value) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def _objects(value) -> list[dict]:
+    """The JSON objects in array C{value}."""
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
+def _addresses(value) -> tuple[str, ...]:
+    """The IP addresses in array C{value}, as socket.inet_pton (and so the records) takes them."""
+    return tuple(item for item in value if _is_address(item)) if isinstance(value, list) else ()
+
+
+def _is_address(value) -> bool:
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            socket.inet_pton(family, value)
+            return True
+        except (OSError, TypeError, ValueError):
+            pass
+    return False
+
+
+def _label(value) -> str | None:
+    """C{value} if it can be one label of a DNS name: ASCII, 1 to 63 octets, no dot."""
+    if isinstance(value, str) and value.isascii() and 0 < len(value) <= 63 and "." not in value:
+        return value
+    return None
+
+
+def _domain_name(value) -> str | None:
+    """C{value} if it is a domain name (or an IP address) whose every label can be one."""
+    if not isinstance(value, str) or len(value.rstrip(".")) > 253:
+        return None
+    return value if all(_label(label) for label in value.rstrip(".").split(".")) else None
 
 
 def _metadata(raw: dict) -> tuple[str, str]:
-    metadata = raw.get("metadata") or {}
-    return sys.intern(metadata.get("namespace") or ""), metadata.get("name") or ""
+    metadata = _object(raw.get("metadata"))
+    return sys.intern(_text(metadata.get("namespace"))), _text(metadata.get("name"))
 
 
 def _labels(raw: dict) -> dict:
-    return (raw.get("metadata") or {}).get("labels") or {}
+    return _object(_object(raw.get("metadata")).get("labels"))
 
 
 NO_PORTS = (Port("", -1, ""),)
@@ -105,9 +154,14 @@ NO_PORTS = (Port("", -1, ""),)
 
 def _declared_ports(raw_ports) -> tuple[Port, ...]:
     return tuple(
-        Port(port.get("name") or "", int(port.get("port") or 0), sys.intern(port.get("protocol") or "TCP"))
-        for port in raw_ports or ()
+        Port(_label(port.get("name")) or "", _port_number(port.get("port")),
+             sys.intern(_label(port.get("protocol")) or "TCP"))
+        for port in _objects(raw_ports)
     )
+
+
+def _port_number(value) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 65535 else 0
 
 
 def _ports(raw_ports) -> tuple[Port, ...]:
@@ -115,14 +169,15 @@ def _ports(raw_ports) -> tuple[Port, ...]:
     return _declared_ports(raw_ports) or NO_PORTS
 
 
-def reduce_service(raw: dict) -> Service:
+def reduce_service(raw: dict) -> Service | None:
     """A Service from its JSON: cluster IPs of every family, none when headless."""
     namespace, name = _metadata(raw)
-    spec = raw.get("spec") or {}
-    cluster_ips = tuple(spec.get("clusterIPs") or ([spec["clusterIP"]] if spec.get("clusterIP") else []))
-    cluster_ips = tuple(ip for ip in cluster_ips if ip and ip != "None")
-    service_type = sys.intern(spec.get("type") or "ClusterIP")
-    external_name = spec.get("externalName") if service_type == "ExternalName" else None
+    if not (_label(namespace) and _label(name)):
+        return None
+    spec = _object(raw.get("spec"))
+    cluster_ips = _addresses(spec.get("clusterIPs")) or _addresses([spec.get("clusterIP")])
+    service_type = sys.intern(_text(spec.get("type")) or "ClusterIP")
+    external_name = _domain_name(spec.get("externalName")) if service_type == "ExternalName" else None
     if service_type == "ExternalName":
         cluster_ips = ()
     return Service(namespace, name, service_type, cluster_ips, _ports(spec.get("ports")), external_name)
@@ -134,18 +189,18 @@ def reduce_endpoint_slice(raw: dict) -> EndpointSlice:
     ports = _ports(raw.get("ports"))
     endpoints = []
     if raw.get("addressType") in ("IPv4", "IPv6"):
-        for endpoint in raw.get("endpoints") or ():
-            if (endpoint.get("conditions") or {}).get("ready") is False:
+        for endpoint in _objects(raw.get("endpoints")):
+            if _object(endpoint.get("conditions")).get("ready") is False:
                 continue
-            target = endpoint.get("targetRef") or {}
-            hostname = endpoint.get("hostname") or None
-            pod = target.get("name") if target.get("kind") == "Pod" else None
+            target = _object(endpoint.get("targetRef"))
+            hostname = _label(endpoint.get("hostname"))
+            pod = _label(target.get("name")) if target.get("kind") == "Pod" else None
             endpoints.append(
                 Endpoint(
-                    tuple(endpoint.get("addresses") or ()),
+                    _addresses(endpoint.get("addresses")),
                     hostname,
                     _intern(endpoint.get("nodeName")),
-                    _intern((endpoint.get("zone") or "").lower()),
+                    _intern(_text(endpoint.get("zone")).lower()),
                     hostname if pod == hostname else pod,
                     ports,
                 )
@@ -156,13 +211,13 @@ def reduce_endpoint_slice(raw: dict) -> EndpointSlice:
 
 def _trigger_time(raw: dict) -> float | None:
     """The slice's C{endpoints.kubernetes.io/last-change-trigger-time}, in Unix seconds."""
-    annotations = (raw.get("metadata") or {}).get("annotations") or {}
-    text = annotations.get(TRIGGER_TIME_ANNOTATION)
+    annotations = _object(_object(raw.get("metadata")).get("annotations"))
+    text = _text(annotations.get(TRIGGER_TIME_ANNOTATION))
     if not text:
         return None
     try:
         return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-    except ValueError:
+    except (ValueError, OverflowError):
         return None
 
 
@@ -170,33 +225,34 @@ def reduce_multicluster_endpoint_slice(raw: dict) -> EndpointSlice:
     """A multi-cluster EndpointSlice: endpoints as in any slice, of the ServiceImport and cluster its labels name."""
     labels = _labels(raw)
     service, cluster = labels.get(MULTICLUSTER_SERVICE_NAME_LABEL), labels.get(SOURCE_CLUSTER_LABEL)
-    return reduce_endpoint_slice(raw)._replace(service=_intern(service), cluster=_intern(cluster))
+    return reduce_endpoint_slice(raw)._replace(service=_intern(service), cluster=_intern(_label(cluster)))
 
 
-def reduce_service_import(raw: dict) -> ServiceImport:
+def reduce_service_import(raw: dict) -> ServiceImport | None:
     """A ServiceImport (multicluster.x-k8s.io/v1alpha1) from its JSON: its type, ClusterSetIPs and ports.
 
     Unlike a Service, an import without ports gets no placeholder (as in CoreDNS): its ClusterSetIP
     name does not exist.
     """
     namespace, name = _metadata(raw)
-    spec = raw.get("spec") or {}
-    ips = tuple(ip for ip in spec.get("ips") or () if ip)
-    import_type = sys.intern(spec.get("type") or "ClusterSetIP")
+    if not (_label(namespace) and _label(name)):
+        return None
+    spec = _object(raw.get("spec"))
+    ips = _addresses(spec.get("ips"))
+    import_type = sys.intern(_text(spec.get("type")) or "ClusterSetIP")
     return ServiceImport(namespace, name, import_type, ips, _declared_ports(spec.get("ports")))
 
 
 def reduce_pod(raw: dict) -> Pod:
     """A Pod from its JSON: its IPs, none while it is being deleted."""
     namespace, name = _metadata(raw)
-    if (raw.get("metadata") or {}).get("deletionTimestamp"):
+    if _object(raw.get("metadata")).get("deletionTimestamp"):
         return Pod(namespace, name, ())
-    status = raw.get("status") or {}
-    ips = tuple(entry.get("ip") for entry in status.get("podIPs") or () if entry.get("ip"))
-    if not ips and status.get("podIP"):
-        ips = (status["podIP"],)
-    return Pod(namespace, name, ips)
+    status = _object(raw.get("status"))
+    ips = _addresses([entry.get("ip") for entry in _objects(status.get("podIPs"))])
+    return Pod(namespace, name, ips or _addresses([status.get("podIP")]))
 
 
-def reduce_namespace(raw: dict) -> Namespace:
-    return Namespace(_metadata(raw)[1])
+def reduce_namespace(raw: dict) -> Namespace | None:
+    name = _label(_metadata(raw)[1])
+    return Namespace(name) if name else None

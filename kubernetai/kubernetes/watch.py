@@ -236,7 +236,7 @@ class Watcher:
             finally:
                 if inflight is not None:
                     inflight.release()
-            objects += [self.reduce(item) for item in page.get("items") or ()]
+            objects += [each for each in map(self.reduce, page.get("items") or ()) if each is not None]
             metadata = page.get("metadata") or {}
             continue_token = metadata.get("continue")
             if not continue_token:
@@ -270,7 +270,7 @@ class Watcher:
         try:
             self.mark_up()
             for line in stream_lines(response):
-                version = self.handle_event(json.loads(line), version)
+                version = self.handle_event(decode_event(line), version)
         finally:
             self.response = None
             response.release_conn()
@@ -285,11 +285,13 @@ class Watcher:
                 raise Expired(obj.get("message"))
             raise WatchError(f"watch error {obj.get('code')}: {obj.get('message')}")
         self.status.last_event = time.time()
-        if event_type in ("ADDED", "MODIFIED"):
-            self.sink(("put", self.kind, self.reduce(obj)))
-        elif event_type == "DELETED":
-            self.sink(("delete", self.kind, self.reduce(obj)))
-        return (obj.get("metadata") or {}).get("resourceVersion") or version
+        action = {"ADDED": "put", "MODIFIED": "put", "DELETED": "delete"}.get(event_type)
+        reduced = self.reduce(obj) if action else None
+        if reduced is not None:
+            self.sink((action, self.kind, reduced))
+        metadata = obj.get("metadata")
+        resumed = metadata.get("resourceVersion") if isinstance(metadata, dict) else None
+        return resumed if isinstance(resumed, str) and resumed else version
 
 
 def stream_lines(response):
@@ -312,6 +314,21 @@ def retry_after(err: Exception) -> float:
         return max(0.0, float((headers or {}).get("Retry-After", 0)))
     except ValueError:
         return 0.0
+
+
+def decode_event(line: bytes) -> dict:
+    """One line of a watch stream as the event it must be: a JSON object with a type and maybe an object.
+
+    Anything else is a L{WatchError}: the watch starts again from the last resourceVersion it saw.
+    """
+    try:
+        event = json.loads(line)
+    except (ValueError, RecursionError):
+        event = None
+    if not (isinstance(event, dict) and isinstance(event.get("type"), str)
+            and isinstance(event.get("object", {}), (dict, type(None)))):
+        raise WatchError(f"not a watch event: {line[:200]!r}")
+    return event
 
 
 def describe_error(err: Exception) -> str:

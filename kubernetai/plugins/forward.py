@@ -25,8 +25,10 @@ import os
 import random
 from dataclasses import dataclass, field
 
+from OpenSSL import crypto
 from twisted.application import service
 from twisted.internet import defer, ssl
+from twisted.internet.error import VerifyError
 from prometheus_client.core import HistogramMetricFamily
 from twisted.names import dns
 from zope.interface import implementer
@@ -263,13 +265,22 @@ def _read(path: str) -> bytes:
 
 def setup(directives: list[Directive], config: ServerConfig) -> ForwardChain:
     """One Forward per C{forward} directive, in Corefile order."""
-    forwards = [Forward(parse_forward(directive), config.reactor) for directive in directives]
+    forwards = [_forward(directive, config.reactor) for directive in directives]
     for forward in forwards:
         upstreams = " ".join(str(address) for address in forward.config.upstreams)
         config.plan.append(f"forward {forward.config.zone} -> {upstreams} (policy {forward.config.policy})")
     config.services.append(ForwardService(forwards, config.reactor))
     instances(config, "forward", forward_families).extend(forwards)
     return ForwardChain(forwards)
+
+
+def _forward(directive: Directive, reactor) -> Forward:
+    """The Forward of one directive; TLS files or a server name that TLS cannot use are its mistakes."""
+    forward_config = parse_forward(directive)
+    try:
+        return Forward(forward_config, reactor)
+    except (OSError, ValueError, crypto.Error, VerifyError) as err:
+        raise options.error(directive, f"tls: cannot use the certificates or the server name: {err}") from None
 
 
 def forward_families(forwards: list[Forward]):

@@ -314,6 +314,9 @@ def check_file(directive: Directive, path: str) -> None:
     except FileNotFoundError:
         log.warn("File does not exist: {path}", path=path)
         return
+    except ValueError:  # a NUL in the path, which Go's stat calls an invalid argument
+        raise options.error(directive,
+                            f"unable to access hosts file '{path}': stat {path}: invalid argument") from None
     except OSError as err:
         reason = err.strerror or str(err)
         raise options.error(directive, f"unable to access hosts file '{path}': stat {path}: "
