@@ -37,6 +37,8 @@ READY_REPLIES_LIMIT = 50000
 # As CoreDNS's defaults (its timeouts plugin's idle timeout); more connections than this are closed at once.
 TCP_IDLE_TIMEOUT = 10.0
 MAX_TCP_CONNECTIONS = 1000
+# Bytes asked for each UDP socket's receive queue: about ten thousand queries.
+UDP_RECEIVE_BUFFER = 4 * 1024 * 1024
 # A query needs far less (a question, an OPT record, perhaps a TSIG); replies are not limited.
 MAX_TCP_QUERY_SIZE = 4096
 # Queries of one connection answered at once; past it, its later queries wait unread.
@@ -229,6 +231,9 @@ class DNSDatagramProtocol(protocol.DatagramProtocol):
     def startProtocol(self) -> None:
         host = self.transport.getHost()
         self.local = (host.host, host.port)
+        # Queries that arrive while the reactor is held up (a collection, a busy moment of the
+        # host) wait here instead of being dropped; the kernel caps it at net.core.rmem_max.
+        self.transport.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_RECEIVE_BUFFER)
 
     def datagramReceived(self, datagram: bytes, address) -> None:
         started = time.monotonic()

@@ -17,6 +17,7 @@ from twisted.internet.threads import deferToThread
 from twisted.trial import unittest
 
 from kubernetai.message import split_stream
+from kubernetai.server import UDP_RECEIVE_BUFFER
 from tests.support import FakeUpstream, query, rcode_of, send, send_raw_udp, start_daemon, start_daemon_service
 
 WHOAMI = """\
@@ -332,3 +333,13 @@ class TCPLimitTests(unittest.TestCase):
         refused, answered = yield deferToThread(exchange)
         self.assertEqual(refused, b"")
         self.assertGreater(len(answered), 12)
+
+
+class ReceiveBufferTests(unittest.TestCase):
+    def test_udp_sockets_ask_for_a_large_receive_queue(self):
+        """As large as the host allows (net.core.rmem_max), up to UDP_RECEIVE_BUFFER; the kernel doubles it."""
+        root = start_daemon_service(self, WHOAMI)
+        (udp,) = [port for port in root.getServiceNamed("dns").ports if port.getHost().type == "UDP"]
+        with open("/proc/sys/net/core/rmem_max") as rmem_max:
+            allowed = min(UDP_RECEIVE_BUFFER, int(rmem_max.read()))
+        self.assertEqual(udp.socket.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF), 2 * allowed)
