@@ -93,6 +93,8 @@ class ApiServer:
         self._failure = (500, 0, None)
         self._stall_call = None
         self._held = {}
+        # Raw items (anything JSON) added to every list of a kind by its plural: what no real server sends.
+        self.list_extras = collections.defaultdict(list)
         site = server.Site(_ApiResource(self))
         # Tracking sits under TLS: wrapping the Site itself breaks ALPN negotiation.
         self._connections = _ConnectionTracker(
@@ -308,6 +310,7 @@ class ApiServer:
             version = self._resource_version
             stored = self._objects[query.resource.plural]
             items = [list_item(stored[key]) for key in sorted(stored) if query.matches(stored[key])]
+            items += self.list_extras[query.resource.plural]
         metadata = {"resourceVersion": str(version)}
         if options.limit and len(items) > options.limit:
             items, rest = items[:options.limit], items[options.limit:]

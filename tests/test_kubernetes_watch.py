@@ -221,6 +221,15 @@ class HostileServerTests(DataPlaneTestCase):
         self.assertEqual(list(cluster.snapshot.pods_by_ip), ["10.2.0.2"])
         self.assertEqual([w.status.restarts for w in cluster.watchers], [0] * len(cluster.watchers))
 
+    @defer.inlineCallbacks
+    def test_list_items_that_are_no_objects_are_left_out(self):
+        api = self.start_api_server()
+        api.service("a", "web", cluster_ips=["10.0.0.10"])
+        api.list_extras["services"] += [7, "web", None, [], {"metadata": "odd"}]
+        cluster = yield self.sync(f"        endpoint {api.url}", api)
+        self.assertEqual(services_of(cluster), ["a/web"])
+        self.assertEqual([w.status.restarts for w in cluster.watchers], [0] * len(cluster.watchers))
+
     def test_lines_that_are_no_events_are_watch_errors(self):
         for line in (b"not json", b"\xff", b"[1]", b'{"type": 1}', b'{"type": "ADDED", "object": []}', b"[" * 100000):
             self.assertRaises(WatchError, decode_event, line)

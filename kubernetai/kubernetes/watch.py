@@ -236,7 +236,8 @@ class Watcher:
             finally:
                 if inflight is not None:
                     inflight.release()
-            objects += [each for each in map(self.reduce, page.get("items") or ()) if each is not None]
+            items = [item for item in page.get("items") or () if isinstance(item, dict)]
+            objects += [each for each in map(self.reduce, items) if each is not None]
             metadata = page.get("metadata") or {}
             continue_token = metadata.get("continue")
             if not continue_token:
