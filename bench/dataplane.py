@@ -468,22 +468,25 @@ def print_memory(services_only: dict, full: dict) -> None:
 
 def print_delays(delays: list[float], rss_kib: int) -> None:
     """The distribution of event-to-index delays, and the memory after them."""
-    milliseconds = [delay * 1000 for delay in delays]
     print(f"\nevent to index: {len(delays):,} cluster-IP changes, each made once the last was seen,"
           " server's time.monotonic() before the change to the publish of the first snapshot showing it")
-    print(f"  p50 {percentile(milliseconds, 0.5):.2f} ms   p99 {percentile(milliseconds, 0.99):.2f} ms"
-          f"   max {max(milliseconds):.2f} ms   (min {min(milliseconds):.2f} ms)")
+    print_distribution(delays)
     print(f"  VmRSS after the changes: {rss_kib / 1024:.1f} MiB")
 
 
 def print_answer_delays(delays: list[float], rss_kib: int) -> None:
     """The distribution of event-to-answer delays, and the daemon's memory."""
-    milliseconds = [delay * 1000 for delay in delays]
     print(f"\nevent to answer: {len(delays):,} more cluster-IP changes, each made once the last was answered,"
           " with twistd kubernetai (one stanza, no cache) asked over UDP until it answers the new address")
+    print_distribution(delays)
+    print(f"  the daemon's VmRSS after the changes: {rss_kib / 1024:.1f} MiB")
+
+
+def print_distribution(delays: list[float]) -> None:
+    """p50, p99, max and min of C{delays} (seconds), in milliseconds."""
+    milliseconds = [delay * 1000 for delay in delays]
     print(f"  p50 {percentile(milliseconds, 0.5):.2f} ms   p99 {percentile(milliseconds, 0.99):.2f} ms"
           f"   max {max(milliseconds):.2f} ms   (min {min(milliseconds):.2f} ms)")
-    print(f"  the daemon's VmRSS after the changes: {rss_kib / 1024:.1f} MiB")
 
 
 def run(options) -> None:

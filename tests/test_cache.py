@@ -804,7 +804,9 @@ class DaemonTests(unittest.TestCase):
 
 class KubernetesTests(unittest.TestCase):
     @defer.inlineCallbacks
-    def test_a_changed_service_is_seen_one_ttl_later(self):
+    def start(self):
+        """An API server with service default/web at 10.0.0.10, and a daemon with a cache in front of
+        its stanza; (api, DNS port, cache, clock)."""
         api = ApiServer()
         api.start()
         self.addCleanup(api.stop)
@@ -818,6 +820,11 @@ class KubernetesTests(unittest.TestCase):
     }}
 }}
 """)
+        return api, port, cache, clock
+
+    @defer.inlineCallbacks
+    def test_a_changed_service_is_seen_one_ttl_later(self):
+        api, port, cache, clock = yield self.start()
         name = "web.default.svc.cluster.local"
         first = yield query(port, name, "A")
         api.service("default", "web", cluster_ips=["10.0.0.99"], ports=[{"name": "http", "port": 80}])
@@ -834,19 +841,7 @@ class KubernetesTests(unittest.TestCase):
     def test_an_unchanged_answer_is_renewed_at_expiry_and_counted_as_a_miss(self):
         """At expiry, the server sends the kept reply again with fresh TTLs while the index is unchanged,
         counted as the miss that re-asking the stanza would be; a change ends that."""
-        api = ApiServer()
-        api.start()
-        self.addCleanup(api.stop)
-        api.namespace("default")
-        api.service("default", "web", cluster_ips=["10.0.0.10"], ports=[{"name": "http", "port": 80}])
-        port, cache, clock = yield start_cached(self, f""".:0 {{
-    bind 127.0.0.1
-    cache 30
-    kubernetai cluster.local {{
-        endpoint {api.url}
-    }}
-}}
-""")
+        api, port, cache, clock = yield self.start()
         name = "web.default.svc.cluster.local"
         yield query(port, name, "A")
         yield query(port, name, "A")
