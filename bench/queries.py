@@ -70,8 +70,9 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 SO_TIMESTAMPNS = 35  # Linux's value (asm-generic/socket.h); the socket module does not name it
 TIMESPEC = struct.Struct("@ll")
 TARGETS = (2.5, 1.5)  # kubernetai with cache, then without, over stock twistd dns
-FULL = argparse.Namespace(rounds=2, seconds=10, latency_seconds=10)
-QUICK = argparse.Namespace(rounds=1, seconds=4, latency_seconds=3)
+FULL = argparse.Namespace(rounds=2, seconds=10, latency_seconds=10, cold_seconds=5)
+QUICK = argparse.Namespace(rounds=1, seconds=4, latency_seconds=3, cold_seconds=2)
+COLD_NAMES = 300_000
 
 
 # The names both servers answer
@@ -100,6 +101,13 @@ def nxdomain_names(rng: random.Random) -> list[str]:
     """Random service names, in the population's namespaces, that no service has."""
     return [service_fqdn(namespace_of(number), "nx-" + "".join(rng.choices(string.ascii_lowercase, k=8)))
             for number in range(NXDOMAIN_NAMES)]
+
+
+def cold_names(rng: random.Random) -> list[str]:
+    """COLD_NAMES names no query asked before, all different: random service names in the population's
+    namespaces (NXDOMAIN), as a random-subdomain flood sends them."""
+    return [service_fqdn(namespace_of(number % NAMESPACES), "cold-" + "".join(rng.choices(string.ascii_lowercase, k=12)))
+            for number in range(COLD_NAMES)]
 
 
 def query_names(kinds: list[list[str]], rng: random.Random) -> list[str]:
@@ -401,6 +409,17 @@ def print_throughput(servers: list[Server], runs: dict[str, list[dict]],
     return means, per_cpu_second
 
 
+def print_cold(results: list[tuple[Server, dict]], seconds: int) -> None:
+    """Each server's QPS and CPU per query on names never asked before."""
+    print(f"\nnever-asked names: dnsperf -c {DNSPERF_CLIENTS} -l {seconds} on CPU {LOAD_CPU}, unthrottled, over "
+          f"{COLD_NAMES:,} different names none asked before (NXDOMAIN), servers in turn")
+    print(f"  {'':22}{'QPS':>10}{'lost':>9}{'CPU/query':>11}{'CPU busy':>10}{'others':>8}")
+    for server, run in results:
+        repeated = "  (names came round again: too few)" if run["sent"] > COLD_NAMES else ""
+        print(f"  {server.label:22}{run['qps']:10,.0f}{run['lost']:9,}{run['cpu_seconds'] / run['completed'] * 1e6:8.1f} us"
+              f"{run['cpu_seconds'] / seconds:10.0%}{run['others_seconds'] / seconds:8.0%}{repeated}")
+
+
 def print_ratios(means: dict[str, float], per_cpu_second: dict[str, float], servers: list[Server]) -> None:
     """kubernetai's mean QPS over stock's against the targets; and the same ratio of queries per CPU-second."""
     stock = servers[2].label
@@ -466,6 +485,10 @@ def run(settings) -> None:
                                               query_file)) for server in servers]
         print_latency(latencies, settings.latency_seconds)
         print_memory(servers)
+        cold_file = directory / "cold-queries"
+        write_query_file(cold_file, cold_names(rng))
+        print_cold([(server, measure_throughput(server, cold_file, settings.cold_seconds)) for server in servers],
+                   settings.cold_seconds)
 
 
 def parse_options(argv=None):
