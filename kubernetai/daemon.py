@@ -27,7 +27,8 @@ from kubernetai.chain import ServerConfig, Shared, build_server
 from kubernetai.corefile import CorefileError, load_corefile
 from kubernetai.httpservice import HTTPService
 from kubernetai.metrics import NAMESPACE, counter, gauge
-from kubernetai.server import DNSService, ZoneTable, listener_tables
+from kubernetai.answer import ZoneTable
+from kubernetai.server import DNSService, listener_tables
 from kubernetai.systemd import notify, start_watchdog
 
 log = Logger(namespace="kubernetai.plugins.reload")

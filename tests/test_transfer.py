@@ -31,7 +31,7 @@ from kubernetai.plugins.kubernetai import Kubernetai
 from kubernetai.plugins.transfer import (
     ENVELOPE_BYTES, Transfer, envelopes, ixfr_serial, longest_match, parse_rule, wire_length,
 )
-from kubernetai.server import ZoneTable, answer_packet
+from kubernetai.answer import ZoneTable, answer_packet
 from tests.apiobjects import make_endpoint_slice, make_namespace, make_service
 from tests.k8sdata import HTTP, SERIAL, SERVE_TEST
 from tests.k8sdata import snapshot as serve_snapshot

@@ -36,7 +36,7 @@ from tests.fuzz import failures_raised, instrumented
 with instrumented(__name__):
     from kubernetai.daemon import build_daemon
     from kubernetai.message import StreamError, frame, split_stream
-    from kubernetai.server import ZoneTable, answer_packet
+    from kubernetai.answer import ZoneTable, answer_packet
     from tests.k8sdata import SERVE_TEST, snapshot
 
 COREFILE = r"""

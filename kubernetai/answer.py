@@ -1,0 +1,193 @@
+# -*- test-case-name: tests.test_server,tests.test_cache -*-
+"""
+The answer to one packet, whatever carried it: decode it, route it to the
+server block with the most specific zone, run that block's chain, and write
+the reply within the client's limits.  A L{ZoneTable} holds the blocks of
+one listening address and the UDP replies ready to send again, which the
+server's datagram protocol answers repeated queries from without running
+any of this.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from twisted.internet import defer
+from twisted.logger import Logger
+from twisted.names import dns
+from twisted.python.failure import Failure
+
+from kubernetai.chain import Countdown, PluginError, Request, Response, ServerConfig
+from kubernetai.message import Rejected, decode_query, encode_reply, encode_transfer, record_ttl_offsets, with_ttl
+
+log = Logger(namespace="kubernetai.server")
+
+DS = 43
+MAX_LOOKUP_DEPTH = 8
+READY_REPLIES_LIMIT = 50000
+
+
+@dataclass
+class ZoneTable:
+    """
+    The server blocks listening on one address, by zone, and the UDP replies
+    ready to send again: by query bytes less the ID, with the check that
+    says they still hold (see L{Response.valid_while}), C{ready_limit} of them at most.
+    """
+
+    configs: dict[str, ServerConfig] = field(default_factory=dict)
+    ready_replies: dict[bytes, list] = field(default_factory=dict)
+    ready_limit: int = READY_REPLIES_LIMIT
+
+    def ready_reply(self, packet: bytes) -> tuple[bytes, tuple] | None:
+        """The reply to C{packet} and its observers' replays, if the same query was answered before
+        and that reply still holds."""
+        ready = self.ready_replies.get(packet[2:])
+        if ready is None:
+            return None
+        ticking = ready[3]
+        if not ready[1]() and (ticking is None or not ticking.countdown.try_renew() or not ready[1]()):
+            return None
+        if ticking is not None:
+            ready[0] = ticking.retimed(ready[0])
+        return packet[:2] + ready[0], ready[2]
+
+    def keep_reply(self, packet: bytes, reply: bytes, response: Response, replays: tuple) -> None:
+        """Keep C{reply} to send again while C{response} holds; one whose TTLs count down is kept
+        until they reach zero, its TTLs rewritten as they tick."""
+        if len(self.ready_replies) >= self.ready_limit:
+            self.ready_replies.clear()
+        ticking = None
+        if response.countdown is not None:
+            ticking = TickingTTLs(response.countdown, [offset - 2 for offset in record_ttl_offsets(reply)])
+            response.countdown.follow()
+        self.ready_replies[packet[2:]] = [reply[2:], response.valid_while, replays, ticking]
+
+    def add(self, zone: str, config: ServerConfig) -> None:
+        self.configs[zone] = config
+
+    def route(self, name: str, qtype: int) -> tuple[str, ServerConfig] | None:
+        """The (zone, config) serving C{name}: the longest zone that is a suffix of it.
+
+        DS records live in the parent zone, so for DS the least specific match wins.
+        """
+        match = None
+        labels = name.rstrip(".").split(".") if name != "." else []
+        for start in range(len(labels) + 1):
+            zone = ".".join(labels[start:]) + "." if start < len(labels) else "."
+            config = self.configs.get(zone)
+            if config is not None:
+                match = (zone, config)
+                if qtype != DS:
+                    return match
+        return match
+
+
+class TickingTTLs:
+    """Where the TTLs of a kept reply (less its ID) sit, and when they must next be rewritten."""
+
+    __slots__ = ("countdown", "offsets", "next_tick")
+
+    def __init__(self, countdown: Countdown, offsets: list[int]) -> None:
+        self.countdown = countdown
+        self.offsets = offsets
+        self.next_tick = countdown.until
+
+    def retimed(self, reply: bytes) -> bytes:
+        """C{reply} with the TTLs the countdown reads now."""
+        now = self.countdown.clock.seconds()
+        if now < self.next_tick:
+            return reply
+        self.next_tick = self.countdown.next_tick(now)
+        return with_ttl(reply, self.offsets, self.countdown.ttl_at(now))
+
+
+def answer_packet(table: ZoneTable, packet: bytes, client: tuple[str, int], transport: str, local=None):
+    """The reply to C{packet}: bytes (a list of them: a zone transfer's messages, over TCP only), None
+    to drop it, or a Deferred firing with either.
+
+    It never raises: a packet that trips a bug is logged and dropped.
+    """
+    try:
+        return _answer(table, packet, client, transport, local)
+    except Exception:
+        log.failure("dropped a packet that could not be answered")
+        return None
+
+
+def _answer(table: ZoneTable, packet: bytes, client: tuple[str, int], transport: str, local):
+    try:
+        request = decode_query(packet, client, transport)
+    except Rejected as rejected:
+        return rejected.reply
+    if request is None:
+        return None
+    request.local = local
+    if request.qclass != dns.IN:
+        return encode_reply(request, Response(rcode=dns.EREFUSED))
+    result = _serve(table, request)
+    if isinstance(result, defer.Deferred):
+        return result.addCallback(lambda response: _write(request, response, table))
+    return _write(request, result, table)
+
+
+def _serve(table: ZoneTable, request: Request):
+    """The Response of the chain of the block serving C{request}'s zone, or a Deferred firing with it."""
+    routed = table.route(request.name, request.qtype)
+    if routed is None:
+        return Response(rcode=dns.EREFUSED)
+    request.zone, config = routed
+    request.resolver = lambda origin, name, qtype: _lookup(table, origin, name, qtype)
+    try:
+        result = config.chain.serve(request)
+    except Exception:
+        return _failure_response(Failure())
+    if isinstance(result, defer.Deferred):
+        return result.addErrback(_failure_response)
+    return result
+
+
+def _lookup(table: ZoneTable, origin: Request, name: str, qtype: int) -> defer.Deferred:
+    """Resolve C{name} through C{table}'s chains on behalf of C{origin}, at most MAX_LOOKUP_DEPTH deep."""
+    if origin.depth >= MAX_LOOKUP_DEPTH:
+        return defer.fail(PluginError("upstream", f"lookup of {name} nested too deep"))
+    message = dns.Message(recDes=1)
+    message.addQuery(name.rstrip(".").encode("ascii", "replace"), qtype, dns.IN)
+    request = Request(message.toStr(), message, origin.client, origin.protocol)
+    request.depth = origin.depth + 1
+    return defer.maybeDeferred(_serve, table, request)
+
+
+def client_address(host: str, port: int) -> tuple[str, int]:
+    """The client's address, an IPv4 client on a dual-stack socket shown as IPv4."""
+    if host.startswith("::ffff:") and "." in host:
+        host = host[len("::ffff:") :]
+    return host, port
+
+
+def _failure_response(failure: Failure) -> Response:
+    """SERVFAIL (or the plugin's rcode) for a query no plugin could answer."""
+    if failure.check(PluginError):
+        return Response(rcode=failure.value.rcode)
+    log.failure("unexpected error while answering a query", failure)
+    return Response(rcode=dns.ESERVER)
+
+
+def _write(request: Request, response: Response, table: ZoneTable | None = None) -> bytes | list[bytes]:
+    """Encode the reply (a zone transfer's messages over TCP, REFUSED over UDP) and tell the plugins that
+    wanted to see it (a transfer's messages one after another, as CoreDNS counts their size)."""
+    if response.messages is not None and request.protocol != "tcp":
+        response = Response(rcode=dns.EREFUSED)
+    reply = encode_reply(request, response) if response.messages is None else encode_transfer(request, response)
+    written = reply if isinstance(reply, bytes) else b"".join(reply)
+    replays = []
+    for observer in request.reply_observers:
+        try:
+            replays.append(observer(request, response, written))
+        except Exception:
+            replays.append(None)
+            log.failure("reply observer failed")
+    if response.valid_while is not None and table is not None and request.protocol == "udp" \
+            and None not in replays:
+        table.keep_reply(request.packet, written, response, tuple(replays))
+    return reply
