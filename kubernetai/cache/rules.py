@@ -165,3 +165,9 @@ def retimed(records, ttl: int, qname: bytes | None = None) -> list[dns.RRHeader]
         dns.RRHeader(qname if r.name.name.lower() == folded else r.name.name, r.type, r.cls, ttl, r.payload, r.auth)
         for r in records
     ]
+
+
+def with_ttl(records, ttl: int) -> list[dns.RRHeader]:
+    """C{records} with C{ttl}: a new list of the records themselves when they all have it already (records
+    are never changed in place), else of L{retimed} copies."""
+    return list(records) if all(r.ttl == ttl for r in records) else retimed(records, ttl)

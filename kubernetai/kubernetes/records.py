@@ -11,6 +11,7 @@ that list into records.  Everything here is pure: no I/O, no clock.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -237,19 +238,24 @@ def _outside_target(last: dns.RRHeader, zone: str, qtype: int) -> tuple[str, int
 
 def soa_record(view: View, qname: bytes, zone: str) -> dns.RRHeader:
     """The zone's SOA, named as the query spelled the zone; its serial is the last change's time."""
-    owner = _owner_of_zone(qname, zone)
-    suffix = owner if owner else b""
+    return _soa_record(_owner_of_zone(qname, zone), view.serial(zone), view.ttl)
+
+
+@functools.lru_cache(maxsize=1024)
+def _soa_record(owner: bytes, serial: int, ttl: int) -> dns.RRHeader:
+    """One SOA record per spelling of the zone, serial and TTL: every denial carries it, and records
+    are never changed in place once built (plugins copy one to change it)."""
     soa = dns.Record_SOA(
-        mname=_join(b"ns.dns", suffix),
-        rname=_join(b"hostmaster", suffix),
-        serial=view.serial(zone),
+        mname=_join(b"ns.dns", owner),
+        rname=_join(b"hostmaster", owner),
+        serial=serial,
         refresh=7200,
         retry=1800,
         expire=86400,
-        minimum=view.ttl,
-        ttl=min(view.ttl, 300),
+        minimum=ttl,
+        ttl=min(ttl, 300),
     )
-    return record(owner, dns.SOA, min(view.ttl, 300), soa)
+    return record(owner, dns.SOA, min(ttl, 300), soa)
 
 
 def denial(view: View, qname: bytes, zone: str, rcode: int) -> Response:
