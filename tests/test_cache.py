@@ -822,13 +822,18 @@ class KubernetesTests(unittest.TestCase):
 """)
         return api, port, cache, clock
 
+    def move_web(self, api, cache):
+        """Give web the cluster IP 10.0.0.99; fires once the stanza behind the cache answers it."""
+        api.service("default", "web", cluster_ips=["10.0.0.99"], ports=[{"name": "http", "port": 80}])
+        name = "web.default.svc.cluster.local"
+        return wait_for(lambda: shown(cache.next.serve(make_request(name)))[0][2] == "10.0.0.99", "the watch")
+
     @defer.inlineCallbacks
     def test_a_changed_service_is_seen_one_ttl_later(self):
         api, port, cache, clock = yield self.start()
         name = "web.default.svc.cluster.local"
         first = yield query(port, name, "A")
-        api.service("default", "web", cluster_ips=["10.0.0.99"], ports=[{"name": "http", "port": 80}])
-        yield wait_for(lambda: shown(cache.next.serve(make_request(name)))[0][2] == "10.0.0.99", "the watch")
+        yield self.move_web(api, cache)
         clock.advance(4.5)
         cached = yield query(port, name, "A")
         clock.advance(0.5)
@@ -855,8 +860,7 @@ class KubernetesTests(unittest.TestCase):
         self.assertEqual(served, [(1, "10.0.0.10"), (5, "10.0.0.10"), (3, "10.0.0.10"), (5, "10.0.0.10")])
         self.assertEqual(list(table.ready_replies.values()), [ready], "every one was sent again")
         self.assertEqual((cache.requests, cache.misses, cache.hits["success"]), (6, 3, 3))
-        api.service("default", "web", cluster_ips=["10.0.0.99"], ports=[{"name": "http", "port": 80}])
-        yield wait_for(lambda: shown(cache.next.serve(make_request(name)))[0][2] == "10.0.0.99", "the watch")
+        yield self.move_web(api, cache)
         clock.advance(4)
         cached = yield query(port, name, "A")
         clock.advance(1)
