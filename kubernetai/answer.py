@@ -49,7 +49,7 @@ class ZoneTable:
         if not ready[1]() and (ticking is None or not ticking.countdown.try_renew() or not ready[1]()):
             return None
         if ticking is not None:
-            ready[0] = ticking.retimed(ready[0])
+            ready[0] = ticking.current(ready[0])
         return packet[:2] + ready[0], ready[2]
 
     def keep_reply(self, packet: bytes, reply: bytes, response: Response, replays: tuple) -> None:
@@ -93,7 +93,7 @@ class TickingTTLs:
         self.offsets = offsets
         self.next_tick = countdown.until
 
-    def retimed(self, reply: bytes) -> bytes:
+    def current(self, reply: bytes) -> bytes:
         """C{reply} with the TTLs the countdown reads now."""
         now = self.countdown.clock.seconds()
         if now < self.next_tick:

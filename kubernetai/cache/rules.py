@@ -167,7 +167,7 @@ def retimed(records, ttl: int, qname: bytes | None = None) -> list[dns.RRHeader]
     ]
 
 
-def with_ttl(records, ttl: int) -> list[dns.RRHeader]:
+def records_at(records, ttl: int) -> list[dns.RRHeader]:
     """C{records} with C{ttl}: a new list of the records themselves when they all have it already (records
     are never changed in place), else of L{retimed} copies."""
     return list(records) if all(r.ttl == ttl for r in records) else retimed(records, ttl)

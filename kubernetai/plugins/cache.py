@@ -39,7 +39,7 @@ from kubernetai.cache.config import DENIAL, SUCCESS, CacheConfig, parse_cache
 from kubernetai.cache.entries import Entry, Table
 from kubernetai.cache.rules import (
     DELEGATION, META, NOERROR, OTHER_ERROR, answers_question, cache_type, cacheable, entry_duration, entry_key,
-    response_type, with_ttl,
+    records_at, response_type,
 )
 from kubernetai.chain import Countdown, IHandler, PluginError, Request, Response, ServerConfig
 from kubernetai.corefile import Directive
@@ -187,9 +187,9 @@ class Cache:
         ttl = int(duration)
         reply = replace(
             response,
-            answers=with_ttl(response.answers, ttl),
-            authority=with_ttl(response.authority, ttl),
-            additional=with_ttl(response.additional, ttl),
+            answers=records_at(response.answers, ttl),
+            authority=records_at(response.authority, ttl),
+            additional=records_at(response.additional, ttl),
             valid_while=None,
         )
         entry = None
