@@ -27,6 +27,19 @@ MAX_LOOKUP_DEPTH = 8
 READY_REPLIES_LIMIT = 50000
 
 
+class ReadyReply:
+    """A reply kept to send again: its bytes less the ID, the check that says they still hold, the
+    observers' replays, and where its TTLs are rewritten as they tick (None if they do not)."""
+
+    __slots__ = ("reply", "valid_while", "replays", "ticking")
+
+    def __init__(self, reply: bytes, valid_while, replays: tuple, ticking: TickingTTLs | None) -> None:
+        self.reply = reply
+        self.valid_while = valid_while
+        self.replays = replays
+        self.ticking = ticking
+
+
 @dataclass
 class ZoneTable:
     """
@@ -36,7 +49,7 @@ class ZoneTable:
     """
 
     configs: dict[str, ServerConfig] = field(default_factory=dict)
-    ready_replies: dict[bytes, list] = field(default_factory=dict)
+    ready_replies: dict[bytes, ReadyReply] = field(default_factory=dict)
     ready_limit: int = READY_REPLIES_LIMIT
 
     def ready_reply(self, packet: bytes) -> tuple[bytes, tuple] | None:
@@ -45,12 +58,13 @@ class ZoneTable:
         ready = self.ready_replies.get(packet[2:])
         if ready is None:
             return None
-        ticking = ready[3]
-        if not ready[1]() and (ticking is None or not ticking.countdown.try_renew() or not ready[1]()):
-            return None
+        ticking = ready.ticking
+        if not ready.valid_while():
+            if ticking is None or not ticking.countdown.try_renew() or not ready.valid_while():
+                return None
         if ticking is not None:
-            ready[0] = ticking.current(ready[0])
-        return packet[:2] + ready[0], ready[2]
+            ready.reply = ticking.current(ready.reply)
+        return packet[:2] + ready.reply, ready.replays
 
     def keep_reply(self, packet: bytes, reply: bytes, response: Response, replays: tuple) -> None:
         """Keep C{reply} to send again while C{response} holds; one whose TTLs count down is kept
@@ -61,7 +75,7 @@ class ZoneTable:
         if response.countdown is not None:
             ticking = TickingTTLs(response.countdown, [offset - 2 for offset in record_ttl_offsets(reply)])
             response.countdown.follow()
-        self.ready_replies[packet[2:]] = [reply[2:], response.valid_while, replays, ticking]
+        self.ready_replies[packet[2:]] = ReadyReply(reply[2:], response.valid_while, replays, ticking)
 
     def add(self, zone: str, config: ServerConfig) -> None:
         self.configs[zone] = config
