@@ -5,7 +5,7 @@ API server is visible in its snapshot, and how soon a running daemon answers it.
 
     python bench/dataplane.py [--services N] [--headless N] [--endpoints-per-slice N] [--changes N]
 
-The fake API server of L{tests.apiserver} runs in a child process (C{--serve}),
+The fake API server of L{kubernetai.apiserver.server} runs in a child process (C{--serve}),
 so this process's memory is the client side only; they talk over 127.0.0.1.
 Memory is split between services and endpoints by a second measuring child
 (C{--services-only URL}) whose stanza says C{noendpoints}.  See bench/README.md
@@ -104,7 +104,7 @@ def serve(options) -> None:
     """Load the population into a fake API server, then obey L{Control} on stdin and stdout."""
     # Imported here, from the checkout, so that the measuring process never loads the server's code.
     sys.path.insert(0, str(REPO))
-    from tests.apiserver import ApiServer
+    from kubernetai.apiserver.server import ApiServer
 
     api = ApiServer(history_size=options.changes + 1000)
     url = api.start()

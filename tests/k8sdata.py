@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from kubernetai.kubernetes.index import ENDPOINT_SLICES, NAMESPACES, PODS, SERVICES, Snapshot, Store
 from kubernetai.kubernetes.objects import reduce_endpoint_slice, reduce_namespace, reduce_pod, reduce_service
-from tests.apiobjects import make_endpoint_slice, make_namespace, make_pod, make_service
+from kubernetai.apiserver.resources import make_endpoint_slice, make_namespace, make_pod, make_service
 
 # The SOA serial of every snapshot here (CoreDNS's tables carry assorted serials, never compared).
 SERIAL = 1499347823

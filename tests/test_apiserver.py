@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.test_apiserver -*-
 """
-Tests for the fake Kubernetes API server in L{tests.apiserver}: the official kubernetes
+Tests for the fake Kubernetes API server in L{kubernetai.apiserver.server}: the official kubernetes
 client, run in threads, lists and watches it unchanged, over HTTP and HTTPS.
 """
 
@@ -16,8 +16,8 @@ from twisted.internet import defer, reactor, task
 from twisted.internet.threads import deferToThread
 from twisted.trial import unittest
 
-from tests.apiobjects import Event, Query, SelectorError, parse_selector, resource_type, route
-from tests.apiserver import ApiServer
+from kubernetai.apiserver.resources import Event, Query, SelectorError, parse_selector, resource_type, route
+from kubernetai.apiserver.server import ApiServer
 
 SERVICES = resource_type("services")
 

@@ -22,7 +22,7 @@ from kubernetai.message import decode_query
 from kubernetai.plugins import autopath
 from kubernetai.plugins.autopath import AutoPath, client_search, searched_name
 from kubernetai.resolvconf import ResolvConf, parse
-from tests.apiserver import ApiServer
+from kubernetai.apiserver.server import ApiServer
 from tests.support import FakeUpstream, query, rcode_of, start_daemon_service
 
 RESOLV_CONF = "nameserver 1.2.3.4\ndomain foo.com\nsearch bar.com Baz.com\noptions ndots:5\n"

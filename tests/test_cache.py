@@ -27,7 +27,7 @@ from kubernetai.corefile import CorefileError, parse_corefile
 from kubernetai.daemon import build_daemon
 from kubernetai.message import decode_query
 from kubernetai.plugins.cache import Cache, refresh_request
-from tests.apiserver import ApiServer
+from kubernetai.apiserver.server import ApiServer
 from tests.support import FakeUpstream, query, rcode_of, send_raw_udp, write_corefile
 
 SOA_RDATA = "ns.example.org. hostmaster.example.org. 1 7200 3600 1209600 {minimum}"

@@ -31,7 +31,7 @@ from twisted.internet import defer, protocol, reactor, task
 from twisted.trial import unittest
 
 from kubernetai.kubernetes.watch import Backoff
-from tests.apiserver import ApiServer
+from kubernetai.apiserver.server import ApiServer
 from tests.support import capture_logs, query
 from tests.test_health_ready import Running, get, wait_until
 from tests.test_kubernetes_watch import wait_for

@@ -21,7 +21,7 @@ from twisted.trial import unittest
 
 from kubernetai.plugins.forward import ForwardService
 from kubernetai.server import MAX_TCP_QUERY_SIZE
-from tests.apiserver import ApiServer
+from kubernetai.apiserver.server import ApiServer
 from tests.support import FakeUpstream, query, rcode_of, start_daemon
 from tests.test_forward import forwarding
 from tests.test_health_ready import Running, wait_until

@@ -16,7 +16,7 @@ from kubernetai.corefile import CorefileError, parse_corefile
 from kubernetai.plugins.forward import nameservers_in, parse_forward
 from kubernetai.upstream import Address as Upstream
 from tests.support import FakeUpstream, capture_logs, query, rcode_of, start_daemon
-from tests.tlsca import CertificateAuthority
+from kubernetai.apiserver.tlsca import CertificateAuthority
 
 RECORDS = {("www.example.org.", "A"): ["192.0.2.1"], ("slow.example.org.", "A"): ["192.0.2.2"]}
 

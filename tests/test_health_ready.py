@@ -16,7 +16,7 @@ from kubernetai.chain import Shared, build_server
 from kubernetai.corefile import CorefileError, parse_corefile
 from kubernetai.daemon import build_daemon
 from kubernetai.httpservice import HTTPService
-from tests.apiserver import ApiServer
+from kubernetai.apiserver.server import ApiServer
 from tests.support import capture_logs, query, write_corefile
 from tests.test_daemon import free_port
 

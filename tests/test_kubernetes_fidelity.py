@@ -52,8 +52,8 @@ from twisted.trial import unittest
 
 from tests import test_kubernetes_multicluster as multicluster
 from tests import test_kubernetes_records as records
-from tests.apiobjects import make_namespace, make_service
-from tests.apiserver import ApiServer
+from kubernetai.apiserver.resources import make_namespace, make_service
+from kubernetai.apiserver.server import ApiServer
 from tests.k8sdata import HTTP
 from tests.support import send_raw_udp
 from tests.test_health_ready import Running

@@ -27,7 +27,7 @@ from kubernetai.kubernetes.objects import (
     reduce_service,
     reduce_service_import,
 )
-from tests.apiobjects import make_multicluster_endpoint_slice, make_service_import
+from kubernetai.apiserver.resources import make_multicluster_endpoint_slice, make_service_import
 
 HTTP = {"name": "http", "port": 80}
 

@@ -26,14 +26,14 @@ from kubernetai.kubernetes.index import (
     Store,
 )
 from kubernetai.kubernetes.records import View, soa_record
-from tests.apiobjects import (
+from kubernetai.apiserver.resources import (
     make_endpoint_slice,
     make_multicluster_endpoint_slice,
     make_namespace,
     make_service,
     make_service_import,
 )
-from tests.apiserver import ApiServer
+from kubernetai.apiserver.server import ApiServer
 from tests.k8sdata import DNS_UDP, HTTP, SERIAL
 from tests.support import query, rcode_of, start_daemon_listening
 from tests.test_kubernetes_records import COMMON_ROWS, NOERROR, NXDOMAIN, SOA, Row, TableTestCase, stanza, table

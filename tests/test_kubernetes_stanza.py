@@ -27,7 +27,7 @@ from kubernetai.kubernetes.config import parse_stanza
 from kubernetai.kubernetes.connection import api_client, configuration, public_url
 from kubernetai.kubernetes.stanza import Stanza, StanzaFallthrough, StanzaNameError, StanzaResolver
 from kubernetai.zones import Fallthrough
-from tests.apiserver import ApiServer
+from kubernetai.apiserver.server import ApiServer
 from tests.support import FakeUpstream, capture_logs, query, rcode_of, send_raw_udp, start_daemon_listening
 
 

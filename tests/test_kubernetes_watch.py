@@ -16,7 +16,7 @@ from kubernetai.kubernetes.config import parse_stanza
 from kubernetai.kubernetes.connection import api_client, configuration, public_url
 from kubernetai.kubernetes.index import MULTICLUSTER_ENDPOINT_SLICES, SERVICE_IMPORTS
 from kubernetai.kubernetes.watch import Backoff, TokenBucket, WatchError, decode_event, describe_error, retry_after
-from tests.apiserver import ApiServer
+from kubernetai.apiserver.server import ApiServer
 
 
 def stanza_config(body: str, zone: str = "cluster.local"):

@@ -23,7 +23,7 @@ from kubernetai.chain import Response, build_server
 from kubernetai.corefile import CorefileError, parse_corefile
 from kubernetai.daemon import build_daemon
 from kubernetai.plugins import loadbalance, loop
-from tests.apiobjects import make_endpoint_slice, make_namespace, make_service
+from kubernetai.apiserver.resources import make_endpoint_slice, make_namespace, make_service
 from tests.support import FakeUpstream, capture_logs, query, start_daemon, write_corefile
 from tests.test_daemon import free_port, twistd
 from tests.test_health_ready import Running

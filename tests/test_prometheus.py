@@ -10,7 +10,7 @@ from twisted.trial import unittest
 
 from kubernetai.chain import build_server
 from kubernetai.corefile import CorefileError, parse_corefile
-from tests.apiserver import ApiServer
+from kubernetai.apiserver.server import ApiServer
 from tests.support import FakeUpstream, query
 from tests.test_health_ready import Running, get
 

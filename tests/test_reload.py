@@ -19,7 +19,7 @@ from twisted.trial import unittest
 from kubernetai.chain import build_server
 from kubernetai.corefile import CorefileError, parse_corefile
 from kubernetai.daemon import build_daemon
-from tests.apiserver import ApiServer
+from kubernetai.apiserver.server import ApiServer
 from tests.support import FakeUpstream, capture_logs, query, rcode_of, write_corefile
 from tests.test_daemon import TWISTD, free_port, query_until_answered
 from tests.test_health_ready import get

@@ -10,7 +10,7 @@ from twisted.internet import defer
 from twisted.trial import unittest
 
 from kubernetai.daemon import build_daemon
-from tests.apiserver import ApiServer
+from kubernetai.apiserver.server import ApiServer
 from tests.support import capture_logs, write_corefile
 from tests.test_health_ready import Running, get, wait_until
 

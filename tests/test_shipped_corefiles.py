@@ -11,7 +11,7 @@ import os
 from twisted.internet import defer
 from twisted.trial import unittest
 
-from tests.apiserver import ApiServer
+from kubernetai.apiserver.server import ApiServer
 from tests.support import FakeUpstream, query, start_daemon_listening, write_corefile
 from tests.test_corefile import K3S, KUBEADM
 from tests.test_daemon import free_port, twistd

@@ -32,7 +32,7 @@ from kubernetai.plugins.transfer import (
     ENVELOPE_BYTES, Transfer, envelopes, ixfr_serial, longest_match, parse_rule, wire_length,
 )
 from kubernetai.answer import ZoneTable, answer_packet
-from tests.apiobjects import make_endpoint_slice, make_namespace, make_service
+from kubernetai.apiserver.resources import make_endpoint_slice, make_namespace, make_service
 from tests.k8sdata import HTTP, SERIAL, SERVE_TEST
 from tests.k8sdata import snapshot as serve_snapshot
 from tests.test_kubernetes_multicluster import SERVE_MULTICLUSTER

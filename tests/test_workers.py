@@ -36,7 +36,7 @@ from kubernetai.workers import (
     restart_delay,
     worker_count,
 )
-from tests.apiserver import ApiServer
+from kubernetai.apiserver.server import ApiServer
 from tests.support import query, write_corefile
 from tests.test_daemon import TWISTD, RunningDaemonTests, free_port, twistd
 from tests.test_health_ready import get, wait_until

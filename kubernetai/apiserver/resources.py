@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.test_apiserver -*-
 """
-The pure half of the fake API server in L{tests.apiserver}: resource types, URL routing,
+The pure half of the fake API server in L{kubernetai.apiserver.server}: resource types, URL routing,
 label selectors, watch-event filtering and builders of objects in real Kubernetes JSON shape.
 """
 

@@ -23,7 +23,7 @@ from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.web import resource, server
 from zope.interface import implementer
 
-from tests.apiobjects import (
+from kubernetai.apiserver.resources import (
     DISCOVERY,
     Event,
     ListOptions,
@@ -40,7 +40,7 @@ from tests.apiobjects import (
     route,
     status_object,
 )
-from tests.tlsca import CertificateAuthority, write_kubeconfig
+from kubernetai.apiserver.tlsca import CertificateAuthority, write_kubeconfig
 
 _CONTINUE_EXPIRED = (
     "The provided continue parameter is too old to display a consistent list result. "
