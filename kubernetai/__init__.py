@@ -1,3 +1,3 @@
 """kubernetai: a DNS server for Kubernetes service discovery across several clusters."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -20,6 +20,7 @@ from twisted.internet.defer import Deferred, fail
 from twisted.names import dns
 from zope.interface import Attribute, Interface, implementer
 
+from kubernetai import options
 from kubernetai.corefile import CorefileError, Directive, ServerBlock, ZoneAddress
 
 # CoreDNS's plugin.cfg order for the plugins we know of.  A name mapped to a
@@ -366,10 +367,6 @@ class ServerConfig:
         return self.handlers[0] if self.handlers else EndOfChain()
 
 
-def known_plugin(name: str) -> bool:
-    return any(name == known for known, _ in PLUGIN_ORDER)
-
-
 def _plugin_module(directive: Directive):
     """The module implementing C{directive}, or a CorefileError naming it."""
     for name, module in PLUGIN_ORDER:
@@ -382,7 +379,7 @@ def _plugin_module(directive: Directive):
                     "'Coming from CoreDNS'",
                 )
             return importlib.import_module(module)
-    raise CorefileError(directive.file, directive.line, f"unknown directive {directive.name!r}")
+    raise options.unknown(directive, "directive", [name for name, _ in PLUGIN_ORDER])
 
 
 def build_server(block: ServerBlock, shared: Shared | None = None) -> ServerConfig:

@@ -73,10 +73,10 @@ class ServerBlock:
 
 
 class CorefileError(Exception):
-    """A mistake in a Corefile, at C{file}:C{line}."""
+    """A mistake in a Corefile, at C{file}:C{line}; line 0 is the file as a whole."""
 
     def __init__(self, file: str, line: int, message: str) -> None:
-        super().__init__(f"{file}:{line}: {message}")
+        super().__init__(f"{file}:{line}: {message}" if line else f"{file}: {message}")
         self.file = file
         self.line = line
         self.message = message
@@ -115,6 +115,10 @@ def load_corefile(
     """Read and parse the Corefile at C{path}; an unreadable file is a L{CorefileError} at line 0."""
     try:
         text = _read_text(path)
+    except FileNotFoundError:
+        raise CorefileError(
+            path, 0, "no such Corefile: name the one to load with -c/--conf FILE (the default is ./Corefile)"
+        ) from None
     except (OSError, UnicodeDecodeError) as e:
         raise CorefileError(path, 0, f"cannot read the Corefile: {_reason(e)}") from None
     return parse_corefile(text, path, environ=environ, default_port=default_port)

@@ -6,7 +6,9 @@ counts, Go-style durations, numbers, and errors that name file and line.
 
 from __future__ import annotations
 
+import difflib
 import re
+from collections.abc import Iterable
 
 from kubernetai.corefile import CorefileError, Directive, parse_key
 
@@ -17,6 +19,22 @@ _DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m
 def error(directive: Directive, message: str) -> CorefileError:
     """A CorefileError at C{directive}'s line (the chain prefixes the plugin's name)."""
     return CorefileError(directive.file, directive.line, message)
+
+
+def unknown(directive: Directive, what: str, known: Iterable[str]) -> CorefileError:
+    """C{unknown WHAT 'NAME'} at C{directive}'s line, with the nearest known name, or all of them."""
+    return error(directive, f"unknown {what} {directive.name!r}: {suggestion(directive.name, known)}")
+
+
+def suggestion(name: str, known: Iterable[str]) -> str:
+    """C{did you mean 'fallthrough'?} for a near miss of a known name, else C{expected a, b or c}."""
+    known = list(known)
+    nearest = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    if nearest:
+        return f"did you mean {nearest[0]!r}?"
+    if len(known) == 1:
+        return f"expected {known[0]}"
+    return f"expected {', '.join(known[:-1])} or {known[-1]}"
 
 
 def only_once(directives: list[Directive]) -> Directive:

@@ -5,9 +5,13 @@ The twistd command line: C{twistd kubernetai -c Corefile [--validate] [--dns.por
 
 from __future__ import annotations
 
+import platform
 import sys
 
+import twisted
 from twisted.python import usage
+
+import kubernetai
 
 from kubernetai.corefile import CorefileError
 from kubernetai.daemon import build_daemon
@@ -26,6 +30,16 @@ class Options(usage.Options):
     optFlags = [
         ["validate", None, "Parse the Corefile, build the chain, print the plan and exit (0 good, 1 bad)."],
     ]
+
+    def opt_version(self):
+        """Print kubernetai's version, and Twisted's and Python's, and exit."""
+        print(version_line())
+        sys.exit(0)
+
+
+def version_line() -> str:
+    """C{kubernetai 0.2.0 (Twisted 26.10.0, Python 3.11.7)}."""
+    return f"kubernetai {kubernetai.__version__} (Twisted {twisted.__version__}, Python {platform.python_version()})"
 
 
 def makeService(config: Options):

@@ -57,7 +57,16 @@ class RefusalTests(unittest.SynchronousTestCase):
         (".:53 {\n bind\n}\n", "Corefile:2: plugin/bind: expected at least 1 argument(s), got 0"),
         (".:53 {\n kubernetai 10.0.0.0/33\n}\n", "Corefile:2: plugin/kubernetai: invalid zone '10.0.0.0/33'"),
         (".:53 {\n kubernetai cluster.local {\n  endpoints http://x\n }\n}\n",
-         "Corefile:3: plugin/kubernetai: unknown property 'endpoints'"),
+         "Corefile:3: plugin/kubernetai: unknown property 'endpoints': did you mean 'endpoint'?"),
+        (".:53 {\n forwrd . 127.0.0.1\n}\n", "Corefile:2: unknown directive 'forwrd': did you mean 'forward'?"),
+        (".:53 {\n kubernetai cluster.local {\n  endpoint http://x\n  fallthru\n }\n}\n",
+         "Corefile:4: plugin/kubernetai: unknown property 'fallthru': did you mean 'fallthrough'?"),
+        (".:53 {\n health {\n  lamduck 5s\n }\n}\n",
+         "Corefile:3: plugin/health: unknown property 'lamduck': did you mean 'lameduck'?"),
+        (".:53 {\n errors {\n  verbose\n }\n}\n",
+         "Corefile:3: plugin/errors: unknown option 'verbose': expected stacktrace or consolidate"),
+        (".:53 {\n cache {\n  sucess 100\n }\n}\n",
+         "Corefile:3: plugin/cache: unknown option 'sucess': did you mean 'success'?"),
     ]
 
     def test_refused(self):

@@ -604,7 +604,14 @@ class ImportTests(SynchronousTestCase):
         error = self.assertRaises(CorefileError, load_corefile, corefile)
         self.assertIn(f"{corefile}:3: import cycle", str(error))
 
-    def test_unreadable_corefile(self) -> None:
+    def test_missing_corefile(self) -> None:
         path = os.path.join(self.directory, "missing")
         error = self.assertRaises(CorefileError, load_corefile, path)
-        self.assertEqual(str(error), f"{path}:0: cannot read the Corefile: No such file or directory")
+        self.assertEqual(
+            str(error),
+            f"{path}: no such Corefile: name the one to load with -c/--conf FILE (the default is ./Corefile)",
+        )
+
+    def test_unreadable_corefile(self) -> None:
+        error = self.assertRaises(CorefileError, load_corefile, self.directory)
+        self.assertEqual(str(error), f"{self.directory}: cannot read the Corefile: Is a directory")

@@ -117,7 +117,16 @@ class CommandLineTests(unittest.TestCase):
         os.makedirs(elsewhere)
         result = yield twistd("-n", "kubernetai", "--validate", cwd=elsewhere)
         self.assertEqual(result.returncode, 1)
-        self.assertIn("Corefile: No such file or directory", result.stderr)
+        self.assertEqual(
+            result.stderr,
+            "Corefile: no such Corefile: name the one to load with -c/--conf FILE (the default is ./Corefile)\n",
+        )
+
+    @defer.inlineCallbacks
+    def test_version_is_kubernetai_s(self):
+        result = yield twistd("kubernetai", "--version")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertRegex(result.stdout, r"^kubernetai \d+\.\d+\.\d+ \(Twisted \S+, Python \S+\)\n$")
 
 
 class RunningDaemonTests(unittest.TestCase):

@@ -73,7 +73,7 @@ def parse_cache(directive: Directive, server_zones) -> CacheConfig:
     for option in directive.block:
         parse = _OPTION_PARSERS.get(option.name)
         if parse is None:
-            raise options.error(option, f"unknown option {option.name!r}: expected {', '.join(_OPTION_PARSERS)}")
+            raise options.unknown(option, "option", _OPTION_PARSERS)
         if option.name == "serve_stale_policy" and option.name in seen:
             raise options.error(option, "serve_stale_policy can only be specified once")
         options.no_block(option)

@@ -129,7 +129,7 @@ def parse_stanza(directive: Directive, server_zones: Sequence[str]) -> StanzaCon
     for option in directive.block:
         parse = _OPTION_PARSERS.get(option.name)
         if parse is None:
-            raise options.error(option, f"unknown property {option.name!r}")
+            raise options.unknown(option, "property", _OPTION_PARSERS)
         options.no_block(option)
         config = parse(option, config)
     _cross_check(directive, config)

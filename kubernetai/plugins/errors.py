@@ -121,7 +121,7 @@ def setup(directives: list[Directive], config: ServerConfig) -> Errors:
         elif option.name == "consolidate":
             consolidations.append(parse_consolidate(option))
         else:
-            raise options.error(option, f"unknown option {option.name!r}: expected stacktrace or consolidate")
+            raise options.unknown(option, "option", ("stacktrace", "consolidate"))
     config.plan.append("errors")
     errors = Errors(consolidations, stacktrace, config.reactor)
     config.services.append(FlushOnStop(errors))

@@ -321,7 +321,7 @@ def parse_forward(directive: Directive) -> ForwardConfig:
     for option in directive.block:
         parser = OPTION_PARSERS.get(option.name)
         if parser is None:
-            raise options.error(option, f"unknown property '{option.name}'")
+            raise options.unknown(option, "property", OPTION_PARSERS)
         parser(forward, option)
     if forward.max_age and forward.max_age < forward.expire:
         raise options.error(directive, f"max_age ({forward.max_age}s) must not be less than expire ({forward.expire}s)")

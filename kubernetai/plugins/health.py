@@ -78,7 +78,7 @@ def parse(directive: Directive) -> HealthConfig:
     health = HealthConfig(address, host, port)
     for option in directive.block:
         if option.name != "lameduck":
-            raise options.error(option, f"unknown property {option.name!r}")
+            raise options.unknown(option, "property", ("lameduck",))
         options.no_block(option)
         (text,) = options.arg_count(option, 1, 1)
         health = dataclasses.replace(health, lameduck=options.parse_duration(option, text), lameduck_text=text)

@@ -144,7 +144,7 @@ def parse_block(directive: Directive) -> tuple[Network, ...]:
     subnets: list[Network] = []
     for option in directive.block:
         if option.name != "prefer":
-            raise options.error(option, f"unknown property '{option.name}'")
+            raise options.unknown(option, "property", ("prefer",))
         subnets += [parse_cidr(option, text) for text in option.args]
     return tuple(subnets)
 

@@ -157,7 +157,7 @@ def _classes(directive: Directive) -> frozenset[str]:
     classes: set[str] = set()
     for option in directive.block:
         if option.name != "class":
-            raise options.error(option, f"unknown property {option.name!r}: expected class")
+            raise options.unknown(option, "property", ("class",))
         for name in options.arg_count(option, 1, None):
             if name not in CLASSES:
                 raise options.error(option, f"invalid class {name!r}: expected one of {', '.join(CLASSES)}")

@@ -131,7 +131,7 @@ def parse(directive: Directive) -> ReadyConfig:
     monitor = UNTIL_READY
     for option in directive.block:
         if option.name != "monitor":
-            raise options.error(option, f"unknown property {option.name!r}")
+            raise options.unknown(option, "property", ("monitor",))
         options.no_block(option)
         (monitor,) = options.arg_count(option, 1, 1)
         if monitor not in (UNTIL_READY, CONTINUOUSLY):

@@ -189,7 +189,7 @@ def parse_rule(directive: Directive, server_zones) -> Rule:
             raise options.error(option, "source is not supported: it only sets where NOTIFY comes from, "
                                         "and kubernetai sends none")
         if option.name != "to":
-            raise options.error(option, f"unknown property {option.name!r}: expected to")
+            raise options.unknown(option, "property", ("to",))
         clients += [parse_client(option, text) for text in options.arg_count(option, 1, None)]
     if not clients:
         raise options.error(directive, "'to' is required")
