@@ -42,8 +42,8 @@ class OrderTests(unittest.SynchronousTestCase):
     def test_stanza_without_a_cluster_to_reach_is_refused(self):
         with self.assertRaises(CorefileError) as raised:
             build(".:53 {\n kubernetai cluster.local\n}\n")
-        self.assertIn("Corefile:2: plugin/kubernetai: cannot configure the connection to the API server",
-                      str(raised.exception))
+        self.assertIn("Corefile:2: plugin/kubernetai: cannot configure the connection to the API server: "
+                      "no 'endpoint' or 'kubeconfig' in this stanza", str(raised.exception))
 
 
 class RefusalTests(unittest.SynchronousTestCase):

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_kubernetes_watch -*-
+# -*- test-case-name: tests.test_kubernetes_connection,tests.test_kubernetes_watch -*-
 """
 One API client per stanza, from its options, as CoreDNS's kubernetes plugin
 chooses: a kubeconfig when given (its context, token, client certificate or
@@ -18,7 +18,7 @@ from kubernetes import client, config as kube_config
 SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 
 
-class ConnectionError(Exception):
+class ConnectionSetupError(Exception):
     """The stanza's options do not lead to an API server (unreadable kubeconfig, no in-cluster env)."""
 
 
@@ -28,15 +28,17 @@ def configuration(stanza, service_account_dir: str = SERVICE_ACCOUNT_DIR, enviro
     try:
         if stanza.kubeconfig is not None:
             path, context = stanza.kubeconfig
+            path = os.path.expanduser(path)
+            _check_kubeconfig(path, context)
             kube_config.load_kube_config(
-                config_file=os.path.expanduser(path), context=context, client_configuration=settings,
-                persist_config=False,
+                config_file=path, context=context, client_configuration=settings, persist_config=False,
             )
         elif stanza.endpoint is not None:
             settings.host = stanza.endpoint.rstrip("/")
             if stanza.tls is not None:
                 settings.cert_file, settings.key_file, settings.ssl_ca_cert = stanza.tls
         else:
+            _check_in_cluster(service_account_dir, environ)
             loader = kube_config.incluster_config.InClusterConfigLoader(
                 token_filename=os.path.join(service_account_dir, "token"),
                 cert_filename=os.path.join(service_account_dir, "ca.crt"),
@@ -44,11 +46,37 @@ def configuration(stanza, service_account_dir: str = SERVICE_ACCOUNT_DIR, enviro
             )
             loader.load_and_set(settings)
     except (kube_config.ConfigException, OSError, ValueError) as err:
-        raise ConnectionError(f"cannot configure the connection to the API server: {err}") from None
+        raise ConnectionSetupError(f"cannot configure the connection to the API server: {err}") from None
     settings.verify_ssl = True
     # Our watch loop backs off and retries by itself; urllib3 must not retry quietly underneath it.
     settings.retries = False
     return settings
+
+
+def _check_kubeconfig(path: str, context: str | None) -> None:
+    """Refuse, in words a first-time user can act on, a kubeconfig that is missing or lacks C{context}."""
+    if not os.path.exists(path):
+        raise kube_config.ConfigException(f"kubeconfig {path}: no such file")
+    if context is None:
+        return
+    try:
+        contexts, _ = kube_config.list_kube_config_contexts(config_file=path)
+    except kube_config.ConfigException:
+        return  # load_kube_config says what is wrong with the file itself
+    names = [entry.get("name") for entry in contexts or ()]
+    if context not in names:
+        there = ", ".join(repr(name) for name in names) if names else "none"
+        raise kube_config.ConfigException(f"kubeconfig {path} has no context {context!r}; its contexts: {there}")
+
+
+def _check_in_cluster(service_account_dir: str, environ) -> None:
+    """Refuse a stanza without endpoint or kubeconfig when this process is not in a pod."""
+    if environ.get("KUBERNETES_SERVICE_HOST") and environ.get("KUBERNETES_SERVICE_PORT"):
+        return
+    raise kube_config.ConfigException(
+        "no 'endpoint' or 'kubeconfig' in this stanza, and not running in a pod (KUBERNETES_SERVICE_HOST "
+        "is not set): add 'kubeconfig FILE [CONTEXT]' or 'endpoint URL' to the stanza"
+    )
 
 
 def api_client(settings: client.Configuration) -> client.ApiClient:

@@ -30,7 +30,7 @@ from kubernetai.corefile import Directive
 from kubernetai.interfaces import local_ips
 from kubernetai.kubernetes.cluster import Cluster
 from kubernetai.kubernetes.config import parse_stanza
-from kubernetai.kubernetes.connection import ConnectionError, api_client, configuration, public_url
+from kubernetai.kubernetes.connection import ConnectionSetupError, api_client, configuration, public_url
 from kubernetai.kubernetes.stanza import Stanza
 from kubernetai.metrics import NAMESPACE, counter, gauge, instances
 
@@ -121,7 +121,7 @@ def setup(directives: list[Directive], config: ServerConfig) -> Kubernetai:
         stanza_config = parse_stanza(directive, server_zones)
         try:
             settings = configuration(stanza_config)
-        except ConnectionError as err:
+        except ConnectionSetupError as err:
             raise options.error(directive, str(err)) from None
         cluster = config.shared.reusable.pop(stanza_config, None)
         if cluster is None:
