@@ -25,8 +25,11 @@ def setup_commands() -> list[str]:
 class ReadmeTests(unittest.SynchronousTestCase):
     def test_two_commands_first(self):
         run, test = setup_commands()
-        self.assertIn("twistd -n kubernetai -c Corefile.example", run)
+        self.assertIn("pip install . && .venv/bin/kubernetai-demo", run)
         self.assertIn("-m twisted.trial tests", test)
+
+    def test_the_plain_example_run_stays_documented(self):
+        self.assertIn(".venv/bin/twistd -n kubernetai -c Corefile.example", read("README.md"))
 
     def test_ci_runs_the_readme_test_command(self):
         _, test = setup_commands()
