@@ -77,7 +77,8 @@ def check_error(err: CorefileError, path: str, data: bytes) -> None:
     """An error names a file and a line in it, and says something."""
     assert isinstance(err.file, str) and err.file, f"an error without a file: {err}"
     assert isinstance(err.line, int) and err.line >= 0, f"an error without a line: {err}"
-    assert err.message and str(err) == f"{err.file}:{err.line}: {err.message}", repr(err)
+    where = f"{err.file}:{err.line}" if err.line else err.file  # line 0: the file as a whole
+    assert err.message and str(err) == f"{where}: {err.message}", repr(err)
     lines = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n").count(b"\n") + 1  # as text mode reads them
     if os.path.realpath(err.file) == os.path.realpath(path):
         assert err.line <= lines, f"line {err.line} of {lines}: {err}"
