@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Builds the real kube-apiserver for the end-to-end tests (tests/e2e/), once per version,
+# and installs what the tests start beside it (etcd, openssl) from Debian's packages.
+#
+# The binary is cached outside the work tree, keyed by the version the module of
+# tests/e2e/apiserver/ requires:
+#   ${XDG_CACHE_HOME:-$HOME/.cache}/kubernetai/kube-apiserver-vX.Y.Z
+# and reused when present. Prints that path on its last line. Needs Go (go.mod's version or
+# newer) and the Go module proxy; about 5 minutes of two cores and 120 MB the first time.
+#
+#   tests/e2e/build-apiserver.sh            # build (or reuse), install etcd if missing
+#   KUBERNETAI_E2E_APISERVER=$(tests/e2e/build-apiserver.sh | tail -n 1)
+set -euo pipefail
+module="$(cd "$(dirname "$0")/apiserver" && pwd)"
+version=$(sed -nE 's/^(require)?[[:space:]]*k8s\.io\/kubernetes (v[0-9.]+).*/\2/p' "$module/go.mod")
+if [ -z "$version" ]; then
+  echo "build-apiserver: no k8s.io/kubernetes version in $module/go.mod" >&2
+  exit 1
+fi
+cache="${XDG_CACHE_HOME:-$HOME/.cache}/kubernetai"
+binary="$cache/kube-apiserver-$version"
+
+if ! command -v etcd >/dev/null || ! command -v openssl >/dev/null; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "build-apiserver: etcd and openssl are needed: apt-get install etcd-server openssl" >&2
+    exit 1
+  fi
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server openssl >/dev/null
+fi
+
+if [ ! -x "$binary" ]; then
+  mkdir -p "$cache"
+  echo "build-apiserver: building kube-apiserver $version into $binary" >&2
+  (cd "$module" && CGO_ENABLED=0 GOFLAGS=-mod=readonly \
+    go build -trimpath -ldflags "-s -w" -o "$binary.partial" k8s.io/kubernetes/cmd/kube-apiserver)
+  mv "$binary.partial" "$binary"
+fi
+echo "$binary"
