@@ -29,10 +29,14 @@ if ! command -v etcd >/dev/null || ! command -v openssl >/dev/null; then
 fi
 
 if [ ! -x "$binary" ]; then
+  command -v go >/dev/null || PATH="$PATH:/usr/local/go/bin"
   mkdir -p "$cache"
   echo "build-apiserver: building kube-apiserver $version into $binary" >&2
+  minor=$(echo "$version" | cut -d. -f2)
+  stamp="-X k8s.io/component-base/version.gitVersion=$version -X k8s.io/component-base/version.gitMajor=1"
+  stamp="$stamp -X k8s.io/component-base/version.gitMinor=$minor -X k8s.io/component-base/version.gitTreeState=clean"
   (cd "$module" && CGO_ENABLED=0 GOFLAGS=-mod=readonly \
-    go build -trimpath -ldflags "-s -w" -o "$binary.partial" k8s.io/kubernetes/cmd/kube-apiserver)
+    go build -trimpath -ldflags "-s -w $stamp" -o "$binary.partial" k8s.io/kubernetes/cmd/kube-apiserver)
   mv "$binary.partial" "$binary"
 fi
 echo "$binary"

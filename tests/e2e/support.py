@@ -228,7 +228,7 @@ def _creatable(obj: dict) -> dict:
 
 
 class E2ETestCase(SynchronousTestCase):
-    """A test against the shared real control plane, as its admin."""
+    """A test against the shared real control plane, as its admin; L{make_objects} runs once per class."""
 
     skip = None if IN_CI else missing()
 
@@ -238,3 +238,9 @@ class E2ETestCase(SynchronousTestCase):
             self.fail(reason)
         self.plane, self.identities = shared_control_plane()
         self.admin = Admin(self.identities)
+        if type(self) not in _shared.setdefault("made", set()):
+            self.make_objects()
+            _shared["made"].add(type(self))
+
+    def make_objects(self) -> None:
+        """Make the objects every test of the class needs, with C{self.admin}."""

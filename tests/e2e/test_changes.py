@@ -19,11 +19,11 @@ def fqdn(service: str, kind: str = "svc") -> str:
 
 
 class ChangeTests(E2ETestCase):
+    def make_objects(self) -> None:
+        self.admin.namespace(NAMESPACE)
+
     def setUp(self) -> None:
         super().setUp()
-        if not getattr(ChangeTests, "made", False):
-            self.admin.namespace(NAMESPACE)
-            ChangeTests.made = True
         self.daemon = Daemon(self, stanza("cluster.local", self.identities.cert, "pods verified"))
         self.daemon.wait_ready()
 

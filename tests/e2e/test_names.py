@@ -121,14 +121,14 @@ ROWS = [
 class NameFormTests(E2ETestCase):
     """One daemon, one stanza (C{pods verified}, reverse zones) through the ServiceAccount token."""
 
+    def make_objects(self) -> None:
+        for namespace in (NAMESPACE, PODS):
+            self.admin.namespace(namespace)
+        for kind, obj in objects():
+            getattr(self.admin, {"services": "service", "endpointslices": "endpoint_slice", "pods": "pod"}[kind])(obj)
+
     def setUp(self) -> None:
         super().setUp()
-        if not getattr(NameFormTests, "made", False):
-            for namespace in (NAMESPACE, PODS):
-                self.admin.namespace(namespace)
-            for kind, obj in objects():
-                getattr(self.admin, {"services": "service", "endpointslices": "endpoint_slice", "pods": "pod"}[kind])(obj)
-            NameFormTests.made = True
         self.daemon = Daemon(self, stanza(f"{ZONE} in-addr.arpa ip6.arpa", self.identities.token, "pods verified"))
         self.daemon.wait_ready()
 
