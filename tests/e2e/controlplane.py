@@ -19,7 +19,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -29,6 +28,7 @@ import urllib.request
 from dataclasses import dataclass
 
 from tests.e2e import pki
+from tests.test_daemon import free_port
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BINARY_VARIABLE = "KUBERNETAI_E2E_APISERVER"
@@ -64,13 +64,6 @@ def missing() -> str | None:
         return None
     return (f"end-to-end tests need {', '.join(absent)}: run tests/e2e/build-apiserver.sh "
             f"(Go, and root for apt-get install etcd-server) or set {BINARY_VARIABLE}")
-
-
-def free_port() -> int:
-    """A TCP port of 127.0.0.1 free right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @dataclass(frozen=True)
@@ -145,7 +138,7 @@ class ControlPlane:
 
     def stop_apiserver(self) -> None:
         """Stop the API server process (SIGTERM, then SIGKILL) and wait for it to end."""
-        _end(self.apiserver)
+        end_process(self.apiserver)
 
     def compact(self) -> int:
         """Compact etcd's history up to its current revision, as the API server does every 5 minutes; the revision."""
@@ -155,8 +148,8 @@ class ControlPlane:
 
     def stop(self) -> None:
         """Stop both processes and remove the directory."""
-        _end(self.apiserver)
-        _end(self.etcd)
+        end_process(self.apiserver)
+        end_process(self.etcd)
         shutil.rmtree(self.directory, ignore_errors=True)
 
     def admin_context(self) -> ssl.SSLContext:
@@ -193,7 +186,8 @@ class ControlPlane:
             time.sleep(0.2)
 
 
-def _end(process: subprocess.Popen | None) -> None:
+def end_process(process: subprocess.Popen | None) -> None:
+    """SIGTERM (a clean stop), then SIGKILL after 20 s; return once it has ended."""
     if process is None or process.poll() is not None:
         return
     process.terminate()

@@ -28,8 +28,9 @@ import dns.rdatatype
 from kubernetes import client
 from twisted.trial.unittest import SynchronousTestCase
 
-from tests.e2e.controlplane import ControlPlane, missing
+from tests.e2e.controlplane import ControlPlane, end_process, missing
 from tests.e2e.identities import Identities, admin_client
+from tests.test_daemon import free_port
 
 TWISTD = os.path.join(os.path.dirname(sys.executable), "twistd")
 IN_CI = os.environ.get("CI") == "true"
@@ -52,13 +53,6 @@ def shared_control_plane() -> tuple[ControlPlane, Identities]:
             raise
         _shared["plane"] = plane
     return _shared["plane"], _shared["identities"]
-
-
-def free_port() -> int:
-    """A port free for both UDP and TCP on 127.0.0.1."""
-    from tests.test_daemon import free_port as free_udp_and_tcp_port
-
-    return free_udp_and_tcp_port()
 
 
 def eventually(check, within: float, what: str):
@@ -136,12 +130,11 @@ class Daemon:
         return self.http("/metrics")[1]
 
     def metric(self, name: str, **labels: str) -> float:
-        """The sum of samples of C{name} whose labels hold each given value as a substring."""
+        """The sum of the samples of C{name} with these label values."""
         total = 0.0
         for line in self.metrics().splitlines():
             match = re.match(rf"{re.escape(name)}\{{(.*)\}} (\S+)$", line)
-            if match and all(f'{key}="' in match[1] and _label(match[1], key).find(value) >= 0
-                             for key, value in labels.items()):
+            if match and all(_label(match[1], key) == value for key, value in labels.items()):
                 total += float(match[2])
         return total
 
@@ -162,13 +155,7 @@ class Daemon:
         return self.process.poll() is not None
 
     def stop(self) -> None:
-        if not self.exited():
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        end_process(self.process)
 
     def _answers(self, name: str) -> bool:
         try:
@@ -177,9 +164,9 @@ class Daemon:
             return False
 
 
-def _label(labels: str, key: str) -> str:
+def _label(labels: str, key: str) -> str | None:
     match = re.search(rf'(?:^|,){re.escape(key)}="((?:[^"\\]|\\.)*)"', labels)
-    return match[1] if match else ""
+    return match[1] if match else None
 
 
 def stanza(zone: str, kubeconfig: str, *options: str) -> str:

@@ -26,6 +26,7 @@ LISTED_AGAIN_WITHIN = 30.0
 SEEN_AGAIN_WITHIN = 5.0
 SEEN_WITHIN = 2.0
 LISTS = "kubernetai_stanza_lists_total"
+WATCHED = ("services", "endpointslices", "namespaces")
 
 
 def fqdn(service: str) -> str:
@@ -84,14 +85,15 @@ class OutageTests(E2ETestCase):
         eventually(lambda: records(self.daemon.ask(fqdn(service))) == expected, within, f"{service} at {address}")
 
     def test_apiserver_stopped_and_started_again(self):
-        lists = self.daemon.metric(LISTS)
+        lists = {kind: self.daemon.metric(LISTS, kind=kind) for kind in WATCHED}
         loop = QueryLoop(self.daemon)
         loop.start()
         self.addCleanup(loop.stop)
         self.plane.stop_apiserver()
         time.sleep(DOWN_FOR)
         self.plane.start_apiserver()
-        eventually(lambda: self.daemon.metric(LISTS) > lists, LISTED_AGAIN_WITHIN, "a list after the restart")
+        eventually(lambda: all(self.daemon.metric(LISTS, kind=kind) > lists[kind] for kind in WATCHED),
+                   LISTED_AGAIN_WITHIN, "every watch listed again after the restart")
         self.admin.service(make_service(NAMESPACE, "after-restart", ["10.0.5.2"], [HTTP]))
         self.seen("after-restart", "10.0.5.2", SEEN_AGAIN_WITHIN)
         loop.stop()
