@@ -83,8 +83,8 @@ def make_files(directory: str) -> Files:
                  pki.make_signing_key(directory))
 
 
-def _orphan_guard():
-    """In the child: die with the test process, so that no etcd or API server outlives a killed run."""
+def die_with_parent():
+    """In a child process (C{preexec_fn}): die with the test process, so that no server outlives a killed run."""
     import ctypes
 
     ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
@@ -175,7 +175,7 @@ class ControlPlane:
         output = open(os.path.join(self.directory, name + ".log"), "a")
         with output:
             return subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    preexec_fn=_orphan_guard)
+                                    preexec_fn=die_with_parent)
 
     def _wait(self, ready, process: subprocess.Popen, name: str) -> None:
         deadline = time.monotonic() + _READY_WITHIN

@@ -28,7 +28,7 @@ import dns.rdatatype
 from kubernetes import client
 from twisted.trial.unittest import SynchronousTestCase
 
-from tests.e2e.controlplane import ControlPlane, end_process, missing
+from tests.e2e.controlplane import ControlPlane, die_with_parent, end_process, missing
 from tests.e2e.identities import Identities, admin_client
 from tests.test_daemon import free_port
 
@@ -104,7 +104,8 @@ class Daemon:
                            f"    prometheus 127.0.0.1:{self.http_port}\n{body}\n}}\n")
         with open(self.log_path, "w") as log:
             self.process = subprocess.Popen([TWISTD, "-n", "--pidfile=", "kubernetai", "-c", self.corefile],
-                                            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+                                            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                            preexec_fn=die_with_parent)
         testcase.addCleanup(self.stop)
 
     def wait_ready(self) -> None:
