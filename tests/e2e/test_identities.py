@@ -46,7 +46,7 @@ class IdentityTests(E2ETestCase):
         daemon.wait_ready()
         self.assertEqual(records(daemon.ask(fqdn("web", FIRST))), [f"{fqdn('web', FIRST)} A 10.0.3.1"])
         self.assertEqual(records(daemon.ask(fqdn("web", SECOND))), [f"{fqdn('web', SECOND)} A 10.0.3.2"])
-        self.assertEqual(rcode(daemon.ask(fqdn("web", "default"))), "NXDOMAIN")
+        self.assertEqual(rcode(daemon.ask(fqdn("web", "nowhere"))), "NXDOMAIN")
 
     def test_exec_credential_plugin(self):
         daemon = Daemon(self, stanza("cluster.local", self.identities.exec))
