@@ -35,7 +35,7 @@ if [ ! -x "$binary" ]; then
   minor=$(echo "$version" | cut -d. -f2)
   stamp="-X k8s.io/component-base/version.gitVersion=$version -X k8s.io/component-base/version.gitMajor=1"
   stamp="$stamp -X k8s.io/component-base/version.gitMinor=$minor -X k8s.io/component-base/version.gitTreeState=clean"
-  (cd "$module" && CGO_ENABLED=0 GOFLAGS=-mod=readonly \
+  (cd "$module" && CGO_ENABLED=0 GOFLAGS="-mod=readonly -buildvcs=false" \
     go build -trimpath -ldflags "-s -w $stamp" -o "$binary.partial" k8s.io/kubernetes/cmd/kube-apiserver)
   mv "$binary.partial" "$binary"
 fi
