@@ -17,6 +17,8 @@ if [ -z "$version" ]; then
   echo "build-apiserver: no k8s.io/kubernetes version in $module/go.mod" >&2
   exit 1
 fi
+# Go needs a HOME; without one, the one Python finds too (the password database's).
+export HOME="${HOME:-$(getent passwd "$(id -u)" | cut -d: -f6)}"
 cache="${XDG_CACHE_HOME:-$HOME/.cache}/kubernetai"
 binary="$cache/kube-apiserver-$version"
 
