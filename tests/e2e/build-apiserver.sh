@@ -11,6 +11,9 @@
 #
 #   tests/e2e/build-apiserver.sh            # build (or reuse), install etcd if missing
 #   KUBERNETAI_E2E_APISERVER=$(tests/e2e/build-apiserver.sh | tail -n 1)
+#
+# Another release: in tests/e2e/apiserver/go.mod, the k8s.io/kubernetes version (v1.Y.Z) and
+# every replace (v0.Y.Z, the staging modules of its go.mod), then `go mod tidy` there.
 set -euo pipefail
 module="$(cd "$(dirname "$0")/apiserver" && pwd)"
 version=$(sed -nE 's/^(require)?[[:space:]]*k8s\.io\/kubernetes (v[0-9.]+).*/\2/p' "$module/go.mod")
