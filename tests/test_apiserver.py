@@ -18,6 +18,7 @@ from twisted.trial import unittest
 
 from kubernetai.apiserver.resources import Event, Query, SelectorError, parse_selector, resource_type, route
 from kubernetai.apiserver.server import ApiServer
+from tests import protocol
 
 SERVICES = resource_type("services")
 
@@ -446,6 +447,17 @@ class FaultTests(ApiServerTestCase):
         self.assertEqual(listed.items, [])
         self.assertEqual(self.api.counts["list", "services"], 2)
 
+    @defer.inlineCallbacks
+    def test_restarted_server_has_no_history_to_resume_from(self):
+        old = str(self.api.resource_version)
+        self.add_services("a")
+        yield self.api.go_down()
+        self.api.come_back(restarted=True)
+        events = yield self.open_watch(self.core().list_service_for_all_namespaces, resource_version=old)
+        seen = yield deferToThread(events.read_to_end)
+        self.assertEqual([(event["type"], event["object"]["code"]) for event in seen], [("ERROR", 410)])
+        self.assertTrue(seen[0]["object"]["message"].startswith(f"too old resource version: {old} ("), seen)
+
 
 class TLSTests(ApiServerTestCase):
     """HTTPS with a CA made for the test, and certificate rotation."""
@@ -547,3 +559,19 @@ class KubeconfigTests(unittest.TestCase):
         config.load_kube_config(config_file=path, context=context, client_configuration=configuration)
         with client.ApiClient(configuration) as api_client:
             return client.CoreV1Api(api_client).list_namespace().items
+
+
+class ProtocolTests(ApiServerTestCase):
+    """The answers of L{tests.protocol}, which a real kube-apiserver gives in L{tests.e2e.test_protocol}."""
+
+    @defer.inlineCallbacks
+    def test_answers_as_a_real_server(self):
+        self.add_services("a", "b", namespace=protocol.NAMESPACE)
+        pool = urllib3.PoolManager(retries=False)
+
+        def get(path):
+            response = pool.request("GET", self.url + path)
+            return response.status, {name.lower(): value for name, value in response.headers.items()}, response.data
+
+        failures = yield deferToThread(protocol.failed_checks, get)
+        self.assertEqual(failures, [])

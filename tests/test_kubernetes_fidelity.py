@@ -105,11 +105,21 @@ def corefile(options: str, url: str) -> str:
             f"        {body}\n    }}\n}}\n")
 
 
+def row_query(row: records.Row) -> dns.message.Message:
+    """A row's question as a query, with EDNS and a buffer that holds every row's answer."""
+    return dns.message.make_query(row.qname, row.qtype, use_edns=0, payload=EDNS_BUFFER)
+
+
 @defer.inlineCallbacks
 def ask_daemon(port: int, row: records.Row):
     """The daemon's reply to a row's question as L{records.outcome} writes it, and what is wrong with the reply."""
-    query = dns.message.make_query(row.qname, row.qtype, use_edns=0, payload=EDNS_BUFFER)
+    query = row_query(row)
     wire = yield send_raw_udp(port, query.to_wire(), timeout=5.0)
+    return read_reply(query, wire)
+
+
+def read_reply(query: dns.message.Message, wire: bytes | None):
+    """A reply's wire as L{records.outcome} writes it (None if unreadable), and what is wrong with it."""
     if wire is None:
         return None, ["no reply"]
     problems = []

@@ -31,12 +31,13 @@ RESOURCES = {
 }
 _BY_KIND = {resource.kind: resource for resource in RESOURCES.values()}
 
-# What a v1.31 server answers on its discovery paths, as far as clients read it.
+# What a v1.35 server answers on its discovery paths, as far as clients read it.
 DISCOVERY = {
     "/version": {
-        "major": "1", "minor": "31", "gitVersion": "v1.31.0", "gitCommit": "0" * 40,
-        "gitTreeState": "clean", "buildDate": "2024-08-13T07:28:49Z", "goVersion": "go1.22.5",
-        "compiler": "gc", "platform": "linux/amd64",
+        "major": "1", "minor": "35", "emulationMajor": "1", "emulationMinor": "35",
+        "minCompatibilityMajor": "1", "minCompatibilityMinor": "34", "gitVersion": "v1.35.4",
+        "gitCommit": "0" * 40, "gitTreeState": "clean", "buildDate": "2026-04-15T10:00:00Z",
+        "goVersion": "go1.25.9", "compiler": "gc", "platform": "linux/amd64",
     },
     "/api": {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []},
     "/apis": {"kind": "APIGroupList", "apiVersion": "v1", "groups": [
@@ -156,16 +157,48 @@ class Query:
 
 _REASONS = {
     400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 410: "Expired",
-    429: "TooManyRequests", 500: "InternalError", 503: "ServiceUnavailable", 504: "Timeout",
+    422: "Invalid", 429: "TooManyRequests", 500: "InternalError", 503: "ServiceUnavailable",
+    504: "Timeout",
 }
 
 
-def status_object(code, message):
-    """A Kubernetes Status object reporting a failure with this HTTP code."""
-    return {
+def status_object(code, message, details=None):
+    """A Kubernetes Status object reporting a failure with this HTTP code (and C{details}, if any)."""
+    status = {
         "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
         "message": message, "reason": _REASONS.get(code, "Unknown"), "code": code,
     }
+    if details is not None:
+        status["details"] = details
+    return status
+
+
+class InvalidOptions(ValueError):
+    """List options a real server refuses as 422 Invalid, naming the field and why."""
+
+    def __init__(self, field, reason):
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+    def status(self):
+        """The Status a real server answers, with its C{details}."""
+        details = {"group": "meta.k8s.io", "kind": "ListOptions", "causes": [
+            {"reason": "FieldValueForbidden", "message": self.reason, "field": self.field}]}
+        message = f'ListOptions.meta.k8s.io "" is invalid: {self}'
+        return status_object(422, message, details)
+
+
+def too_large_status(wanted, current):
+    """What a real server answers (504, after waiting for it) to a list at a resourceVersion it has not reached."""
+    details = {"causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}],
+               "retryAfterSeconds": 1}
+    return status_object(504, f"Timeout: Too large resource version: {wanted}, current: {current}", details)
+
+
+def not_found_status():
+    """What a real server answers for a resource it does not serve under an API group it does."""
+    return status_object(404, "the server could not find the requested resource", {})
 
 
 @dataclass(frozen=True)
@@ -182,8 +215,13 @@ class ListOptions:
 
     @classmethod
     def from_params(cls, params):
-        """Parse query parameters; raise ValueError if one is malformed."""
+        """Parse query parameters; raise ValueError if one is malformed, L{InvalidOptions} if
+        they do not go together."""
         timeout = params.get("timeoutSeconds")
+        match = params.get("resourceVersionMatch")
+        if match and not params.get("resourceVersion"):
+            raise InvalidOptions("resourceVersionMatch",
+                                 "Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided")
         return cls(
             watch=flag(params.get("watch")),
             selector=parse_selector(params.get("labelSelector")),

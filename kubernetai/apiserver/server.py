@@ -6,6 +6,21 @@ unchanged official kubernetes client.
 It runs in the test's reactor on 127.0.0.1 (HTTP or HTTPS), keeps objects as plain dicts
 under one etcd-like resourceVersion counter, and lets tests inject faults: dropped
 watches, expired history, stalls, HTTP errors and a server that goes away and comes back.
+
+Checked against a real kube-apiserver v1.35 (L{tests.protocol}, asked of both servers),
+and changed to answer as it does: C{resourceVersionMatch} without C{resourceVersion} is
+422 Invalid (it was ignored); a list at a resourceVersion not reached yet is 504 Timeout
+with Retry-After 1 and cause ResourceVersionTooLarge (it listed the present); an unknown
+resource of a served group is a 404 Status without the path in its message, with empty
+details, and a path outside the served groups a plain-text "404 page not found" (both were
+one Status); C{/version} has v1.35's fields (emulation and minimum compatibility versions).
+Found the same on both: list pages (continue, remainingItemCount, items without kind), the
+410 of a watch resumed from before a restarted server's history (an ERROR event "too old
+resource version: N (M)", reason Expired, then the end of the stream: L{come_back} with
+C{restarted} now gives it, as a real server started again does), 401 and 400 Status bodies. Not like a real server, on purpose: bookmarks every C{bookmark_interval} (a real
+one sends them about once a minute, and not at all on etcd without progress notifications,
+such as Debian's 3.4); objects carry no managedFields; no authorisation (a real 403 says
+'services is forbidden: User "..." cannot list resource "services" ...').
 """
 
 import collections
@@ -26,6 +41,7 @@ from zope.interface import implementer
 from kubernetai.apiserver.resources import (
     DISCOVERY,
     Event,
+    InvalidOptions,
     ListOptions,
     Query,
     flag,
@@ -36,9 +52,11 @@ from kubernetai.apiserver.resources import (
     make_pod,
     make_service,
     make_service_import,
+    not_found_status,
     resource_type,
     route,
     status_object,
+    too_large_status,
 )
 from kubernetai.apiserver.tlsca import CertificateAuthority, write_kubeconfig
 
@@ -218,8 +236,11 @@ class ApiServer:
         self._connections.abort_all()
         return defer.gatherResults([stopped, self._connections.when_idle()])
 
-    def come_back(self):
-        """Serve again on the same port after L{go_down}."""
+    def come_back(self, restarted=False):
+        """Serve again on the same port after L{go_down}; C{restarted}, as a kube-apiserver process
+        started again does: its watch cache starts afresh, so a watch resumed from before gets 410."""
+        if restarted:
+            self.expire_history()
         self._connections.cutting = False
         if self._listener is None:
             self._listen(self.port)
@@ -286,6 +307,8 @@ class ApiServer:
             return self._discovery(request)
         try:
             options = ListOptions.from_params(params)
+        except InvalidOptions as error:
+            return _respond(request, 422, error.status())
         except ValueError as error:
             return _respond(request, 400, status_object(400, str(error)))
         query = Query(target[0], target[1], options.selector)
@@ -298,10 +321,17 @@ class ApiServer:
         path = "/" + "/".join(part for part in request.path.decode().split("/") if part)
         if path in DISCOVERY:
             return _respond(request, 200, DISCOVERY[path])
-        message = f"the server could not find the requested resource ({path})"
-        return _respond(request, 404, status_object(404, message))
+        if _served_group_version(path):
+            return _respond(request, 404, not_found_status())
+        request.setResponseCode(404)
+        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+        request.write(b"404 page not found\n")
+        request.finish()
 
     def _list(self, request, query, options):
+        if not options.continue_token and (options.resource_version or 0) > self._resource_version:
+            request.setHeader(b"retry-after", b"1")
+            return _respond(request, 504, too_large_status(options.resource_version, self._resource_version))
         if options.continue_token:
             version, items = self._continuations.pop(options.continue_token, (None, None))
             if items is None:
@@ -521,6 +551,12 @@ def _bearer_token_is(authorization, token):
     """Whether an Authorization header carries C{token}; the scheme is case-insensitive (RFC 7235)."""
     scheme, _, credentials = (authorization or "").partition(" ")
     return scheme.lower() == "bearer" and credentials == token
+
+
+def _served_group_version(path):
+    """Whether C{path} lies under an API group version this server serves (C{/api/v1/...})."""
+    return any(path.startswith(prefix + "/") for prefix in ("/api/v1", *(
+        "/apis/" + version["groupVersion"] for group in DISCOVERY["/apis"]["groups"] for version in group["versions"])))
 
 
 def _key(obj):
