@@ -181,14 +181,18 @@ def print_reading(changes: int, seconds: float, rss_kib: int, first_kib: int) ->
 
 
 def print_verdict(readings: list[tuple[int, float, int]], asked: int) -> None:
-    """Growth over the whole run and after its first reading past the start (the warm-up)."""
+    """Growth over the whole run, after its first reading past the start (the warm-up), and over its
+    second half."""
     first, warm, last = readings[0][2], readings[min(1, len(readings) - 1)][2], readings[-1][2]
+    middle = readings[len(readings) // 2]
     changes, seconds = readings[-1][0], readings[-1][1]
     print(f"\n{changes:,} changes in {seconds:.0f} s ({changes / seconds:.1f} a second), {asked:,} questions")
     print(f"VmRSS {first / 1024:.1f} MiB once synced, {warm / 1024:.1f} after {readings[1][0]:,} changes, "
-          f"{last / 1024:.1f} at the end: {(last - first) / first:+.1%} over the run, "
-          f"{(last - warm) / warm:+.1%} after the warm-up ({(last - warm) * 1024 / max(1, changes - readings[1][0]):,.0f}"
-          f" bytes a change); {'flat' if last <= warm * (1 + FLAT) else 'NOT flat'} (within {FLAT:.0%})")
+          f"{middle[2] / 1024:.1f} after {middle[0]:,}, {last / 1024:.1f} at the end")
+    print(f"growth {(last - first) / first:+.1%} over the run, {(last - warm) / warm:+.1%} after the warm-up, "
+          f"{(last - middle[2]) / middle[2]:+.1%} over the second half "
+          f"({(last - middle[2]) * 1024 / max(1, changes - middle[0]):,.0f} bytes a change): "
+          f"{'flat' if last <= warm * (1 + FLAT) else 'NOT flat'} (within {FLAT:.0%} after the warm-up)")
 
 
 def run(options) -> None:

@@ -11,6 +11,11 @@ DURATION; disable success|denial [ZONES...]; keepttl }}.
 Answers are keyed by name (case folded), type, class and the query's DO and
 CD bits.  Positive answers and denials (NXDOMAIN, NODATA, and SERVFAIL for
 C{servfail}) live in two tables of 256 shards that evict at random when full.
+Ours: a table is also full at 32 MiB (an answer too large for a shard's share
+is not kept), and entries that can no longer be served (expired, and past
+C{serve_stale}'s window) are dropped instead of waiting to be evicted, a
+shard at a time as answers are stored (each within 30 s), so C{entries}
+counts hardly any that cannot be served.
 An entry lives for the smallest TTL of its records, clamped to the table's
 [MINTTL, TTL]; it is served with every TTL counted down (the original with
 C{keepttl}), and with the owner names that are the question in the asker's
