@@ -30,8 +30,9 @@ MAX_LOOKUP_DEPTH = 8
 # What the replies kept to send again may hold, both generations together (see L{ZoneTable}): a
 # reply is counted as its bytes, its query's, and READY_REPLY_OVERHEAD for the objects around them
 # (the entry, its checks and observers' replays: about 1.5 KB with prometheus and cache, as
-# tracemalloc counts them in a running daemon).  Hot replies stay however many others come and go; one not asked again
-# within one to two READY_REPLIES_SECONDS is dropped at the next reply kept after that.
+# tracemalloc counts them in a running daemon).  Hot replies stay however many others come and
+# go; one not asked again within one to two READY_REPLIES_SECONDS is dropped at the next reply
+# kept after that.
 READY_REPLIES_LIMIT = 50000
 READY_REPLIES_BYTES = 32 * 2**20
 READY_REPLIES_SECONDS = 30.0

@@ -5,9 +5,9 @@ sharded L{Table} that holds them with random eviction (plugin/pkg/cache).
 
 Ours on top of CoreDNS's count: a table also holds at most C{max_bytes}
 (entries counted by L{Entry.footprint}, evicted at random as the count is;
-one larger than a shard's share is not kept),
-and entries that expired (past any serve_stale window) are dropped, a shard
-at a time, so that the names no longer asked do not stay until evicted.
+one larger than a shard's share is not kept), and entries that expired (past
+any serve_stale window) are dropped, a shard at a time, so that the names no
+longer asked do not stay until evicted.
 """
 
 from __future__ import annotations
