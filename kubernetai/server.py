@@ -348,7 +348,7 @@ class DNSService(service.Service):
             current = self.tables.get(key)
             if current is not None:
                 current.configs = table.configs
-                current.ready_replies.clear()
+                current.forget_replies()
             elif self.running:
                 self.ports += self._listen(key[0], key[1], table)
         for key in set(self.tables) - set(tables):

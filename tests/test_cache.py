@@ -6,6 +6,9 @@ with the cache's clock swapped for a Clock, against a fake upstream and a
 test Kubernetes API server.
 """
 
+import gc
+import tracemalloc
+
 import dns.flags
 import dns.message
 import dns.rcode
@@ -17,7 +20,7 @@ from twisted.trial import unittest
 from zope.interface import implementer
 
 from kubernetai.cache.config import parse_cache
-from kubernetai.cache.entries import Table
+from kubernetai.cache.entries import SHARDS, SWEEP_SECONDS, Entry, Table
 from kubernetai.cache.rules import (
     DELEGATION, META, NODATA, NOERROR, NXDOMAIN, OTHER_ERROR, SERVER_ERROR, answers_question, cache_type, cacheable,
     compute_ttl, entry_duration, entry_key, has_expired_signature, minimal_ttl,
@@ -302,10 +305,72 @@ class RuleTests(unittest.SynchronousTestCase):
         self.assertEqual([Table(capacity).shard_size for capacity in (10, 1024, 2048, 10000)], [4, 4, 8, 39])
         table = Table(1024)
         keys = same_shard_keys(5)
-        evicted = [table.add(key, object()) for key in keys]
-        self.assertEqual((evicted, len(table)), ([False] * 4 + [True], 4))
+        evicted = [table.add(key, cached(1)) for key in keys]
+        self.assertEqual((evicted, len(table)), ([0] * 4 + [1], 4))
         self.assertIsNotNone(table.get(keys[-1]))
-        self.assertFalse(table.add(keys[-1], object()), "replacing a held key evicts nothing")
+        self.assertEqual(table.add(keys[-1], cached(1)), 0, "replacing a held key evicts nothing")
+
+    def test_table_shard_holds_its_share_of_the_bytes(self):
+        small, large = cached(1), cached(100)
+        table = Table(10000, max_bytes=SHARDS * large.footprint())
+        keys = same_shard_keys(4)
+        self.assertEqual([table.add(key, small) for key in keys[:3]], [0, 0, 0])
+        self.assertEqual(table.add(keys[3], large), 3, "the small ones made room for the large one")
+        self.assertEqual((len(table), table.bytes()), (1, large.footprint()))
+        table.remove(keys[3])
+        self.assertEqual((len(table), table.bytes()), (0, 0))
+
+    def test_entry_footprint_is_what_a_table_holds_for_it_or_up_to_twice(self):
+        for records in (1, 10, 100):
+            table = Table(10000)
+            gc.collect()
+            tracemalloc.start()
+            for number in range(200):
+                table.add((f"headless-{number}.ns-001.svc.cluster.local.", 1, 1, False, False), cached(records, number))
+            gc.collect()
+            held = tracemalloc.get_traced_memory()[0] / len(table)
+            tracemalloc.stop()
+            footprint = cached(records).footprint()
+            self.assertTrue(held <= footprint <= 2 * held, (records, held, footprint))
+
+    def test_table_bytes_bound_holds_the_memory(self):
+        limit = 16 * 2**20
+        table = Table(10000, max_bytes=limit)
+        gc.collect()
+        tracemalloc.start()
+        self.addCleanup(tracemalloc.stop)
+        for number in range(1000):
+            table.add(("headless-%d.example." % number, 1, 1, False, False), cached(100, number))
+        gc.collect()
+        self.assertLess(tracemalloc.get_traced_memory()[0], limit)
+
+    def test_expired_entries_are_dropped_a_shard_at_a_time(self):
+        table = Table(10000)
+        keys = [("name-%d.example." % number, 1, 1, False, False) for number in range(2000)]
+        for number, key in enumerate(keys):
+            table.add(key, cached(1, stored=0.0, ttl=30 if number % 2 else 300))
+        for tick in range(SHARDS):
+            table.drop_useless(40.0 + tick * SWEEP_SECONDS / SHARDS, stale_up_to=0)
+        self.assertEqual(len(table), 1000, "the entries of 30 s went, those of 300 s stay")
+        self.assertEqual(table.bytes(), 1000 * cached(1).footprint())
+
+    def test_entries_served_stale_are_kept_for_the_window(self):
+        table = Table(10000)
+        key = ("stale.example.", 1, 1, False, False)
+        table.add(key, cached(1, stored=0.0, ttl=30))
+        table.drop_useless(100.0, stale_up_to=3600)
+        self.assertIsNotNone(table.get(key), "within serve_stale's hour")
+        table.next_sweep, table.swept = 0.0, Table.shard_of(key)
+        table.drop_useless(3700.0, stale_up_to=3600)
+        self.assertIsNone(table.get(key))
+
+
+def cached(records: int, number: int = 0, stored: float = 0.0, ttl: int = 30) -> Entry:
+    """A cache entry of C{records} A records, as a headless service's answer holds them."""
+    owner = f"headless-{number}.ns-001.svc.cluster.local".encode()
+    answers = tuple(tdns.RRHeader(owner, tdns.A, tdns.IN, ttl, tdns.Record_A(f"10.128.{number % 256}.{index % 256}", ttl),
+                                  auth=True) for index in range(records))
+    return Entry(tdns.OK, (answers, (), ()), False, stored, ttl)
 
 
 def same_shard_keys(count, rdtype="A"):

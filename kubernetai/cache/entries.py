@@ -2,10 +2,17 @@
 """
 The cache's memory: an L{Entry} per kept answer (CoreDNS's item.go) and the
 sharded L{Table} that holds them with random eviction (plugin/pkg/cache).
+
+Ours on top of CoreDNS's count: a table also holds at most C{max_bytes}
+(entries counted by L{Entry.footprint}, evicted at random as the count is;
+one larger than a shard's share is not kept), and entries that expired (past
+any serve_stale window) are dropped, a shard at a time, so that the names no
+longer asked do not stay until evicted.
 """
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass
 from typing import Callable
@@ -17,6 +24,13 @@ from kubernetai.chain import Response
 
 SHARDS = 256
 MIN_SHARD_SIZE = 4
+# A table's bytes at most, and what an entry is counted as: its objects besides its records, and each
+# record with its payload (tests.test_cache measures both against what tracemalloc sees).
+TABLE_BYTES = 32 * 2**20
+ENTRY_BYTES = 1024
+RECORD_BYTES = 400
+# Every shard is swept of its expired entries once in this many seconds, while entries are stored.
+SWEEP_SECONDS = 30.0
 
 
 @dataclass(eq=False)
@@ -40,6 +54,16 @@ class Entry:
     def ttl(self, now: float) -> int:
         """Seconds left at C{now}; zero or less once expired."""
         return self.orig_ttl - int(now - self.stored)
+
+    def footprint(self) -> int:
+        """The bytes this entry is counted as (with its last known good one)."""
+        good = self.last_known_good
+        return ENTRY_BYTES + RECORD_BYTES * sum(map(len, self.sections)) + (good.footprint() if good else 0)
+
+    def useless(self, now: float, stale_up_to: int) -> bool:
+        """Whether neither this entry nor its last known good one may be served at C{now} any more."""
+        good = self.last_known_good
+        return self.ttl(now) <= -stale_up_to and (good is None or good.ttl(now) <= -stale_up_to)
 
     def response(self, qname: bytes, ttl: int) -> Response:
         """A fresh Response with every TTL C{ttl}, authoritative as CoreDNS sets cached replies."""
@@ -73,11 +97,16 @@ class Entry:
 
 
 class Table:
-    """CoreDNS's sharded cache: 256 dicts of capacity/256 (at least 4), each evicting at random."""
+    """CoreDNS's sharded cache: 256 dicts of capacity/256 (at least 4), each evicting at random, and
+    each holding max_bytes/256 at most."""
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, max_bytes: int = TABLE_BYTES) -> None:
         self.shard_size = max(capacity // SHARDS, MIN_SHARD_SIZE)
+        self.shard_bytes_limit = max_bytes // SHARDS
         self.shards: list[dict] = [{} for _ in range(SHARDS)]
+        self.shard_bytes = [0] * SHARDS
+        self.swept = 0
+        self.next_sweep = -math.inf
 
     @staticmethod
     def shard_of(key) -> int:
@@ -88,20 +117,43 @@ class Table:
         """The entry under C{key}, expired or not, or None."""
         return self.shards[self.shard_of(key)].get(key)
 
-    def add(self, key, entry: Entry) -> bool:
-        """Store C{entry}; whether another had to be evicted for it."""
-        shard = self.shards[self.shard_of(key)]
-        evict = len(shard) >= self.shard_size and key not in shard
-        if evict:
-            del shard[random.choice(list(shard))]
+    def add(self, key, entry: Entry) -> int:
+        """Store C{entry}, unless it is larger than a shard's share of the bytes; how many others had to
+        be evicted for it."""
+        index = self.shard_of(key)
+        self._take(index, key)
+        shard, size, evicted = self.shards[index], entry.footprint(), 0
+        if size > self.shard_bytes_limit:
+            return 0
+        while shard and (len(shard) >= self.shard_size or self.shard_bytes[index] + size > self.shard_bytes_limit):
+            self._take(index, random.choice(list(shard)))
+            evicted += 1
         shard[key] = entry
-        return evict
+        self.shard_bytes[index] += size
+        return evicted
 
     def remove(self, key) -> None:
         """Forget C{key}, if held."""
-        self.shards[self.shard_of(key)].pop(key, None)
+        self._take(self.shard_of(key), key)
+
+    def drop_useless(self, now: float, stale_up_to: int) -> None:
+        """Drop the entries of the next shard that can no longer be served, if its turn has come."""
+        if now < self.next_sweep:
+            return
+        self.next_sweep = now + SWEEP_SECONDS / SHARDS
+        index, self.swept = self.swept, (self.swept + 1) % SHARDS
+        for key, entry in list(self.shards[index].items()):
+            if entry.useless(now, stale_up_to):
+                self._take(index, key)
+
+    def bytes(self) -> int:
+        """The bytes the entries held are counted as."""
+        return sum(self.shard_bytes)
+
+    def _take(self, index: int, key) -> None:
+        entry = self.shards[index].pop(key, None)
+        if entry is not None:
+            self.shard_bytes[index] -= entry.footprint()
 
     def __len__(self) -> int:
         return sum(map(len, self.shards))
-
-

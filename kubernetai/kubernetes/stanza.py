@@ -45,11 +45,11 @@ class Stanza:
         """This stanza's reply from its data as it is now; SERVFAIL for NXDOMAIN before the first sync."""
         cluster = self.cluster
         snapshot, synced = cluster.snapshot, cluster.synced
-        response = answer(self.view(), qname, name, qtype, zone)
+        response = answer(View(self.config, snapshot, self.addresses), qname, name, qtype, zone)
         if response.rcode == dns.ENAME and not synced:
             response = Response(rcode=dns.ESERVER, authority=response.authority, authoritative=True)
         if self.config.failover is None or self.config.failover == math.inf:
-            response.valid_while = lambda: cluster.snapshot is snapshot and cluster.synced is synced
+            response.valid_while = unchanged_since(cluster, snapshot.generation, synced)
         return response
 
     def nodata(self, qname: bytes, zone: str) -> Response:
@@ -80,6 +80,15 @@ class Stanza:
         """Whether this NXDOMAIN goes on to the next stanza or plugin."""
         fallthrough = self.config.fallthrough
         return response.rcode == dns.ENAME and fallthrough is not None and fallthrough.through(name)
+
+
+def unchanged_since(cluster, generation: int, synced: bool):
+    """A check that holds while C{cluster} serves the snapshot of C{generation}, as synced as it was.
+
+    It holds the number, never the snapshot: a reply kept for a name nobody asks again must not keep
+    the tables of an old snapshot alive.
+    """
+    return lambda: cluster.snapshot.generation == generation and cluster.synced is synced
 
 
 class StanzaNameError(error.AuthoritativeDomainError):

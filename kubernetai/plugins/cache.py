@@ -11,6 +11,11 @@ DURATION; disable success|denial [ZONES...]; keepttl }}.
 Answers are keyed by name (case folded), type, class and the query's DO and
 CD bits.  Positive answers and denials (NXDOMAIN, NODATA, and SERVFAIL for
 C{servfail}) live in two tables of 256 shards that evict at random when full.
+Ours: a table is also full at 32 MiB (an answer too large for a shard's share
+is not kept), and entries that can no longer be served (expired, and past
+C{serve_stale}'s window) are dropped instead of waiting to be evicted, a
+shard at a time as answers are stored (each within 30 s), so C{entries}
+counts hardly any that cannot be served.
 An entry lives for the smallest TTL of its records, clamped to the table's
 [MINTTL, TTL]; it is served with every TTL counted down (the original with
 C{keepttl}), and with the owner names that are the question in the asker's
@@ -26,6 +31,7 @@ C{drops}, C{served_stale}, and C{entries} (by type).
 from __future__ import annotations
 
 import math
+import weakref
 from dataclasses import replace
 from typing import Callable
 
@@ -122,8 +128,13 @@ class Cache:
         denial = self.denial.get(key) is entry
         if denial and entry.rcode == dns.ESERVER:
             return None
+        # A reply kept to send again holds this check: it must not keep an evicted entry alive.
+        held_entry = weakref.ref(entry)
 
         def renew(now: float) -> bool:
+            entry = held_entry()
+            if entry is None:
+                return False
             negative = self.denial.get(key)
             held = negative is entry if denial else negative is None and self.success.get(key) is entry
             if not held or not entry.source_holds():
@@ -193,6 +204,9 @@ class Cache:
             valid_while=None,
         )
         entry = None
+        stale_up_to = int(self.config.stale_up_to)
+        self.success.drop_useless(now, stale_up_to)
+        self.denial.drop_useless(now, stale_up_to)
         if duration > 0 and cacheable(kind, request, response):
             entry = self._keep(request, key, kind, Entry(
                 response.rcode,
@@ -210,15 +224,13 @@ class Cache:
             previous = self.success.get(key)
             if self.config.prefer_positive and not entry.answering and previous is not None:
                 entry.last_known_good = previous.answering_entry()
-            if self.success.add(key, entry):
-                self.evictions[SUCCESS] += 1
+            self.evictions[SUCCESS] += self.success.add(key, entry)
             if entry.answering if self.config.prefer_positive else background:
                 self.denial.remove(key)
             return entry
         if in_zones(request.name, self.config.denial_disabled):
             return None
-        if self.denial.add(key, entry):
-            self.evictions[DENIAL] += 1
+        self.evictions[DENIAL] += self.denial.add(key, entry)
         return entry
 
     def _should_prefetch(self, entry: Entry, now: float) -> bool:

@@ -196,16 +196,28 @@ class Hosts:
     def __init__(self, config: HostsConfig, inline: HostsMap, loaded: Loaded) -> None:
         self.config = config
         self.inline = inline
-        self.loaded = loaded
+        self._loaded = loaded
+        self.version = 0
+
+    @property
+    def loaded(self) -> Loaded:
+        """What was last read from the file; setting another counts a new L{version}."""
+        return self._loaded
+
+    @loaded.setter
+    def loaded(self, loaded: Loaded) -> None:
+        if loaded is not self._loaded:
+            self._loaded = loaded
+            self.version += 1
 
     def serve(self, request: Request):
         name, qtype, config = request.name, request.qtype, self.config
         if qtype != dns.PTR and not in_zones(name, config.zones):
             return self.next.serve(request)
-        loaded = self.loaded
+        loaded, version = self.loaded, self.version
 
         def unchanged() -> bool:
-            return self.loaded is loaded
+            return self.version == version
 
         sources = (loaded.hosts, self.inline)
         if qtype == dns.PTR:

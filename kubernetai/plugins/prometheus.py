@@ -68,11 +68,13 @@ class DNSMetrics:
         rcode_key = base + (rcode_name(response.rcode), "")
         proto_key = base + (request.protocol,)
         sizes = (request.size, len(reply))
+        # What a kept reply's count needs of the query, and nothing more: it lives as long as the reply.
+        dnssec_ok = request.dnssec_ok
 
         def count(client_host: str, seconds: float) -> None:
             family = "2" if ":" in client_host and not client_host.startswith("::ffff:") else "1"
             self.requests.inc(request_key[:4] + (family,) + request_key[5:])
-            if request.dnssec_ok:
+            if dnssec_ok:
                 self.do_requests.inc(base)
             self.responses.inc(rcode_key)
             self.durations.observe(base, seconds)
