@@ -92,7 +92,8 @@ def complete(request: Request, response: Response, stanza) -> defer.Deferred:
 
 
 class StanzaService(service.Service):
-    """Starts a stanza's cluster with the daemon (unless a reload kept it running), stops it with it."""
+    """Starts a stanza's cluster with the daemon (unless a reload kept it running), stops it with it;
+    the cluster's log lines name the stanza as the running Corefile does."""
 
     def __init__(self, stanza: Stanza) -> None:
         self.stanza = stanza
@@ -103,6 +104,7 @@ class StanzaService(service.Service):
 
     def startService(self) -> None:
         super().startService()
+        self.stanza.cluster.link.name = self.stanza.describe()
         if not self.stanza.cluster.threads:
             self.stanza.cluster.start()
 
