@@ -10,6 +10,11 @@ nothing after, the NXDOMAIN stands.  NODATA never falls through.  A stanza
 that has not synced answers what would be NXDOMAIN with SERVFAIL, as
 CoreDNS does.  Each stanza syncs on its own threads; the daemon starts
 listening once every stanza has synced or waited its startup_timeout.
+
+Each stanza has a label unique in the daemon (L{stanza_label}): its C{name}
+option, else C{#N ZONES}, its place among the Corefile's stanzas and its
+zones.  Its metrics carry it; /ready, --validate and the log say
+C{kubernetai LABEL (URL)}.
 """
 
 from __future__ import annotations
