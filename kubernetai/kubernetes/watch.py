@@ -25,6 +25,7 @@ from typing import Callable
 
 from kubernetes.client.exceptions import ApiException
 from twisted.logger import Logger
+from urllib3.exceptions import ReadTimeoutError
 
 from kubernetai.kubernetes.link import Link
 from kubernetai.metrics import DEFAULT_BUCKETS, Counts, Histograms
@@ -282,6 +283,11 @@ class Watcher:
             self.mark_up()
             for line in stream_lines(response):
                 version = self.handle_event(decode_event(line), version)
+        except ReadTimeoutError:
+            # kube-apiserver sends a quiet watch nothing, not even a bookmark, for minutes (v1.35: none
+            # in 150 s): a stream silent for read_timeout is no failure.  The next watch, from the same
+            # resourceVersion, tells whether the server is still there.
+            pass
         finally:
             self.response = None
             response.release_conn()
