@@ -79,11 +79,10 @@ class Link:
     """
 
     def __init__(self, name: str, watches: int = 1, probe: Callable[[], float | None] | None = None,
-                 probe_interval: float = PROBE_INTERVAL, clock: Callable[[], float] = time.monotonic) -> None:
+                 probe_interval: float = PROBE_INTERVAL) -> None:
         self.name = name
         self.probe = probe
         self.probe_interval = probe_interval
-        self.clock = clock
         self.outage = Outage(watches)
         self.up: set[str] = set()
         self.wakes = 0
@@ -111,7 +110,7 @@ class Link:
         """Watch C{watch} failed with C{error}; logged as L{Outage} decides."""
         with self.condition:
             self.up.discard(watch)
-            line = self.outage.failed(watch, error, self.clock())
+            line = self.outage.failed(watch, error, time.monotonic())
             self.condition.notify_all()
         if line:
             log.warn("{stanza}: {line}", stanza=self.name, line=line)
@@ -122,7 +121,7 @@ class Link:
             back = not self.up
             self.up.add(watch)
             self.probe_armed = True
-            line = self.outage.connected(watch, self.clock())
+            line = self.outage.connected(watch, time.monotonic())
             if back:
                 self._wake()
         if line:
@@ -132,9 +131,9 @@ class Link:
         """Wait out a watch's backoff of C{delay} seconds, or less once the API server is back
         (a wake-up since C{woken}), but at least C{not_before} seconds; until C{stopping} is set."""
         with self.condition:
-            start = self.clock()
+            start = time.monotonic()
             while not (self.stopped or stopping.is_set()):
-                waited = self.clock() - start
+                waited = time.monotonic() - start
                 until = not_before if self.wakes != woken else delay
                 if waited >= until:
                     return
@@ -151,12 +150,11 @@ class Link:
         pause = self.probe_interval
         while self._pause_while_wanted(pause):
             retry_after = self.probe()
+            with self.condition:
+                if retry_after is None and self._probe_wanted():
+                    self.probe_armed = False
+                    self._wake()
             pause = max(self.probe_interval, retry_after or 0.0)
-            if retry_after is None:
-                with self.condition:
-                    if self._probe_wanted():
-                        self.probe_armed = False
-                        self._wake()
 
     def _pause_while_wanted(self, pause: float) -> bool:
         """Wait until the probe is wanted and has been for C{pause} seconds; False once stopped."""
@@ -165,9 +163,9 @@ class Link:
                 if not self._probe_wanted():
                     self.condition.wait()
                     continue
-                due = self.clock() + pause
-                while not self.stopped and self._probe_wanted() and self.clock() < due:
-                    self.condition.wait(due - self.clock())
+                due = time.monotonic() + pause
+                while not self.stopped and self._probe_wanted() and time.monotonic() < due:
+                    self.condition.wait(due - time.monotonic())
                 if not self.stopped and self._probe_wanted():
                     return True
             return False
