@@ -115,7 +115,8 @@ def parse_options(argv=None):
     parser.add_argument("--down", type=float, default=10.0,
                         help="seconds the API server is down in the first round (round N: (N - 1) / rounds more)")
     parser.add_argument("--settle", type=float, default=11.0,
-                        help="seconds every watch stays up before each outage (over the backoff's cap: it starts afresh)")
+                        help="seconds every watch stays up before each outage "
+                             "(over the backoff's cap: it starts afresh)")
     parser.add_argument("--no-probe", dest="probe", action="store_false", help="no probe of /readyz")
     return parser.parse_args(argv)
 

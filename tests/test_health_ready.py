@@ -215,8 +215,8 @@ class ReadyTests(unittest.TestCase):
         self.assertEqual((dead["synced"], dead["api_server"], dead["last_event"]), (False, "http://127.0.0.1:1", None))
         self.assertIsInstance(dead["stale_since"], float)
         self.assertTrue(all(not watch["up"] and watch["last_error"] for watch in dead["watches"]), dead["watches"])
-        self.assertEqual(sorted(east), sorted(["name", "stanza", "zones", "synced", "api_server", "last_event", "stale_since",
-                                               "objects", "watches"]))
+        self.assertEqual(sorted(east), sorted(["name", "stanza", "zones", "synced", "api_server", "last_event",
+                                               "stale_since", "objects", "watches"]))
 
     @defer.inlineCallbacks
     def test_without_reporters_ready_at_once(self):

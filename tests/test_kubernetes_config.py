@@ -456,7 +456,8 @@ class NameTests(SynchronousTestCase):
     """name, ours: what metrics, /ready and the logs call the stanza; not part of its options' equality."""
 
     def test_values(self):
-        rows = [([], None), (["name east"], "east"), (["name a", "name b.2_c-d"], "b.2_c-d"), (["name " + "x" * 63], "x" * 63)]
+        rows = [([], None), (["name east"], "east"), (["name a", "name b.2_c-d"], "b.2_c-d"),
+                (["name " + "x" * 63], "x" * 63)]
         for lines, expected in rows:
             self.assertEqual(parse(block(*lines)).name, expected, lines)
 

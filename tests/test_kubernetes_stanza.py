@@ -473,7 +473,8 @@ class LabelTests(unittest.SynchronousTestCase):
 
     def test_a_name_used_twice_is_refused_at_its_line(self):
         stanza = "    kubernetai {zone} {{\n        endpoint http://127.0.0.1:1\n        name east\n    }}\n"
-        text = "a.example:0 {\n" + stanza.format(zone="a.example") + "}\n.:0 {\n" + stanza.format(zone="b.example") + "}\n"
+        text = ("a.example:0 {\n" + stanza.format(zone="a.example") + "}\n"
+                ".:0 {\n" + stanza.format(zone="b.example") + "}\n")
         with self.assertRaises(CorefileError) as raised:
             self.build(text)
         self.assertIn(":10: plugin/kubernetai: stanza name 'east' is already used by another stanza",

@@ -231,7 +231,8 @@ class Cluster:
                     self._apply(change)
                 self.snapshot = self.store.publish()
             except Exception:
-                log.failure("index update failed; the last good snapshot keeps serving")
+                log.failure("{stanza}: index update failed; the last good snapshot keeps serving",
+                            stanza=self.link.name)
                 continue
             if not self.synced and len(self.listed) == len(self.watchers):
                 self.synced = True

@@ -173,8 +173,10 @@ def stanza_families(stanzas: list[Stanza]):
     kubernetes plugin of a CoreDNS process does.
     """
     requests = Counts(f"{NAMESPACE}_kubernetes_rest_client_requests_total",
-                      "Number of HTTP requests, partitioned by status code, method, and host.", ("code", "method", "host"))
-    rest = [Histograms(name, documentation, ("verb", "host"), DEFAULT_BUCKETS) for name, documentation, _ in REST_HISTOGRAMS]
+                      "Number of HTTP requests, partitioned by status code, method, and host.",
+                      ("code", "method", "host"))
+    rest = [Histograms(name, documentation, ("verb", "host"), DEFAULT_BUCKETS)
+            for name, documentation, _ in REST_HISTOGRAMS]
     programming = Histograms(f"{NAMESPACE}_kubernetes_dns_programming_duration_seconds",
                              "Histogram of the time (in seconds) it took to program a dns instance.", ("service_kind",),
                              PROGRAMMING_BUCKETS)
