@@ -86,10 +86,11 @@ class Daemon:
 def build_daemon(path: str, default_port: int = 53, reusable=None) -> Daemon:
     """Parse the Corefile at C{path} and build it; raises CorefileError on a mistake.
 
-    C{reusable} maps stanza options to the running clusters a reload may keep.
+    C{reusable} maps stanza options to the running clusters a reload may keep (a list: stanzas
+    with the same options each keep their own).
     """
     blocks = load_corefile(path, default_port=default_port)
-    shared = Shared(reusable=dict(reusable or {}))
+    shared = Shared(reusable={config: list(clusters) for config, clusters in (reusable or {}).items()})
     configs = [build_server(block, shared) for block in blocks]
     return Daemon(path, configs, listener_tables(configs), shared)
 
@@ -203,7 +204,9 @@ class DaemonService(service.MultiService):
 
     async def _reload(self) -> bool:
         old = self.daemon
-        clusters = {stanza.config: stanza.cluster for stanza in old.shared.stanzas}
+        clusters: dict = {}
+        for stanza in old.shared.stanzas:
+            clusters.setdefault(stanza.config, []).append(stanza.cluster)
         try:
             new = build_daemon(old.path, self.default_port, reusable=clusters)
         except (CorefileError, OSError) as err:
@@ -212,7 +215,7 @@ class DaemonService(service.MultiService):
             self.checksum = self._current_checksum()
             return False
         self._own_http(new)
-        kept = {stanza.cluster for stanza in new.shared.stanzas} & set(clusters.values())
+        kept = {stanza.cluster for stanza in new.shared.stanzas} & {stanza.cluster for stanza in old.shared.stanzas}
         carried = _carry_over(old.shared.services, new.shared.services)
         stopping = [s for s in self.running_services if getattr(s, "cluster", None) not in kept and s not in carried]
         await defer.gatherResults([defer.maybeDeferred(s.stopService) for s in reversed(stopping)])

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import threading
 from bisect import bisect_left
+from contextlib import nullcontext
 from typing import Iterable
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
@@ -39,6 +40,13 @@ class Counts:
             return
         with self.lock:
             self.values[key] = self.values.get(key, 0) + amount
+
+    def add(self, other: Counts, extra: tuple = ()) -> None:
+        """Add C{other}'s counts to ours, each key extended by the label values C{extra}."""
+        with other.lock or nullcontext():
+            counted = list(other.values.items())
+        for key, amount in counted:
+            self.inc(key + extra, amount)
 
     def family(self) -> CounterMetricFamily:
         return counter(self.name, self.documentation, self.labels, list(self.values.items()))
@@ -69,6 +77,15 @@ class Histograms:
             state = self.values[key] = [[0] * (len(self.bounds) + 1), 0.0]
         state[0][bisect_left(self.bounds, value)] += 1
         state[1] += value
+
+    def add(self, other: Histograms, extra: tuple = ()) -> None:
+        """Add C{other}'s observations (same buckets) to ours, each key extended by the label values C{extra}."""
+        with other.lock or nullcontext():
+            observed = [(key, list(counts), total) for key, (counts, total) in other.values.items()]
+        for key, counts, total in observed:
+            state = self.values.setdefault(key + extra, [[0] * (len(self.bounds) + 1), 0.0])
+            state[0] = [mine + theirs for mine, theirs in zip(state[0], counts)]
+            state[1] += total
 
     def samples(self):
         """(label values, cumulative buckets, sum) per key, as HistogramMetricFamily takes them."""

@@ -264,8 +264,10 @@ class ListTests(ApiServerTestCase):
         pool = urllib3.PoolManager()
         missing = yield deferToThread(pool.request, "GET", self.url + "/api/v1/widgets")
         version = yield deferToThread(client.VersionApi(self.api_client()).get_code)
+        ready = yield deferToThread(pool.request, "GET", self.url + "/readyz")
         self.assertEqual((missing.status, json.loads(missing.data)["reason"]), (404, "NotFound"))
         self.assertEqual(version.major, "1")
+        self.assertEqual((ready.status, ready.data), (200, b"ok"))
 
 
 class WatchTests(ApiServerTestCase):
@@ -420,6 +422,19 @@ class FaultTests(ApiServerTestCase):
         pool = urllib3.PoolManager(retries=False)  # by default urllib3 itself obeys Retry-After
         response = yield deferToThread(pool.request, "GET", self.url + "/api/v1/pods")
         self.assertEqual((response.status, response.headers["Retry-After"]), (429, "3"))
+
+    @defer.inlineCallbacks
+    def test_forbid_one_resource(self):
+        self.api.forbid("services")
+        core = self.core()
+        failure = yield self.assertFailure(deferToThread(core.list_service_for_all_namespaces), ApiException)
+        pods = yield deferToThread(core.list_pod_for_all_namespaces)
+        self.assertEqual((failure.status, json.loads(failure.body)["reason"]), (403, "Forbidden"))
+        self.assertIn('cannot list resource "services" in API group ""', json.loads(failure.body)["message"])
+        self.assertEqual(pods.items, [])
+        self.api.forbid("services", False)
+        services = yield deferToThread(core.list_service_for_all_namespaces)
+        self.assertEqual(services.items, [])
 
     @defer.inlineCallbacks
     def test_stall_holds_requests(self):

@@ -8,9 +8,10 @@ comes back with a new serving certificate from the same CA.
 
 Every answer for a name that exists throughout must be right; what changed
 on the API server while it misbehaved must show once it is back (deleted
-names NXDOMAIN); reconnects must back off; and /ready?verbose, the logs and
-/metrics must say what happened.  Plain /ready stays 200 once synced, as
-CoreDNS's does.
+names NXDOMAIN); reconnects must back off (beside one probe of /readyz a
+second while no watch is up); and /ready?verbose, the logs (a line when the
+stanza's API server fails it, one when it is back) and /metrics must say
+what happened.  Plain /ready stays 200 once synced, as CoreDNS's does.
 
 The durations are the real ones (about 3 minutes in all);
 KUBERNETAI_CHAOS_SCALE, a float (default 1), multiplies the stall and the
@@ -30,6 +31,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from twisted.internet import defer, protocol, reactor, task
 from twisted.trial import unittest
 
+from kubernetai.kubernetes.link import PROBE_INTERVAL, REMINDER_INTERVAL
 from kubernetai.kubernetes.watch import Backoff
 from kubernetai.apiserver.server import ApiServer
 from tests.support import capture_logs, query
@@ -214,12 +216,13 @@ def sleep(seconds: float):
 
 
 def retries_after(received, mark, count: int):
-    """(request answered with an error, the next request for the same resource) for the C{count}
-    requests that came after C{mark}."""
+    """(request answered with an error, the next request for the same resource) for those of the
+    C{count} requests that came after C{mark} that were asked again (a probe of /readyz may not be)."""
     requests = list(received)
     later = requests[next(index for index, request in enumerate(requests) if request is mark) + 1:]
-    return [(refused, next(r for r in later[index + 1:] if r.resource == refused.resource))
-            for index, refused in enumerate(later[:count])]
+    retries = [(refused, next((r for r in later[index + 1:] if r.resource == refused.resource), None))
+               for index, refused in enumerate(later[:count])]
+    return [(refused, retry) for refused, retry in retries if retry is not None]
 
 
 class FlappingApiServerTests(unittest.TestCase):
@@ -319,9 +322,11 @@ class FlappingApiServerTests(unittest.TestCase):
 
     @defer.inlineCallbacks
     def server_errors(self):
-        """500s, then 503s with Retry-After: counted by code, logged, and Retry-After is waited out."""
+        """500s, then 503s with Retry-After: counted by code, each round logged once, and Retry-After is
+        waited out."""
         yield self.settle()
         before = yield scrape(self.http_port)
+        logged_before = len(self.logs)
         self.api.drop_watches()
         self.api.fail_with(500, count=WATCHES)
         yield self.converged(self.churn())
@@ -336,8 +341,10 @@ class FlappingApiServerTests(unittest.TestCase):
             errors = (total(after, "coredns_kubernetes_rest_client_requests_total", code=code)
                       - total(before, "coredns_kubernetes_rest_client_requests_total", code=code))
             self.assertEqual(errors, WATCHES, code)
-            self.assertGreaterEqual(sum(f"API server answered {code}" in line for line in self.logs), WATCHES)
-        for refused, retry in retries_after(self.api.received, mark, WATCHES):
+        self.assertEqual(len(self.stanza_lines(logged_before, "; retrying")), 2, "one line a round")
+        retries = retries_after(self.api.received, mark, WATCHES)
+        self.assertGreaterEqual(len([refused for refused, _ in retries if refused.verb == "watch"]), WATCHES - 1)
+        for refused, retry in retries:
             self.assertGreaterEqual(retry.at - refused.at, RETRY_AFTER * 0.95, f"{refused.resource} retried early")
 
     @defer.inlineCallbacks
@@ -359,14 +366,20 @@ class FlappingApiServerTests(unittest.TestCase):
         self.api.rotate_certificate()
         self.api.come_back()
         self.assertNotEqual(self.api.serving.cert_pem, certificate)
+        during = yield scrape(self.http_port)
+        restarts = (total(during, "kubernetai_stanza_watch_restarts_total")
+                    - total(before, "kubernetai_stanza_watch_restarts_total"))
         self.assertGreaterEqual(len(attempts), WATCHES, "each watch tries again")
-        self.assertLessEqual(len(attempts), WATCHES * most_attempts(OUTAGE), "reconnects back off")
+        self.assertLessEqual(restarts, WATCHES * (1 + most_attempts(OUTAGE)), "reconnects back off")
+        self.assertLessEqual(len(attempts), WATCHES * most_attempts(OUTAGE) + OUTAGE / PROBE_INTERVAL + 1,
+                             "the watches' backed-off attempts and a probe a second, no more")
         self.assertLessEqual(most_attempts(60), 20, "the backoff allows a watch 20 attempts a minute at most")
         early = sum(at < EARLY_WINDOW for at in attempts) / EARLY_WINDOW
         late = sum(at > OUTAGE / 2 for at in attempts) / (OUTAGE / 2)
         self.assertGreater(early, late, f"attempts come further apart: {attempts}")
-        failures = [line for line in self.logs[logged_before:] if line.endswith("; retrying")]
-        self.assertGreaterEqual(len(failures), len(attempts))
+        failures = self.stanza_lines(logged_before, "; retrying")
+        self.assertGreaterEqual(len(failures), 1)
+        self.assertLessEqual(len(failures), 1 + OUTAGE // REMINDER_INTERVAL, "one line, one reminder a minute")
         self.assertEqual([line for line in failures if "answered" in line or "\n" in line], [],
                          "a network failure logged as an answer, or on several lines")
         yield self.converged(changes)
@@ -377,9 +390,14 @@ class FlappingApiServerTests(unittest.TestCase):
                   - total(before, "coredns_kubernetes_rest_client_requests_total", code="<error>"))
         self.assertGreaterEqual(failed, len(attempts))
         yield self.check_reported_fresh()
-        self.assertGreaterEqual(sum("connected again after" in line for line in self.logs), WATCHES)
+        self.assertEqual(len(self.stanza_lines(logged_before, ": connected again after ")), 1)
 
     # Checks
+
+    def stanza_lines(self, since: int, text: str) -> list[str]:
+        """The log lines since the C{since}th that name the stanza and hold C{text}."""
+        name = f"kubernetai #1 {ZONE}. ({self.api.url}): "
+        return [line for line in self.logs[since:] if line.startswith(name) and text in line]
 
     @defer.inlineCallbacks
     def check_reported_stale(self, cause: str):

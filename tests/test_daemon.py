@@ -84,8 +84,8 @@ class CommandLineTests(unittest.TestCase):
         self.assertEqual(result.returncode, 0, result.stderr)
         steps = [line.strip() for line in result.stdout.splitlines() if line.startswith("    ")]
         self.assertEqual(steps[0], "errors")
-        self.assertEqual(steps[1:3], ["kubernetai assemblage.local. (http://127.0.0.1:1)",
-                                      "kubernetai cluster.local. (https://127.0.0.1:2) fallthrough"])
+        self.assertEqual(steps[1:3], ["kubernetai #1 assemblage.local. (http://127.0.0.1:1)",
+                                      "kubernetai #2 cluster.local. (https://127.0.0.1:2) fallthrough"])
         self.assertTrue(steps[3].startswith("forward . -> 127.0.0.1:53"))
 
     @defer.inlineCallbacks

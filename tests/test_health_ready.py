@@ -175,7 +175,7 @@ class ReadyTests(unittest.TestCase):
         running = Running(self, f".:0 {{\n    bind 127.0.0.1\n    ready 127.0.0.1:0\n{stanzas}}}\n")
         yield running.dns_port()
         answer = yield get(running.http_port(), "/ready")
-        self.assertEqual(answer, (503, b"text/plain; charset=utf-8", b"kubernetai dead.local. (http://127.0.0.1:1)"))
+        self.assertEqual(answer, (503, b"text/plain; charset=utf-8", b"kubernetai #2 dead.local. (http://127.0.0.1:1)"))
 
     @defer.inlineCallbacks
     def test_ready_once_synced(self):
@@ -185,7 +185,7 @@ class ReadyTests(unittest.TestCase):
         running = Running(self, f".:0 {{\n    bind 127.0.0.1\n    ready 127.0.0.1:0\n{stanzas}}}\n")
         yield running.dns_port()
         before = yield get(running.http_port(), "/ready")
-        self.assertEqual(before[::2], (503, f"kubernetai cluster.local. ({api.url})".encode()))
+        self.assertEqual(before[::2], (503, f"kubernetai #1 cluster.local. ({api.url})".encode()))
         api.come_back()
         yield wait_until(lambda: get(running.http_port(), "/ready").addCallback(lambda a: a[0] == 200), "ready")
         after = yield get(running.http_port(), "/ready")
@@ -202,12 +202,12 @@ class ReadyTests(unittest.TestCase):
         view = json.loads(body)
         self.assertEqual((code, content_type), (503, b"application/json"))
         self.assertEqual((view["status"], view["not_ready"]),
-                         ("not ready", ["kubernetai dead.local. (http://127.0.0.1:1)"]))
+                         ("not ready", ["kubernetai #2 dead.local. (http://127.0.0.1:1)"]))
         east, dead = view["stanzas"]
         self.assertEqual(
-            (east["name"], east["zones"], east["synced"], east["api_server"], east["stale_since"]),
-            (f"kubernetai east.local. in-addr.arpa. ({api.url})", ["east.local.", "in-addr.arpa."], True, api.url,
-             None),
+            (east["name"], east["stanza"], east["zones"], east["synced"], east["api_server"], east["stale_since"]),
+            (f"kubernetai #1 east.local. in-addr.arpa. ({api.url})", "#1 east.local. in-addr.arpa.",
+             ["east.local.", "in-addr.arpa."], True, api.url, None),
         )
         self.assertEqual((east["objects"]["services"], east["objects"]["namespaces"]), (1, 1))
         self.assertIsInstance(east["last_event"], float)
@@ -215,8 +215,8 @@ class ReadyTests(unittest.TestCase):
         self.assertEqual((dead["synced"], dead["api_server"], dead["last_event"]), (False, "http://127.0.0.1:1", None))
         self.assertIsInstance(dead["stale_since"], float)
         self.assertTrue(all(not watch["up"] and watch["last_error"] for watch in dead["watches"]), dead["watches"])
-        self.assertEqual(sorted(east), sorted(["name", "zones", "synced", "api_server", "last_event", "stale_since",
-                                               "objects", "watches"]))
+        self.assertEqual(sorted(east), sorted(["name", "stanza", "zones", "synced", "api_server", "last_event",
+                                               "stale_since", "objects", "watches"]))
 
     @defer.inlineCallbacks
     def test_without_reporters_ready_at_once(self):

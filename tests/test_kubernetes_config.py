@@ -450,3 +450,30 @@ class FailoverTests(SynchronousTestCase):
         ]
         for stanza, message in rows:
             self.assertIn(message, error_of(parse, stanza))
+
+
+class NameTests(SynchronousTestCase):
+    """name, ours: what metrics, /ready and the logs call the stanza; not part of its options' equality."""
+
+    def test_values(self):
+        rows = [([], None), (["name east"], "east"), (["name a", "name b.2_c-d"], "b.2_c-d"),
+                (["name " + "x" * 63], "x" * 63)]
+        for lines, expected in rows:
+            self.assertEqual(parse(block(*lines)).name, expected, lines)
+
+    def test_a_rename_leaves_the_options_equal(self):
+        self.assertEqual(parse(block("name east")), parse(block("name west")))
+        self.assertEqual(hash(parse(block("name east"))), hash(parse(block())))
+
+    def test_errors(self):
+        rule = "expected at most 63 letters, digits, '.', '_' or '-', starting with a letter or digit"
+        rows = [
+            (block("name"), "Corefile:3: expected at least 1 argument(s), got 0"),
+            (block("name a b"), "Corefile:3: unexpected argument 'b': expected at most 1"),
+            (block("ttl 5", "name \"#1\""), f"Corefile:4: invalid stanza name '#1': {rule}"),
+            (block("name east,west"), "Corefile:3: invalid stanza name 'east,west'"),
+            (block("name -east"), "Corefile:3: invalid stanza name '-east'"),
+            (block("name " + "x" * 64), "Corefile:3: invalid stanza name"),
+        ]
+        for stanza, message in rows:
+            self.assertIn(message, error_of(parse, stanza))

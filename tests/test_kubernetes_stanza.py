@@ -1,8 +1,8 @@
 """
 kubernetai stanzas end to end: a running daemon, real DNS over UDP, and
 test API servers that the real kubernetes client syncs from.  One stanza's
-answers, several stanzas and fallthrough, start-up and outages, and a
-stanza used on its own as a twisted.names resolver.
+answers, several stanzas and fallthrough, start-up and outages, a stanza
+used on its own as a twisted.names resolver, and what stanzas are called.
 """
 
 import dataclasses
@@ -20,7 +20,8 @@ from twisted.trial import unittest
 from zope.interface.verify import verifyObject
 
 from kubernetai.chain import Request
-from kubernetai.corefile import parse_corefile
+from kubernetai.corefile import CorefileError, parse_corefile
+from kubernetai.daemon import build_daemon
 from kubernetai.plugins.kubernetai import complete
 from kubernetai.kubernetes.cluster import Cluster
 from kubernetai.kubernetes.config import parse_stanza
@@ -28,7 +29,15 @@ from kubernetai.kubernetes.connection import api_client, configuration, public_u
 from kubernetai.kubernetes.stanza import Stanza, StanzaFallthrough, StanzaNameError, StanzaResolver
 from kubernetai.zones import Fallthrough
 from kubernetai.apiserver.server import ApiServer
-from tests.support import FakeUpstream, capture_logs, query, rcode_of, send_raw_udp, start_daemon_listening
+from tests.support import (
+    FakeUpstream,
+    capture_logs,
+    query,
+    rcode_of,
+    send_raw_udp,
+    start_daemon_listening,
+    write_corefile,
+)
 
 
 def texts(section):
@@ -438,3 +447,35 @@ class ResolverTests(StanzaTestCase):
 
     def test_names_outside_its_zones_are_not_its_own(self):
         return self.assertFailure(self.resolver.lookupAddress(b"www.example.org"), names_error.DomainError)
+
+
+class LabelTests(unittest.SynchronousTestCase):
+    """Every stanza's label is unique in the daemon: its C{name}, else its place among the Corefile's
+    stanzas and its zones; metrics, /ready and the logs use it."""
+
+    def build(self, text: str):
+        return build_daemon(write_corefile(self, text))
+
+    def test_place_and_zones_across_blocks(self):
+        stanza = "    kubernetai {zones} {{\n        endpoint http://127.0.0.1:1\n{extra}    }}\n"
+        daemon = self.build(
+            "a.example:0 {\n" + stanza.format(zones="", extra="") + stanza.format(zones="", extra="") + "}\n"
+            ".:0 {\n" + stanza.format(zones="cluster.local 10.0.0.0/24", extra="        name east\n")
+            + stanza.format(zones="cluster.local", extra="") + "}\n")
+        self.assertEqual([stanza.label for stanza in daemon.shared.stanzas],
+                         ["#1 a.example.", "#2 a.example.", "east", "#4 cluster.local."])
+        self.assertEqual([name for name, _ in daemon.shared.readiness], [
+            "kubernetai #1 a.example. (http://127.0.0.1:1)", "kubernetai #2 a.example. (http://127.0.0.1:1)",
+            "kubernetai east (http://127.0.0.1:1)", "kubernetai #4 cluster.local. (http://127.0.0.1:1)",
+        ])
+        self.assertIn("    kubernetai east (http://127.0.0.1:1) for cluster.local. 0.0.10.in-addr.arpa.\n",
+                      daemon.plan())
+
+    def test_a_name_used_twice_is_refused_at_its_line(self):
+        stanza = "    kubernetai {zone} {{\n        endpoint http://127.0.0.1:1\n        name east\n    }}\n"
+        text = ("a.example:0 {\n" + stanza.format(zone="a.example") + "}\n"
+                ".:0 {\n" + stanza.format(zone="b.example") + "}\n")
+        with self.assertRaises(CorefileError) as raised:
+            self.build(text)
+        self.assertIn(":10: plugin/kubernetai: stanza name 'east' is already used by another stanza",
+                      str(raised.exception))

@@ -142,6 +142,28 @@ class SyncTests(DataPlaneTestCase):
         yield wait_for(lambda: cluster.status()["stale_since"] is None, "the stanza to be fresh again")
 
     @defer.inlineCallbacks
+    def test_a_quiet_stream_that_times_out_is_resumed_without_a_failure(self):
+        """kube-apiserver leaves a quiet watch silent for minutes, bookmarks or not."""
+        api = self.start_api_server(bookmark_interval=0)
+        api.service("default", "web", cluster_ips=["10.0.0.10"])
+        stanza = stanza_config(f"        endpoint {api.url}")
+        settings = configuration(stanza)
+        cluster = Cluster(stanza, api_client(settings), public_url(settings), reactor)
+        cluster.limits.read_timeout = 0.3
+        cluster.start()
+        self.addCleanup(cluster.stop)
+        yield cluster.when_synced()
+        yield wait_for(lambda: api.counts[("watch", "services")] >= 3, "the services watch to time out twice")
+        self.assertEqual([watcher.status.restarts for watcher in cluster.watchers], [0] * len(cluster.watchers))
+        self.assertIsNone(cluster.stale_since())
+        self.assertEqual(api.counts[("list", "services")], 1, "resumed from its resourceVersion")
+        resumed_from = [r.params.get("resourceVersion") for r in api.received
+                        if r.verb == "watch" and r.resource == "services"]
+        self.assertNotIn(None, resumed_from)
+        api.service("default", "later", cluster_ips=["10.0.0.11"])
+        yield wait_for(lambda: "default/later" in services_of(cluster), "a change after the timeouts")
+
+    @defer.inlineCallbacks
     def test_server_errors_are_retried(self):
         self.api.fail_with(500, count=2)
         cluster = yield self.sync(f"        endpoint {self.api.url}", self.api)

@@ -1,18 +1,24 @@
 """
 prometheus over real HTTP: CoreDNS's metric names and labels for queries,
 cache, forward and its proxies, kubernetes stanzas and reloads, read back
-with prometheus_client's own parser; and the directive's mistakes refused.
+with prometheus_client's own parser; every series once, even with two
+stanzas on one API server; and the directive's mistakes refused.
 """
+
+import collections
+import time
 
 from prometheus_client.parser import text_string_to_metric_families
 from twisted.internet import defer
 from twisted.trial import unittest
 
+from kubernetai.apiserver.resources import make_endpoint_slice
+from kubernetai.apiserver.server import ApiServer
 from kubernetai.chain import build_server
 from kubernetai.corefile import CorefileError, parse_corefile
-from kubernetai.apiserver.server import ApiServer
+from kubernetai.kubernetes.objects import TRIGGER_TIME_ANNOTATION
 from tests.support import FakeUpstream, query
-from tests.test_health_ready import Running, get
+from tests.test_health_ready import Running, get, wait_until
 
 
 @defer.inlineCallbacks
@@ -99,7 +105,7 @@ class DNSMetricsTests(unittest.TestCase):
         api, running = with_stanza(self)
         yield running.dns_port()
         samples = yield scrape(running)
-        stanza = f"kubernetai cluster.local. ({api.url})"
+        stanza = "#1 cluster.local."
         self.assertEqual(value(samples, "kubernetai_stanza_synced", stanza=stanza), 1)
         self.assertEqual(value(samples, "kubernetai_stanza_objects", stanza=stanza, kind="services"), 1)
         self.assertEqual(value(samples, "kubernetai_stanza_stale_seconds", stanza=stanza), 0)
@@ -109,6 +115,50 @@ class DNSMetricsTests(unittest.TestCase):
                                       method="GET", host=host), 3)
         self.assertGreaterEqual(value(samples, "coredns_kubernetes_rest_client_request_duration_seconds_count",
                                       verb="LIST", host=host), 3)
+
+
+class TwoStanzasOnOneApiServerTests(unittest.TestCase):
+    """The README's second example on one API server: two stanzas for the same zone, the first
+    for one namespace and falling through to the second."""
+
+    @defer.inlineCallbacks
+    def test_every_series_once(self):
+        api = ApiServer()
+        api.start()
+        self.addCleanup(api.stop)
+        for namespace in ("default", "other"):
+            api.namespace(namespace)
+            api.service(namespace, "web", cluster_ips=["10.0.0.1"], ports=[{"name": "http", "port": 80}])
+        stanza = "    kubernetai cluster.local {{\n        endpoint {url}\n{extra}    }}\n"
+        running = Running(self, ".:0 {\n    bind 127.0.0.1\n    prometheus 127.0.0.1:0\n"
+                                + stanza.format(url=api.url, extra="        namespaces default\n        fallthrough\n")
+                                + stanza.format(url=api.url, extra="") + "}\n")
+        port = yield running.dns_port()
+        changed = make_endpoint_slice("default", "web-1", "web", endpoints=[{"addresses": ["10.1.0.1"]}])
+        changed["metadata"]["annotations"] = {
+            TRIGGER_TIME_ANNOTATION: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        api.put("endpointslices", changed)
+        yield wait_until(lambda: all(stanza.cluster.snapshot.endpoints_of("default", "web")
+                                     for stanza in running.daemon.shared.stanzas), "both stanzas to see the slice")
+        yield query(port, "web.other.svc.cluster.local", "A")
+        _, _, body = yield get(running.http_port(), "/metrics")
+        families = list(text_string_to_metric_families(body.decode()))
+        series = collections.Counter((sample.name, tuple(sorted(sample.labels.items())))
+                                     for family in families for sample in family.samples)
+        self.assertEqual([each for each, count in series.items() if count > 1], [])
+        self.assertEqual([name for name, count in collections.Counter(f.name for f in families).items() if count > 1],
+                         [])
+        samples = yield scrape(running)
+        self.assertEqual(value(samples, "kubernetai_stanza_objects", stanza="#1 cluster.local.", kind="services"), 1)
+        self.assertEqual(value(samples, "kubernetai_stanza_objects", stanza="#2 cluster.local.", kind="services"), 2)
+        self.assertEqual(value(samples, "coredns_kubernetes_dns_programming_duration_seconds_count",
+                               service_kind="cluster_ip"), 2, "both stanzas' observations, in one series")
+        host = api.url.split("//", 1)[1]
+        lists = sum(stanza.cluster.limits.requests.values[("200", "GET")]
+                    for stanza in running.daemon.shared.stanzas)
+        self.assertEqual(value(samples, "coredns_kubernetes_rest_client_requests_total", code="200", host=host),
+                         lists, "both stanzas' requests, in one series")
 
 
 class FastPathCountTests(unittest.TestCase):

@@ -135,6 +135,26 @@ class ReloadTests(unittest.TestCase):
         self.assertIsNot(self.root.daemon.shared.stanzas[0].cluster, cluster)
 
     @defer.inlineCallbacks
+    def test_kept_stanzas_take_their_new_labels(self):
+        """Stanzas with the same options each keep their own watches; the labels follow the new Corefile."""
+        api = ApiServer()
+        api.start()
+        self.addCleanup(api.stop)
+        port = free_port()
+        stanza = "    kubernetai {zone} {{\n        endpoint " + api.url + "\n{extra}    }}\n"
+        same = stanza.format(zone="cluster.local", extra="")
+        yield self.start(f".:{port} {{\n    bind 127.0.0.1\n{same}{same}}}\n")
+        clusters = [stanza.cluster for stanza in self.root.daemon.shared.stanzas]
+        named = stanza.format(zone="cluster.local", extra="        name west\n")
+        self.rewrite(f".:{port} {{\n    bind 127.0.0.1\n{stanza.format(zone='a.example', extra='')}{same}{named}}}\n")
+        yield self.root.reload()
+        stanzas = self.root.daemon.shared.stanzas
+        self.assertEqual([stanza.label for stanza in stanzas], ["#1 a.example.", "#2 cluster.local.", "west"])
+        self.assertEqual([stanza.cluster for stanza in stanzas[1:]], clusters)
+        self.assertEqual([cluster.link.name for cluster in clusters],
+                         [f"kubernetai #2 cluster.local. ({api.url})", f"kubernetai west ({api.url})"])
+
+    @defer.inlineCallbacks
     def test_http_listeners_kept_so_lameduck_does_not_hold_a_reload(self):
         port = free_port()
         block = ".:{port} {{\n    bind 127.0.0.1\n    health 127.0.0.1:0 {{\n        lameduck 1h\n    }}\n    {extra}\n}}\n"

@@ -41,7 +41,7 @@ class SecretTests(unittest.TestCase):
 
     def test_plan(self):
         plan = build_daemon(write_corefile(self, self.corefile)).plan()
-        self.assertIn("kubernetai other.local. (http://127.0.0.1:1)", plan)
+        self.assertIn("kubernetai #2 other.local. (http://127.0.0.1:1)", plan)
         self.assertNotIn(TOKEN, plan)
         self.assertNotIn("admin", plan)
 

@@ -58,7 +58,7 @@ class ShippedCorefileTests(unittest.TestCase):
         path = write_corefile(self, self.corefile(shipped, directive, port))
         validated = yield twistd("-n", "kubernetai", "-c", path, "--validate")
         self.assertEqual(validated.returncode, 0, validated.stderr)
-        self.assertIn(f"{directive} cluster.local.", validated.stdout)
+        self.assertIn(f"{directive} #1 cluster.local.", validated.stdout)
         yield start_daemon_listening(self, open(path).read())
         service = yield query(port, "kube-dns.kube-system.svc.cluster.local", "A")
         self.assertEqual([item.address for item in service.answer[0]], ["10.43.0.10"])

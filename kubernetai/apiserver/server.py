@@ -4,8 +4,9 @@ A fake Kubernetes API server for tests, speaking the real list/watch protocol to
 unchanged official kubernetes client.
 
 It runs in the test's reactor on 127.0.0.1 (HTTP or HTTPS), keeps objects as plain dicts
-under one etcd-like resourceVersion counter, and lets tests inject faults: dropped
-watches, expired history, stalls, HTTP errors and a server that goes away and comes back.
+under one etcd-like resourceVersion counter, answers C{/readyz} as kube-apiserver does, and
+lets tests inject faults: dropped watches, expired history, stalls, HTTP errors, a resource
+the client is forbidden, and a server that goes away and comes back.
 
 Checked against a real kube-apiserver v1.35 (L{tests.protocol}, asked of both servers),
 and changed to answer as it does: C{resourceVersionMatch} without C{resourceVersion} is
@@ -19,8 +20,9 @@ Found the same on both: list pages (continue, remainingItemCount, items without 
 resource version: N (M)", reason Expired, then the end of the stream: L{come_back} with
 C{restarted} now gives it, as a real server started again does), 401 and 400 Status bodies. Not like a real server, on purpose: bookmarks every C{bookmark_interval} (a real
 one sends them about once a minute, and not at all on etcd without progress notifications,
-such as Debian's 3.4); objects carry no managedFields; no authorisation (a real 403 says
-'services is forbidden: User "..." cannot list resource "services" ...').
+such as Debian's 3.4); objects carry no managedFields; no authorisation, but a resource can be
+made forbidden on demand, with the 403 a real server gives ('services is forbidden: User "..."
+cannot list resource "services" ...').
 """
 
 import collections
@@ -109,6 +111,7 @@ class ApiServer:
         self._watches = set()
         self._continuations = {}
         self._failure = (500, 0, None)
+        self._forbidden = set()
         self._stall_call = None
         self._held = {}
         # Raw items (anything JSON) added to every list of a kind by its plural: what no real server sends.
@@ -223,6 +226,11 @@ class ApiServer:
         Retry-After header of C{retry_after} seconds, if given)."""
         self._failure = (status_code, count, retry_after)
 
+    def forbid(self, resource_name, forbidden=True):
+        """Answer every request for C{resource_name} (a plural, as C{services}) 403 Forbidden, as
+        RBAC does for a client without a role for it; C{forbidden=False} lifts it."""
+        (self._forbidden.add if forbidden else self._forbidden.discard)(resource_name)
+
     def go_down(self, keep_port=False):
         """Stop listening (connections are refused) and cut every open connection.
 
@@ -305,6 +313,11 @@ class ApiServer:
             return _respond(request, 401, status_object(401, "Unauthorized"))
         if target is None:
             return self._discovery(request)
+        if target[0].plural in self._forbidden:
+            group = target[0].api_version.rpartition("/")[0]
+            message = (f'{target[0].plural} is forbidden: User "system:serviceaccount:kube-system:coredns" '
+                       f'cannot list resource "{target[0].plural}" in API group "{group}"')
+            return _respond(request, 403, status_object(403, message))
         try:
             options = ListOptions.from_params(params)
         except InvalidOptions as error:
@@ -319,6 +332,10 @@ class ApiServer:
 
     def _discovery(self, request):
         path = "/" + "/".join(part for part in request.path.decode().split("/") if part)
+        if path == "/readyz":
+            request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+            request.write(b"ok")
+            return request.finish()
         if path in DISCOVERY:
             return _respond(request, 200, DISCOVERY[path])
         if _served_group_version(path):

@@ -3,7 +3,8 @@
 The data plane of one stanza: its watch threads, its index thread, and the
 snapshot the resolver reads.
 
-Watch threads only talk to the API server and reduce what they receive; one
+Watch threads only talk to the API server and reduce what they receive, and
+share the stanza's L{Link} (its log of outages, its probe of /readyz); one
 index thread owns the L{Store}, applies what the watches send in batches and
 publishes each new snapshot with a single reference assignment, so the
 reactor thread reads C{cluster.snapshot} without a lock and never sees half
@@ -41,7 +42,16 @@ from kubernetai.kubernetes.objects import (
     reduce_service,
     reduce_service_import,
 )
-from kubernetai.kubernetes.watch import ENDPOINT_SLICE_PAGE_SIZE, LIST_PAGE_SIZE, Limits, TokenBucket, Watcher
+from kubernetai.kubernetes.connection import readyz
+from kubernetai.kubernetes.link import Link
+from kubernetai.kubernetes.watch import (
+    ENDPOINT_SLICE_PAGE_SIZE,
+    LIST_PAGE_SIZE,
+    Limits,
+    TokenBucket,
+    Watcher,
+    retry_after_header,
+)
 from kubernetai.metrics import Histograms
 
 log = Logger(namespace="kubernetai.kubernetes.cluster")
@@ -55,6 +65,17 @@ BATCH_LIMIT = 10000
 PROGRAMMING_BUCKETS = tuple(0.001 * 2**i for i in range(20))
 # Where ServiceImports live: a custom resource of the Multi-Cluster Services API.
 SERVICE_IMPORT_RESOURCE = {"group": "multicluster.x-k8s.io", "version": "v1alpha1", "plural": "serviceimports"}
+# A probe of /readyz that takes longer than this counts as no answer.
+PROBE_TIMEOUT = (2.0, 2.0)
+# The snapshot count that says how many objects a watch of each kind brought (for the sync's log line).
+COUNTED_AS = {
+    SERVICES: "services",
+    ENDPOINT_SLICES: "endpoints",
+    PODS: "pods",
+    NAMESPACES: "namespaces",
+    SERVICE_IMPORTS: "serviceimports",
+    MULTICLUSTER_ENDPOINT_SLICES: "multicluster_endpoints",
+}
 _STOP = ("stop",)
 
 
@@ -123,12 +144,17 @@ REDUCERS = {
 
 
 class Cluster:
-    """One stanza's live, reduced copy of its cluster."""
+    """One stanza's live, reduced copy of its cluster.
+
+    C{link.name} is what the log calls the stanza: the zones and URL until the
+    stanza names it (L{kubernetai.plugins.kubernetai.StanzaService}).
+    """
 
     def __init__(self, stanza, api_client: client.ApiClient, url: str, reactor) -> None:
         self.stanza = stanza
         self.url = url
         self.reactor = reactor
+        self.api_client = api_client
         self.snapshot = Snapshot()
         self.synced = False
         self.synced_at: float | None = None
@@ -140,16 +166,21 @@ class Cluster:
             TokenBucket(stanza.apiserver_qps or DEFAULT_QPS, stanza.apiserver_burst or DEFAULT_BURST),
             threading.BoundedSemaphore(stanza.apiserver_max_inflight) if stanza.apiserver_max_inflight else None,
         )
+        plan = watch_plan(stanza)
+        self.link = Link(f"{' '.join(stanza.zones)} ({url})", len(plan), self.probe)
         self.watchers = [
             Watcher(kind, list_function(api_client, kind, namespace), REDUCERS[kind], self.changes.put, limits,
-                    namespace, selector, ENDPOINT_SLICE_PAGE_SIZE if "endpointslices" in kind else LIST_PAGE_SIZE)
-            for kind, namespace, selector in watch_plan(stanza)
+                    namespace, selector, ENDPOINT_SLICE_PAGE_SIZE if "endpointslices" in kind else LIST_PAGE_SIZE,
+                    self.link)
+            for kind, namespace, selector in plan
         ]
         self.threads: list[threading.Thread] = []
+        self.started_at = 0.0
         self._sync_waiters: list[defer.Deferred] = []
 
     def start(self) -> None:
-        """Start the index thread and every watch thread."""
+        """Start the index thread, every watch thread and the link's probe."""
+        self.started_at = time.monotonic()
         self.threads = [threading.Thread(target=self._index_loop, name="kubernetai-index", daemon=True)]
         self.threads += [
             threading.Thread(target=watcher.run, name=f"kubernetai-watch-{watcher.describe()}", daemon=True)
@@ -157,12 +188,25 @@ class Cluster:
         ]
         for thread in self.threads:
             thread.start()
+        self.link.start()
 
     def stop(self) -> None:
         """Stop every thread; returns without waiting for threads blocked in I/O."""
+        self.link.stop()
         for watcher in self.watchers:
             watcher.stop()
         self.changes.put(_STOP)
+
+    def probe(self) -> float | None:
+        """Ask the API server's /readyz, counted as the watches' requests are: None if it answers 200,
+        else the seconds its Retry-After asks for (0 without one)."""
+        try:
+            response = readyz(self.api_client, PROBE_TIMEOUT)
+        except Exception:  # the watches' failures say why
+            self.limits.requests.inc(("<error>", "GET"))
+            return 0.0
+        self.limits.requests.inc((str(response.status), "GET"))
+        return None if response.status == 200 else retry_after_header(response.headers)
 
     def when_synced(self) -> defer.Deferred:
         """A Deferred fired on the reactor thread once every watch has listed."""
@@ -187,11 +231,13 @@ class Cluster:
                     self._apply(change)
                 self.snapshot = self.store.publish()
             except Exception:
-                log.failure("index update failed; the last good snapshot keeps serving")
+                log.failure("{stanza}: index update failed; the last good snapshot keeps serving",
+                            stanza=self.link.name)
                 continue
             if not self.synced and len(self.listed) == len(self.watchers):
                 self.synced = True
                 self.synced_at = time.time()
+                self._log_synced()
                 self.reactor.callFromThread(self._fire_synced)
 
     def _apply(self, change: tuple) -> None:
@@ -218,6 +264,13 @@ class Cluster:
         """Whether the stanza keeps C{obj}: with C{namespaces}, only objects in those namespaces."""
         namespaces = self.stanza.namespaces
         return kind == NAMESPACES or not namespaces or obj.namespace in namespaces
+
+    def _log_synced(self) -> None:
+        counts = self.snapshot.counts()
+        kinds = dict.fromkeys(watcher.kind for watcher in self.watchers)
+        log.info("{stanza}: synced in {seconds:.2f}s: {objects}", stanza=self.link.name,
+                 seconds=time.monotonic() - self.started_at,
+                 objects=", ".join(f"{counts[COUNTED_AS[kind]]} {COUNTED_AS[kind]}" for kind in kinds))
 
     def _fire_synced(self) -> None:
         waiters, self._sync_waiters = self._sync_waiters, []

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import os
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Callable, Iterable, Mapping, Sequence
 from urllib.parse import urlsplit
 
@@ -35,6 +35,7 @@ EQUALS, NOT_EQUALS, IN, NOT_IN, EXISTS, DOES_NOT_EXIST = "=", "!=", "in", "notin
 _IDENTIFIER, _END = "identifier", "end of string"
 _SELECTOR_TOKEN = re.compile(r"[ \t\r\n]*(?:(?P<symbol>!=|==|[=!(),<>])|(?P<word>[^ \t\r\n=!(),<>]+))?")
 _LABEL_NAME = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")
+_STANZA_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 _DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 _LABEL_NAME_RULE = (
     "alphanumeric characters, '-', '_' or '.', starting and ending with an alphanumeric character"
@@ -78,6 +79,9 @@ class StanzaConfig:
     # Ours (SPEC 5): hand queries on instead of SERVFAIL while the stanza has not synced, and,
     # with a duration, while its watches have been down longer than that.  None: off.
     failover: float | None = None
+    # Ours: what metrics, /ready and the logs call the stanza instead of "#N ZONES".  Not compared:
+    # renaming a stanza keeps its watches across a reload.
+    name: str | None = field(default=None, compare=False)
 
     @property
     def watches_pods(self) -> bool:
@@ -330,6 +334,15 @@ def _failover(option: Directive, config: StanzaConfig) -> StanzaConfig:
     return replace(config, failover=stale)
 
 
+def _name(option: Directive, config: StanzaConfig) -> StanzaConfig:
+    """C{name NAME}: ours, not CoreDNS's; a label safe in metrics, logs and /ready's comma-separated list."""
+    (name,) = options.arg_count(option, 1, 1)
+    if not _STANZA_NAME.fullmatch(name):
+        raise options.error(option, f"invalid stanza name {name!r}: expected at most 63 letters, digits, "
+                                    "'.', '_' or '-', starting with a letter or digit")
+    return replace(config, name=name)
+
+
 def _multicluster(option: Directive, config: StanzaConfig) -> StanzaConfig:
     # Without arguments CoreDNS sets no multicluster zones; a later line replaces an earlier one.
     return replace(config, multicluster=_zones(option, option.args))
@@ -355,6 +368,7 @@ _OPTION_PARSERS: dict[str, _OptionParser] = {
     "multicluster": _multicluster,
     "zonal": _flag("zonal"),
     "failover": _failover,
+    "name": _name,
 }
 
 

@@ -83,6 +83,15 @@ def api_client(settings: client.Configuration) -> client.ApiClient:
     return client.ApiClient(configuration=settings)
 
 
+def readyz(api: client.ApiClient, timeout: tuple[float, float]):
+    """GET C{/readyz} with the stanza's credentials (kube-apiserver lets every client read it);
+    the response, read, whatever its status; the client's exception if the server does not answer."""
+    method, url, headers, body, post = api.param_serialize("GET", "/readyz", auth_settings=["BearerToken"])
+    response = api.call_api(method, url, headers, body, post, _request_timeout=timeout)
+    response.read()
+    return response
+
+
 def public_url(settings: client.Configuration) -> str:
     """The API server's URL without credentials, for /ready and logs."""
     parts = urlsplit(settings.host)

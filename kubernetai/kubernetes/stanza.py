@@ -25,17 +25,29 @@ from kubernetai.kubernetes.records import View, answer, denial
 from kubernetai.zones import most_specific
 
 
-class Stanza:
-    """One stanza: its options, its cluster's data, and its answers."""
+def stanza_label(config: StanzaConfig, position: int) -> str:
+    """What metrics, /ready and the logs call a stanza: its C{name} option, else C{#POSITION ZONES},
+    its place among the Corefile's stanzas (from 1) and its zones."""
+    return config.name or f"#{position} {' '.join(config.zones)}"
 
-    def __init__(self, name: str, config: StanzaConfig, cluster, addresses: tuple[str, ...]) -> None:
+
+class Stanza:
+    """One stanza: its options, its cluster's data, and its answers.
+
+    C{name} is the directive's (C{kubernetai} or C{kubernetes}); C{label} is unique in the daemon.
+    """
+
+    def __init__(self, name: str, config: StanzaConfig, cluster, addresses: tuple[str, ...],
+                 label: str | None = None) -> None:
         self.name = name
         self.config = config
         self.cluster = cluster
         self.addresses = addresses
+        self.label = label or stanza_label(config, 1)
 
     def describe(self) -> str:
-        return f"{self.name} {' '.join(self.config.zones)} ({self.cluster.url})"
+        """The stanza as /ready and the logs name it: directive, label and API server."""
+        return f"{self.name} {self.label} ({self.cluster.url})"
 
     def zone_of(self, name: str) -> str | None:
         """The most specific of this stanza's zones holding C{name}, or None."""

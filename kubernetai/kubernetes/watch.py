@@ -8,7 +8,9 @@ resourceVersion with raw dicts): list, hand the reduced objects to the
 index, watch from the list's resourceVersion with bookmarks, resume from
 the last resourceVersion seen when the stream ends or drops, re-list on
 410 Gone, and back off (capped, with jitter, longer if the server's
-Retry-After says so) on every error, which is logged with its real cause.
+Retry-After says so) on every error.  The stanza's L{Link} hears of every
+failure (with its real cause) and every connection: it logs them per stanza
+and cuts the backoff short once the API server is back.
 Nothing here runs on the reactor thread.
 """
 
@@ -23,7 +25,9 @@ from typing import Callable
 
 from kubernetes.client.exceptions import ApiException
 from twisted.logger import Logger
+from urllib3.exceptions import ReadTimeoutError
 
+from kubernetai.kubernetes.link import Link
 from kubernetai.metrics import DEFAULT_BUCKETS, Counts, Histograms
 
 log = Logger(namespace="kubernetai.kubernetes.watch")
@@ -122,12 +126,13 @@ class Watcher:
     """
     Keeps one kind (in one namespace, or all) in step with the API server,
     sending C{("replace", kind, namespace, objects)}, C{("put", kind, obj)} and
-    C{("delete", kind, obj)} to C{sink}.
+    C{("delete", kind, obj)} to C{sink}, and telling C{link} (the stanza's)
+    how it fares.
     """
 
     def __init__(self, kind: str, list_function, reduce, sink: Callable[[tuple], None], limits: Limits,
                  namespace: str | None = None, label_selector: str | None = None,
-                 page_size: int = LIST_PAGE_SIZE) -> None:
+                 page_size: int = LIST_PAGE_SIZE, link: Link | None = None) -> None:
         self.kind = kind
         self.page_size = page_size
         self.list_function = list_function
@@ -137,6 +142,9 @@ class Watcher:
         self.namespace = namespace
         self.label_selector = label_selector
         self.status = WatchStatus(kind, namespace)
+        self.link = link or Link(self.describe())
+        # The link's wake-ups this watch has seen: at each attempt, and each time it connects.
+        self.woken = 0
         self.backoff = Backoff()
         self.up_since = 0.0
         self.stopping = threading.Event()
@@ -149,23 +157,25 @@ class Watcher:
         """List and watch until stopped; the body of the watch thread."""
         version = None
         while not self.stopping.is_set():
+            self.woken = self.link.wakes
             try:
                 if version is None:
                     version = self.list_all()
                 version = self.watch_from(version)
                 self.backoff.reset()
             except Expired:
-                log.info("{what}: resourceVersion {version} expired, listing again", what=self.describe(),
-                         version=version)
+                log.info("{stanza}: {what}: resourceVersion {version} expired, listing again",
+                         stanza=self.link.name, what=self.describe(), version=version)
                 version = None
             except Exception as err:
                 if self.stopping.is_set():
                     return
-                self.stopping.wait(self.delay_after(err))
+                self.link.wait(*self.delays_after(err), self.woken, self.stopping)
 
     def stop(self) -> None:
         """Ask the thread to end; an open watch is closed under it."""
         self.stopping.set()
+        self.link.interrupt()
         response = self.response
         if response is not None:
             try:
@@ -173,17 +183,19 @@ class Watcher:
             except Exception:
                 pass
 
-    def delay_after(self, err: Exception) -> float:
-        """Mark the watch down; the seconds to wait before trying again.
+    def delays_after(self, err: Exception) -> tuple[float, float]:
+        """Mark the watch down; the seconds to wait before trying again, and the least of them
+        if the API server is back sooner.
 
         The backoff starts afresh after a watch that stayed up longer than its cap (so a drop
         now and then is retried at once, but a server that drops every watch is not hammered);
-        a Retry-After from the server, up to the cap, is waited out.
+        a Retry-After from the server, up to the cap, is waited out in any case.
         """
         if self.status.up and time.monotonic() - self.up_since > self.backoff.cap:
             self.backoff.reset()
         self.mark_down(err)
-        return max(self.backoff.next_delay(), min(retry_after(err), self.backoff.cap))
+        asked = min(retry_after(err), self.backoff.cap)
+        return max(self.backoff.next_delay(), asked), asked
 
     def mark_down(self, err: Exception) -> None:
         status = self.status
@@ -192,7 +204,7 @@ class Watcher:
         status.up = False
         status.restarts += 1
         status.last_error = describe_error(err)
-        log.warn("{what}: {error}; retrying", what=self.describe(), error=status.last_error)
+        self.link.failed(self.describe(), status.last_error)
 
     def call(self, **arguments):
         """Call the list function for our namespace and selector, raw; rate limited but for next pages.
@@ -250,13 +262,12 @@ class Watcher:
 
     def mark_up(self) -> None:
         status = self.status
-        if status.down_since is not None:
-            log.info("{what}: connected again after {seconds:.1f}s", what=self.describe(),
-                     seconds=time.time() - status.down_since)
         self.up_since = time.monotonic()
         status.up = True
         status.down_since = None
         status.last_event = time.time()
+        self.link.connected(self.describe())
+        self.woken = self.link.wakes
 
     def watch_from(self, version: str) -> str:
         """Follow the watch stream until it ends; the last resourceVersion seen."""
@@ -272,6 +283,11 @@ class Watcher:
             self.mark_up()
             for line in stream_lines(response):
                 version = self.handle_event(decode_event(line), version)
+        except ReadTimeoutError:
+            # kube-apiserver sends a quiet watch nothing, not even a bookmark, for minutes (v1.35: none
+            # in 150 s): a stream silent for read_timeout is no failure.  The next watch, from the same
+            # resourceVersion, tells whether the server is still there.
+            pass
         finally:
             self.response = None
             response.release_conn()
@@ -310,7 +326,11 @@ def stream_lines(response):
 
 def retry_after(err: Exception) -> float:
     """The seconds an API error's Retry-After header asks for (delta-seconds form), or 0."""
-    headers = err.headers if isinstance(err, ApiException) else None
+    return retry_after_header(err.headers if isinstance(err, ApiException) else None)
+
+
+def retry_after_header(headers) -> float:
+    """The seconds a response's Retry-After header asks for (delta-seconds form), or 0."""
     try:
         return max(0.0, float((headers or {}).get("Retry-After", 0)))
     except ValueError:

@@ -10,6 +10,11 @@ nothing after, the NXDOMAIN stands.  NODATA never falls through.  A stanza
 that has not synced answers what would be NXDOMAIN with SERVFAIL, as
 CoreDNS does.  Each stanza syncs on its own threads; the daemon starts
 listening once every stanza has synced or waited its startup_timeout.
+
+Each stanza has a label unique in the daemon (L{stanza_label}): its C{name}
+option, else C{#N ZONES}, its place among the Corefile's stanzas and its
+zones.  Its metrics carry it; /ready, --validate and the log say
+C{kubernetai LABEL (URL)}.
 """
 
 from __future__ import annotations
@@ -18,7 +23,6 @@ import dataclasses
 import time
 from urllib.parse import urlsplit
 
-from prometheus_client.core import HistogramMetricFamily
 from twisted.application import service
 from twisted.internet import defer
 from twisted.logger import Logger
@@ -28,11 +32,11 @@ from kubernetai import options
 from kubernetai.chain import EndOfChain, IHandler, Request, Response, ServerConfig, all_valid, also_valid_while
 from kubernetai.corefile import Directive
 from kubernetai.interfaces import local_ips
-from kubernetai.kubernetes.cluster import Cluster
+from kubernetai.kubernetes.cluster import PROGRAMMING_BUCKETS, Cluster
 from kubernetai.kubernetes.config import parse_stanza
 from kubernetai.kubernetes.connection import ConnectionSetupError, api_client, configuration, public_url
-from kubernetai.kubernetes.stanza import Stanza
-from kubernetai.metrics import NAMESPACE, counter, gauge, instances
+from kubernetai.kubernetes.stanza import Stanza, stanza_label
+from kubernetai.metrics import DEFAULT_BUCKETS, NAMESPACE, Counts, Histograms, counter, gauge, instances
 
 log = Logger(namespace="kubernetai.plugins.kubernetai")
 
@@ -93,7 +97,8 @@ def complete(request: Request, response: Response, stanza) -> defer.Deferred:
 
 
 class StanzaService(service.Service):
-    """Starts a stanza's cluster with the daemon (unless a reload kept it running), stops it with it."""
+    """Starts a stanza's cluster with the daemon (unless a reload kept it running), stops it with it;
+    the cluster's log lines name the stanza as the running Corefile does."""
 
     def __init__(self, stanza: Stanza) -> None:
         self.stanza = stanza
@@ -104,6 +109,7 @@ class StanzaService(service.Service):
 
     def startService(self) -> None:
         super().startService()
+        self.stanza.cluster.link.name = self.stanza.describe()
         if not self.stanza.cluster.threads:
             self.stanza.cluster.start()
 
@@ -119,44 +125,70 @@ def setup(directives: list[Directive], config: ServerConfig) -> Kubernetai:
     stanzas = []
     for directive in directives:
         stanza_config = parse_stanza(directive, server_zones)
+        label = unique_label(directive, stanza_config, config.shared.stanzas)
         try:
             settings = configuration(stanza_config)
         except ConnectionSetupError as err:
             raise options.error(directive, str(err)) from None
-        cluster = config.shared.reusable.pop(stanza_config, None)
+        cluster = reuse(config.shared.reusable, stanza_config)
         if cluster is None:
             cluster = Cluster(stanza_config, api_client(settings), public_url(settings), config.reactor)
-        stanza = Stanza(directive.name, stanza_config, cluster, addresses)
+        stanza = Stanza(directive.name, stanza_config, cluster, addresses, label)
         stanzas.append(stanza)
         config.shared.stanzas.append(stanza)
         config.shared.readiness.append((stanza.describe(), lambda cluster=cluster: cluster.synced))
         config.services.append(StanzaService(stanza))
         config.startup_waits.append(lambda stanza=stanza: wait_for_sync(stanza, config.reactor))
-        config.plan.append(f"{stanza.describe()}{' fallthrough' if stanza_config.fallthrough else ''}")
+        config.plan.append(plan_line(stanza))
     instances(config, "kubernetai", stanza_families).extend(stanzas)
     return Kubernetai(stanzas)
 
 
+def unique_label(directive: Directive, stanza_config, others: list[Stanza]) -> str:
+    """The label of the stanza after C{others}; a C{name} one of them has is an error at its line."""
+    label = stanza_label(stanza_config, len(others) + 1)
+    if any(other.label == label for other in others):
+        option = [option for option in directive.block if option.name == "name"][-1]
+        raise options.error(option, f"stanza name {label!r} is already used by another stanza")
+    return label
+
+
+def reuse(reusable: dict, stanza_config):
+    """A running cluster a reload keeps for a stanza with these options (the first of those left), or None."""
+    clusters = reusable.get(stanza_config)
+    return clusters.pop(0) if clusters else None
+
+
+def plan_line(stanza: Stanza) -> str:
+    """The stanza as --validate shows it: its name, and its zones when a C{name} option hides them."""
+    zones = f" for {' '.join(stanza.config.zones)}" if stanza.config.name else ""
+    return f"{stanza.describe()}{zones}{' fallthrough' if stanza.config.fallthrough else ''}"
+
+
 def stanza_families(stanzas: list[Stanza]):
-    """CoreDNS's kubernetes metrics (REST client, DNS programming latency), and ours per stanza."""
-    hosts = [(stanza, urlsplit(stanza.cluster.url).netloc) for stanza in stanzas]
-    yield counter(f"{NAMESPACE}_kubernetes_rest_client_requests_total", "Number of HTTP requests, partitioned by status code, method, and host.",
-                  ("code", "method", "host"),
-                  ((key + (host,), value) for stanza, host in hosts
-                   for key, value in list(stanza.cluster.limits.requests.values.items())))
-    for name, documentation, attribute in REST_HISTOGRAMS:
-        family = HistogramMetricFamily(name, documentation, labels=("verb", "host"))
-        for stanza, host in hosts:
-            for (verb,), buckets, total in getattr(stanza.cluster.limits, attribute).samples():
-                family.add_metric([verb, host], buckets, sum_value=total)
-        yield family
-    programming = HistogramMetricFamily(f"{NAMESPACE}_kubernetes_dns_programming_duration_seconds",
-                                        "Histogram of the time (in seconds) it took to program a dns instance.",
-                                        labels=("service_kind",))
+    """CoreDNS's kubernetes metrics (REST client, DNS programming latency), and ours per stanza.
+
+    CoreDNS keeps the former process-wide (client-go's and the plugin's globals), without a
+    stanza label: stanzas on one API server add up into one series per host, as every
+    kubernetes plugin of a CoreDNS process does.
+    """
+    requests = Counts(f"{NAMESPACE}_kubernetes_rest_client_requests_total",
+                      "Number of HTTP requests, partitioned by status code, method, and host.",
+                      ("code", "method", "host"))
+    rest = [Histograms(name, documentation, ("verb", "host"), DEFAULT_BUCKETS)
+            for name, documentation, _ in REST_HISTOGRAMS]
+    programming = Histograms(f"{NAMESPACE}_kubernetes_dns_programming_duration_seconds",
+                             "Histogram of the time (in seconds) it took to program a dns instance.", ("service_kind",),
+                             PROGRAMMING_BUCKETS)
     for stanza in stanzas:
-        for (kind,), buckets, total in stanza.cluster.programming.samples():
-            programming.add_metric([kind], buckets, sum_value=total)
-    yield programming
+        limits, host = stanza.cluster.limits, (urlsplit(stanza.cluster.url).netloc,)
+        requests.add(limits.requests, host)
+        for merged, (_, _, attribute) in zip(rest, REST_HISTOGRAMS):
+            merged.add(getattr(limits, attribute), host)
+        programming.add(stanza.cluster.programming)
+    yield requests.family()
+    yield from (merged.family() for merged in rest)
+    yield programming.family()
     yield from stanza_gauges(stanzas)
 
 
@@ -169,7 +201,7 @@ REST_HISTOGRAMS = (
 def stanza_gauges(stanzas: list[Stanza]):
     """Ours: per stanza, whether it synced, how long it has been stale, what it holds, how its watches fare."""
     now = time.time()
-    statuses = [(stanza.describe(), stanza.cluster.status()) for stanza in stanzas]
+    statuses = [(stanza.label, stanza.cluster.status()) for stanza in stanzas]
     yield gauge("kubernetai_stanza_synced", "Whether the stanza has listed everything from its API server (1) or not (0).",
                 ("stanza",), (((name,), float(status["synced"])) for name, status in statuses))
     yield gauge("kubernetai_stanza_stale_seconds", "How long a watch of the stanza has been down (0 when all are up).",

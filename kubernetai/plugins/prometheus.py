@@ -6,7 +6,10 @@ C{coredns_dns_requests_total}, C{coredns_dns_responses_total},
 C{coredns_dns_request_duration_seconds}, sizes, C{coredns_dns_do_requests_total},
 C{coredns_plugin_enabled}, C{coredns_build_info}, and what the other
 plugins register (cache, forward, proxy, reload, kubernetes, and our
-per-stanza C{kubernetai_stanza_*} gauges), plus the process's own.
+per-stanza C{kubernetai_stanza_*} gauges, by the stanza's label), plus the
+process's own.  No two series share a name and labels: CoreDNS's
+C{coredns_kubernetes_*}, process-wide in CoreDNS, add up the stanzas on one
+API server.
 
 Queries of the server blocks that have the plugin are counted; the
 C{plugin} label of responses is left empty (we do not track which plugin

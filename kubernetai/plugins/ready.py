@@ -4,7 +4,9 @@ ready: C{GET /ready} answers 200 C{OK} once every plugin that reports
 readiness is ready, and 503 with the names of those that are not, sorted
 and comma separated, as CoreDNS's ready plugin does.  The reporters are
 the kubernetai stanzas of every server block, each named as C{--validate}
-shows it, C{kubernetai ZONES (URL)}; a stanza is ready once it has synced.
+shows it, C{kubernetai LABEL (URL)} (LABEL: the stanza's C{name}, else
+C{#N ZONES}, its place among the Corefile's stanzas and its zones); a stanza
+is ready once it has synced.
 
 C{ready [ADDRESS] { monitor until-ready|continuously }}, ADDRESS C{:8181}
 by default, once per server block.  With C{until-ready} (the default) a
@@ -14,10 +16,11 @@ C{Shutting down}.
 
 Ours beyond CoreDNS: C{GET /ready?verbose} answers the same status code
 with a JSON document: C{status} (C{ok}, C{not ready} or C{shutting down}),
-C{not_ready} (names), and C{stanzas}, per stanza its C{name}, C{zones},
-C{synced}, C{api_server} (the URL, no credentials), C{last_event} and
-C{stale_since} (Unix times or null), C{objects} (counts by kind) and
-C{watches} (kind, namespace, up, last_error, lists, restarts).
+C{not_ready} (names), and C{stanzas}, per stanza its C{name}, C{stanza}
+(its label, as in the metrics), C{zones}, C{synced}, C{api_server} (the URL,
+no credentials), C{last_event} and C{stale_since} (Unix times or null),
+C{objects} (counts by kind) and C{watches} (kind, namespace, up, last_error,
+lists, restarts).
 
 Unlike CoreDNS, where only the blocks that hold C{ready} report, every
 stanza of the Corefile counts; a listener shared by several blocks must
@@ -104,8 +107,9 @@ def wants_verbose(request) -> bool:
 
 
 def stanza_report(stanza) -> dict:
-    """A stanza's name and zones, and its cluster's status."""
-    return {"name": stanza.describe(), "zones": list(stanza.config.zones), **stanza.cluster.status()}
+    """A stanza's name, label and zones, and its cluster's status."""
+    return {"name": stanza.describe(), "stanza": stanza.label, "zones": list(stanza.config.zones),
+            **stanza.cluster.status()}
 
 
 def setup(directives: list[Directive], config: ServerConfig) -> None:
