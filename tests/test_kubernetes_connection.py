@@ -41,7 +41,7 @@ class FirstRunMessageTests(unittest.SynchronousTestCase):
         write_kubeconfig(path, "east", "https://127.0.0.1:6443", token="t")
         text = f".:53 {{\n kubernetai cluster.local {{\n  kubeconfig {path} east\n }}\n}}\n"
         (group,) = build_server(parse_corefile(text, "Corefile")[0]).handlers
-        self.assertEqual(group.stanzas[0].describe(), "kubernetai cluster.local. (https://127.0.0.1:6443)")
+        self.assertEqual(group.stanzas[0].describe(), "kubernetai #1 cluster.local. (https://127.0.0.1:6443)")
 
     def test_no_endpoint_and_no_kubeconfig_outside_a_pod_says_what_to_add(self):
         self.assertNotIn("KUBERNETES_SERVICE_HOST", os.environ)

@@ -41,14 +41,27 @@ class OutageTests(unittest.SynchronousTestCase):
         outage = Outage(watches=2)
         outage.failed("services", "refused", 0.0)
         times = [10.0, REMINDER_INTERVAL - 1, REMINDER_INTERVAL, REMINDER_INTERVAL + 5, 2 * REMINDER_INTERVAL + 1]
-        lines = [outage.failed(watch, "API server answered 403 Forbidden", now)
+        lines = [outage.failed(watch, "API server answered 500 Internal Server Error", now)
                  for watch, now in zip(["namespaces", "services"] * 3, times)]
         self.assertEqual(lines, [
             None, None,
-            "still failing after 60s, 2 of 2 watches; namespaces: API server answered 403 Forbidden; retrying",
+            "still failing after 60s, 2 of 2 watches; namespaces: API server answered 500 Internal Server Error; "
+            "retrying",
             None,
-            "still failing after 121s, 2 of 2 watches; namespaces: API server answered 403 Forbidden; retrying",
+            "still failing after 121s, 2 of 2 watches; namespaces: API server answered 500 Internal Server Error; "
+            "retrying",
         ])
+
+    def test_each_forbidden_watch_is_told_once(self):
+        outage = Outage(watches=3)
+        forbidden = "API server answered 403 Forbidden"
+        lines = [outage.failed(watch, forbidden, now)
+                 for watch, now in (("services", 0.0), ("namespaces", 0.1), ("services", 5.0), ("endpointslices", 6.0),
+                                    ("namespaces", 7.0))]
+        self.assertEqual(lines, [f"services: {forbidden}; retrying", f"namespaces: {forbidden}; retrying", None,
+                                 f"endpointslices: {forbidden}; retrying", None])
+        outage.connected("services", 8.0)
+        self.assertEqual(outage.failed("services", forbidden, 9.0), f"services: {forbidden}; retrying")
 
     def test_a_new_outage_is_told_again(self):
         outage = Outage(watches=1)

@@ -100,7 +100,7 @@ class GuideTests(unittest.TestCase):
             outputs.append(result.stdout)
         self.assertTrue(outputs[-2].endswith("Corefile OK\n"), outputs[-2])
         stanzas = [line.strip() for line in outputs[-2].splitlines() if line.startswith("    kubernetai ")]
-        self.assertEqual(stanzas, [f"kubernetai cluster.local. in-addr.arpa. ip6.arpa. (https://127.0.0.1:{port}) "
-                                   "fallthrough" for port in (6443, 6444)])
+        self.assertEqual(stanzas, [f"kubernetai #{n} cluster.local. in-addr.arpa. ip6.arpa. (https://127.0.0.1:{port}) "
+                                   "fallthrough" for n, port in ((1, 6443), (2, 6444))])
         verified = yield deferToThread(analyze, "verify", "/etc/systemd/system/kubernetai.service")
         self.assertEqual((verified.returncode, verified.stderr), (0, ""))

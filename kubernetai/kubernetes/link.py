@@ -38,6 +38,9 @@ REMINDER_INTERVAL = 60.0
 # How often a stanza none of whose watches is up asks its API server's /readyz: the bound
 # on how long it stays behind once the server is back, for one cheap request a second.
 PROBE_INTERVAL = 1.0
+# A 403 is no outage but what the stanza's identity may not do: each refused watch is told
+# once (until it is allowed), so that the log names every resource its role lacks.
+FORBIDDEN = "API server answered 403"
 
 
 @dataclass
@@ -48,13 +51,18 @@ class Outage:
     failing: dict[str, str] = field(default_factory=dict)
     since: float = 0.0
     reminded: float = 0.0
+    forbidden: set[str] = field(default_factory=set)
 
     def failed(self, watch: str, error: str, now: float) -> str | None:
         """Watch C{watch} failed with C{error}: the warning to log, if any."""
         first = not self.failing
         self.failing[watch] = error
+        newly_forbidden = error.startswith(FORBIDDEN) and watch not in self.forbidden
+        if error.startswith(FORBIDDEN):
+            self.forbidden.add(watch)
         if first:
             self.since = self.reminded = now
+        if first or newly_forbidden:
             return f"{watch}: {error}; retrying"
         if now - self.reminded < REMINDER_INTERVAL:
             return None
@@ -64,6 +72,7 @@ class Outage:
 
     def connected(self, watch: str, now: float) -> str | None:
         """Watch C{watch} is up: the line to log once the last failing watch is back."""
+        self.forbidden.discard(watch)
         if self.failing.pop(watch, None) is None or self.failing:
             return None
         return f"connected again after {now - self.since:.1f}s"

@@ -83,5 +83,3 @@ class IdentityTests(E2ETestCase):
         log = daemon.log()
         self.assertEqual({kind: len(forbidden_about(log, kind)) for kind in WATCHED}, dict.fromkeys(WATCHED, 1))
 
-    test_forbidden_logged_once_per_resource.todo = (
-        "each retry of a refused watch logs again, until watches log an outage once when it starts")
