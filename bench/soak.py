@@ -23,7 +23,6 @@ import socket
 import string
 import struct
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
