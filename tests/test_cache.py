@@ -329,7 +329,7 @@ class RuleTests(unittest.SynchronousTestCase):
                 table.add((f"headless-{number}.ns-001.svc.cluster.local.", 1, 1, False, False), cached(records, number))
             gc.collect()
             held = tracemalloc.get_traced_memory()[0] / len(table)
-            tracemalloc.stop()
+            tracemalloc.stop()  # before any assertion: a failed one must not leave it tracing the suite
             footprint = cached(records).footprint()
             self.assertTrue(held <= footprint <= 2 * held, (records, held, footprint))
 

@@ -32,11 +32,10 @@ ENDPOINTS = 100
 # population kept per change is about 20 KB (20 MB over them).
 WARM_UP_CHANGES = 1000
 MEASURED_CHANGES = 1000
-# What they may add: the bounded tables (200 kept replies, the cache's 1,024 denials, the snapshot's
-# shards) refilled with objects tracemalloc sees, as it started after the first fill: 1.4 MB
-# measured, 2.2 MB with cache, 2.5 MB at most.
+# What they may add: the bounded tables (kept replies of 512 KB, the cache's 1,024 denials, the
+# snapshot's shards) refilled with objects tracemalloc sees, as it started after the first fill.
 GROWTH_BOUND = 4 * 2**20
-READY_LIMIT = 200
+READY_BYTES = 2**19
 PORTS = [{"name": "http", "port": 80}]
 
 CHURNED = """\
@@ -108,7 +107,7 @@ class ChurnTests(unittest.TestCase):
         running = Running(self, CHURNED.format(cache=cache, api=api.url))
         port = yield running.dns_port()
         (table,) = running.dns.tables.values()
-        table.ready_limit = READY_LIMIT
+        table.ready_bytes_limit = READY_BYTES
         (stanza,) = running.daemon.shared.stanzas
         yield deferToThread(churn, api, stanza.cluster, port, 0, WARM_UP_CHANGES)
         tracemalloc.start()
