@@ -194,8 +194,8 @@ class LogTests(unittest.TestCase):
         api.service("default", "db", headless=True)
         return api
 
-    def run_daemon(self, *endpoints: str) -> Running:
-        stanzas = "".join(f"    kubernetai cluster.local {{\n        endpoint {url}\n        startup_timeout 100ms\n"
+    def run_daemon(self, *endpoints: str, options: str = "startup_timeout 100ms") -> Running:
+        stanzas = "".join(f"    kubernetai cluster.local {{\n        endpoint {url}\n        {options}\n"
                           f"        fallthrough\n    }}\n" for url in endpoints)
         return Running(self, f".:0 {{\n    bind 127.0.0.1\n{stanzas}}}\n")
 
@@ -217,7 +217,7 @@ class LogTests(unittest.TestCase):
     def test_sync_outage_and_return_in_three_lines(self):
         logs = capture_logs(self)
         api = self.start_api()
-        running = self.run_daemon(api.url)
+        running = self.run_daemon(api.url, options="")
         yield running.dns_port()
         (stanza,) = running.daemon.shared.stanzas
         self.assertEqual(len(self.lines_about(logs, "#1 cluster.local.", ": synced in ")), 1)
