@@ -11,7 +11,7 @@ from twisted.internet import defer, reactor, task
 from twisted.trial import unittest
 
 from kubernetai.corefile import parse_corefile
-from kubernetai.kubernetes.cluster import PER_NAMESPACE_WATCH_LIMIT, Cluster, watch_plan
+from kubernetai.kubernetes.cluster import PER_NAMESPACE_WATCH_LIMIT, Cluster, api_resources, watch_plan
 from kubernetai.kubernetes.config import parse_stanza
 from kubernetai.kubernetes.connection import api_client, configuration, public_url
 from kubernetai.kubernetes.index import MULTICLUSTER_ENDPOINT_SLICES, SERVICE_IMPORTS
@@ -258,6 +258,20 @@ class WatchPlanTests(unittest.SynchronousTestCase):
         stanza = stanza_config("        multicluster clusterset.local\n        noendpoints", self.MULTICLUSTER)
         self.assertEqual([kind for kind, _, _ in watch_plan(stanza)],
                          ["services", SERVICE_IMPORTS, MULTICLUSTER_ENDPOINT_SLICES, "namespaces"])
+
+    def test_api_resources_of_a_plain_stanza(self):
+        self.assertEqual(api_resources(stanza_config("        labels app=web", self.MULTICLUSTER)), {
+            ("", "services"), ("discovery.k8s.io", "endpointslices"), ("", "namespaces")})
+
+    def test_api_resources_without_endpoints_with_pods(self):
+        stanza = stanza_config("        noendpoints\n        pods verified", self.MULTICLUSTER)
+        self.assertEqual(api_resources(stanza), {("", "services"), ("", "pods"), ("", "namespaces")})
+
+    def test_api_resources_of_multicluster(self):
+        stanza = stanza_config("        multicluster clusterset.local\n        noendpoints", self.MULTICLUSTER)
+        self.assertEqual(api_resources(stanza), {
+            ("", "services"), ("multicluster.x-k8s.io", "serviceimports"), ("discovery.k8s.io", "endpointslices"),
+            ("", "namespaces")})
 
 
 class MulticlusterSyncTests(DataPlaneTestCase):
