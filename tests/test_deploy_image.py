@@ -66,6 +66,9 @@ class ContainerfileTests(SynchronousTestCase):
         user, group = one(self.image, "USER").split(":")
         security = self.pod["securityContext"]
         self.assertEqual((int(user), int(group)), (security["runAsUser"], security["runAsGroup"]))
+        (secret,) = [volume["secret"] for volume in self.pod["volumes"] if "secret" in volume]
+        self.assertEqual((secret["defaultMode"] & 0o040, security["fsGroup"]), (0o040, int(group)),
+                         "the kubeconfigs readable by the image's group")
         self.assertNotEqual(int(user), 0)
         self.assertTrue(security["runAsNonRoot"])
 
@@ -111,4 +114,7 @@ class ContainerfileTests(SynchronousTestCase):
         self.assertTrue(security["readOnlyRootFilesystem"])
         self.assertFalse(security["allowPrivilegeEscalation"])
         self.assertEqual(self.pod["securityContext"]["seccompProfile"], {"type": "RuntimeDefault"})
-        self.assertTrue(all(mount["readOnly"] for mount in self.container["volumeMounts"]))
+        writable = [mount["mountPath"] for mount in self.container["volumeMounts"] if not mount.get("readOnly")]
+        self.assertEqual(writable, ["/tmp"])
+        (tmp,) = [volume for volume in self.pod["volumes"] if volume["name"] == "tmp"]
+        self.assertEqual(tmp["emptyDir"]["medium"], "Memory")

@@ -30,7 +30,7 @@ from kubernetai.corefile import Directive
 from kubernetai.interfaces import local_ips
 from kubernetai.kubernetes.cluster import Cluster
 from kubernetai.kubernetes.config import parse_stanza
-from kubernetai.kubernetes.connection import ConnectionError, api_client, configuration, public_url
+from kubernetai.kubernetes.connection import ConnectionError, api_client
 from kubernetai.kubernetes.stanza import Stanza
 from kubernetai.metrics import NAMESPACE, counter, gauge, instances
 
@@ -120,12 +120,12 @@ def setup(directives: list[Directive], config: ServerConfig) -> Kubernetai:
     for directive in directives:
         stanza_config = parse_stanza(directive, server_zones)
         try:
-            settings = configuration(stanza_config)
+            api, url = api_client(stanza_config)
         except ConnectionError as err:
             raise options.error(directive, str(err)) from None
         cluster = config.shared.reusable.pop(stanza_config, None)
         if cluster is None:
-            cluster = Cluster(stanza_config, api_client(settings), public_url(settings), config.reactor)
+            cluster = Cluster(stanza_config, api, url, config.reactor)
         stanza = Stanza(directive.name, stanza_config, cluster, addresses)
         stanzas.append(stanza)
         config.shared.stanzas.append(stanza)
