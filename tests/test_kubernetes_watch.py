@@ -380,19 +380,28 @@ class ConnectionTests(DataPlaneTestCase):
             "contexts": [{**named, "context": {"cluster": "east", "user": "east"}}]}).encode())
         return path
 
+    def token_file_kubeconfig(self, api: ApiServer, token: bytes) -> tuple[str, str]:
+        """A kubeconfig for C{api} whose token is read from a file holding C{token}; both paths."""
+        token_file = write_file(os.path.abspath(self.mktemp()), token)
+        return self.kubeconfig(api.url, {}, {"tokenFile": token_file}), token_file
+
+    @defer.inlineCallbacks
+    def synced_once_rotated(self, path: str, rotate):
+        """A stanza on the kubeconfig at C{path}, refused twice; then C{rotate}, and it must sync
+        with what it holds (no restart between)."""
+        cluster = self.start_cluster(stanza_config(f"        kubeconfig {path}"), interval=0.1)
+        yield wait_for(lambda: cluster.watchers[0].status.restarts >= 2, "refused attempts")
+        self.assertFalse(cluster.synced)
+        rotate()
+        yield cluster.when_synced()
+        self.assertEqual(services_of(cluster), ["default/web"])
+
     @defer.inlineCallbacks
     def test_rotated_token_file_is_read_again(self):
         api = self.start_api_server(token="new-token")
         api.service("default", "web", cluster_ips=["10.0.0.1"])
-        token_file = os.path.abspath(self.mktemp())
-        write_file(token_file, b"old-token")
-        path = self.kubeconfig(api.url, {}, {"tokenFile": token_file})
-        cluster = self.start_cluster(stanza_config(f"        kubeconfig {path}"), interval=0.1)
-        yield wait_for(lambda: cluster.watchers[0].status.restarts >= 2, "refused attempts")
-        self.assertFalse(cluster.synced)
-        write_file(token_file, b"new-token")
-        yield cluster.when_synced()
-        self.assertEqual(services_of(cluster), ["default/web"])
+        path, token_file = self.token_file_kubeconfig(api, b"old-token")
+        yield self.synced_once_rotated(path, lambda: write_file(token_file, b"new-token"))
         self.assertEqual(api.last.headers.get("authorization").lower(), "bearer new-token")
 
     @defer.inlineCallbacks
@@ -405,23 +414,17 @@ class ConnectionTests(DataPlaneTestCase):
         stranger = CertificateAuthority("a CA the server does not trust").issue_client("old")
         path = self.kubeconfig(api.url, inline_pems(certificate_authority=api.ca.cert_pem),
                                inline_pems(client_certificate=stranger.cert_pem, client_key=stranger.key_pem))
-        cluster = self.start_cluster(stanza_config(f"        kubeconfig {path}"), interval=0.1)
-        yield wait_for(lambda: cluster.watchers[0].status.restarts >= 2, "refused attempts")
-        self.assertFalse(cluster.synced)
         rotated = api.ca.issue_client("kubernetai-rotated")
-        self.kubeconfig(api.url, inline_pems(certificate_authority=api.ca.cert_pem),
-                        inline_pems(client_certificate=rotated.cert_pem, client_key=rotated.key_pem), path)
-        yield cluster.when_synced()
-        self.assertEqual(services_of(cluster), ["default/web"])
+        yield self.synced_once_rotated(path, lambda: self.kubeconfig(
+            api.url, inline_pems(certificate_authority=api.ca.cert_pem),
+            inline_pems(client_certificate=rotated.cert_pem, client_key=rotated.key_pem), path))
         self.assertEqual(api.last.client_cn, "kubernetai-rotated")
 
     @defer.inlineCallbacks
     def test_credentials_that_no_longer_read_are_kept(self):
         api = self.start_api_server(token="the-token")
         api.service("default", "web", cluster_ips=["10.0.0.1"])
-        token_file = os.path.abspath(self.mktemp())
-        write_file(token_file, b"the-token")
-        path = self.kubeconfig(api.url, {}, {"tokenFile": token_file})
+        path, token_file = self.token_file_kubeconfig(api, b"the-token")
         cluster = self.start_cluster(stanza_config(f"        kubeconfig {path}"), interval=0.0)
         yield cluster.when_synced()
         os.remove(path)
