@@ -447,6 +447,17 @@ class FaultTests(ApiServerTestCase):
         self.assertEqual(listed.items, [])
         self.assertEqual(self.api.counts["list", "services"], 2)
 
+    @defer.inlineCallbacks
+    def test_restarted_server_has_no_history_to_resume_from(self):
+        old = str(self.api.resource_version)
+        self.add_services("a")
+        yield self.api.go_down()
+        self.api.come_back(restarted=True)
+        events = yield self.open_watch(self.core().list_service_for_all_namespaces, resource_version=old)
+        seen = yield deferToThread(events.read_to_end)
+        self.assertEqual([(event["type"], event["object"]["code"]) for event in seen], [("ERROR", 410)])
+        self.assertTrue(seen[0]["object"]["message"].startswith(f"too old resource version: {old} ("), seen)
+
 
 class TLSTests(ApiServerTestCase):
     """HTTPS with a CA made for the test, and certificate rotation."""

@@ -16,8 +16,8 @@ details, and a path outside the served groups a plain-text "404 page not found" 
 one Status); C{/version} has v1.35's fields (emulation and minimum compatibility versions).
 Found the same on both: list pages (continue, remainingItemCount, items without kind), the
 410 of a watch resumed from before a restarted server's history (an ERROR event "too old
-resource version: N (M)", reason Expired, then the end of the stream), 401 and 400 Status
-bodies. Not like a real server, on purpose: bookmarks every C{bookmark_interval} (a real
+resource version: N (M)", reason Expired, then the end of the stream: L{come_back} with
+C{restarted} now gives it, as a real server started again does), 401 and 400 Status bodies. Not like a real server, on purpose: bookmarks every C{bookmark_interval} (a real
 one sends them about once a minute, and not at all on etcd without progress notifications,
 such as Debian's 3.4); objects carry no managedFields; no authorisation (a real 403 says
 'services is forbidden: User "..." cannot list resource "services" ...').
@@ -236,8 +236,11 @@ class ApiServer:
         self._connections.abort_all()
         return defer.gatherResults([stopped, self._connections.when_idle()])
 
-    def come_back(self):
-        """Serve again on the same port after L{go_down}."""
+    def come_back(self, restarted=False):
+        """Serve again on the same port after L{go_down}; C{restarted}, as a kube-apiserver process
+        started again does: its watch cache starts afresh, so a watch resumed from before gets 410."""
+        if restarted:
+            self.expire_history()
         self._connections.cutting = False
         if self._listener is None:
             self._listen(self.port)

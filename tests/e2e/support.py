@@ -35,7 +35,10 @@ from tests.test_daemon import free_port
 TWISTD = os.path.join(os.path.dirname(sys.executable), "twistd")
 IN_CI = os.environ.get("CI") == "true"
 _STARTED_WITHIN = 60.0
+# The run's control plane, its identities, the test classes whose objects it holds, and how
+# many e2e tests are still to run (counted as trial loads them).
 _shared: dict = {}
+_tests_left = [0]
 
 
 def shared_control_plane() -> tuple[ControlPlane, Identities]:
@@ -215,12 +218,25 @@ def _creatable(obj: dict) -> dict:
     return {key: value for key, value in obj.items() if key != "status"}
 
 
+def one_test_done() -> None:
+    """Stop the control plane once the last e2e test of the run is done, not when the whole suite is."""
+    _tests_left[0] -= 1
+    if _tests_left[0] == 0 and "plane" in _shared:
+        _shared.pop("plane").stop()
+        _shared.clear()
+
+
 class E2ETestCase(SynchronousTestCase):
     """A test against the shared real control plane, as its admin; L{make_objects} runs once per class."""
 
     skip = None if IN_CI else missing()
 
+    def __init__(self, methodName: str = "runTest") -> None:
+        super().__init__(methodName)
+        _tests_left[0] += 1
+
     def setUp(self) -> None:
+        self.addCleanup(one_test_done)
         reason = missing()
         if reason:
             self.fail(reason)

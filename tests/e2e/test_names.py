@@ -13,12 +13,15 @@ from __future__ import annotations
 import dns.reversename
 
 from kubernetai.apiserver.resources import make_endpoint_slice, make_pod, make_service
+from kubernetai.kubernetes.watch import ENDPOINT_SLICE_PAGE_SIZE
 from tests.e2e.support import Daemon, E2ETestCase, rcode, records, stanza
 
 NAMESPACE = "names"
 PODS = "names-pods"
 HTTP = {"name": "http", "port": 80, "protocol": "TCP"}
 ZONE = "cluster.local"
+# More EndpointSlices than the daemon lists in one page, so that it follows the server's continue tokens.
+MANY_SLICES = ENDPOINT_SLICE_PAGE_SIZE + 10
 
 
 def dual_stack(service: dict) -> dict:
@@ -55,6 +58,9 @@ def objects() -> list[tuple[str, dict]]:
         ("endpointslices", make_endpoint_slice(NAMESPACE, "hdlsprtls-a", "hdlsprtls",
                                                [{"addresses": ["172.0.0.20"]}])),
         ("pods", make_pod(PODS, "foo", "10.240.0.1")),
+        ("services", make_service(NAMESPACE, "many", headless=True, ports=[HTTP])),
+        *(("endpointslices", make_endpoint_slice(NAMESPACE, f"many-{n}", "many", [{"addresses": [f"172.3.0.{n}"]}],
+                                                 [HTTP])) for n in range(1, MANY_SLICES + 1)),
     ]
 
 
@@ -150,6 +156,10 @@ class NameFormTests(E2ETestCase):
 
     def test_every_name_form_over_tcp(self):
         self.check(tcp=True)
+
+    def test_slices_listed_in_pages(self):
+        reply = self.daemon.ask(name("many"), "A", tcp=True)
+        self.assertEqual(records(reply), sorted(f"{name('many')} A 172.3.0.{n}" for n in range(1, MANY_SLICES + 1)))
 
     def test_apex_answers_authoritatively(self):
         reply = self.daemon.ask(f"{ZONE}.", "SOA")
