@@ -35,7 +35,7 @@ from kubernetai.kubernetes.cluster import API_RESOURCES, WATCH_VERBS, api_resour
 from kubernetai.kubernetes.config import parse_stanza
 from tests.e2e.identities import REPO, RBAC, kubeconfig, write_json
 from tests.e2e.support import IN_CI, TWISTD, Daemon, E2ETestCase, eventually, stanza
-from tests.e2e.test_multicluster import SERVICE_IMPORT_CRD, established
+from tests.e2e.test_tables import SERVICE_IMPORT_CRD, established
 
 KUSTOMIZE_VARIABLE = "KUBERNETAI_KUSTOMIZE"
 KUSTOMIZE_MODULE = os.path.join(REPO, "tests", "e2e", "kustomize", "go.mod")
@@ -290,7 +290,7 @@ class LeastPrivilegeTests(DeployTestCase):
 
     def service_import_crd(self) -> None:
         """The ServiceImport CRD for the multicluster overlay; removed again if this test made it
-        (tests.e2e.test_multicluster makes its own)."""
+        (tests.e2e.test_tables makes its own)."""
         extensions = client.ApiextensionsV1Api(self.admin.api)
         try:
             extensions.create_custom_resource_definition(SERVICE_IMPORT_CRD)
