@@ -25,7 +25,7 @@ from kubernetai.daemon import build_daemon
 from kubernetai.plugins.kubernetai import complete
 from kubernetai.kubernetes.cluster import Cluster
 from kubernetai.kubernetes.config import parse_stanza
-from kubernetai.kubernetes.connection import api_client, configuration, public_url
+from kubernetai.kubernetes.connection import api_client
 from kubernetai.kubernetes.stanza import Stanza, StanzaFallthrough, StanzaNameError, StanzaResolver
 from kubernetai.zones import Fallthrough
 from kubernetai.apiserver.server import ApiServer
@@ -387,8 +387,7 @@ class ResolverTests(StanzaTestCase):
         api = self.start_api(cluster_a)
         text = f".:53 {{\n    kubernetai cluster.local in-addr.arpa {{\n        endpoint {api.url}\n    }}\n}}\n"
         config = parse_stanza(parse_corefile(text, "Corefile")[0].directives[0], ["."])
-        settings = configuration(config)
-        cluster = Cluster(config, api_client(settings), public_url(settings), reactor)
+        cluster = Cluster(config, *api_client(config), reactor)
         cluster.start()
         self.addCleanup(cluster.stop)
         yield cluster.when_synced()
