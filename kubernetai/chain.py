@@ -63,7 +63,7 @@ PLUGIN_ORDER: tuple[tuple[str, str | None], ...] = (
     ("autopath", "kubernetai.plugins.autopath"),
     ("acl", None),
     ("cache", "kubernetai.plugins.cache"),
-    ("header", None),
+    ("header", "kubernetai.plugins.header"),
     ("dnssec", None),
     ("tls", None),
     ("minimal", "kubernetai.plugins.minimal"),
@@ -286,6 +286,8 @@ class Response:
     authoritative: bool = False
     recursion_available: bool = False
     truncated: bool = False
+    # The reply's RD bit; None: the query's.
+    recursion_desired: bool | None = None
     # (name, qtype) whose records, resolved through the server, complete the answer (CoreDNS's upstream).
     follow: tuple[str, int] | None = None
     # While this returns True, the same query gets the very same reply bytes, which the server may

@@ -196,7 +196,8 @@ def encode_reply(request: Request, response: Response) -> bytes:
     if request.edns:
         body += _reply_opt(request, response.rcode, response.edns_options)
         counts[2] += 1
-    flags1 = 0x80 | (request.message.opCode << 3) | (request.message.recDes & 1)
+    recursion_desired = request.message.recDes if response.recursion_desired is None else response.recursion_desired
+    flags1 = 0x80 | (request.message.opCode << 3) | (recursion_desired & 1)
     flags1 |= (response.authoritative << 2) | (truncated << 1)
     flags2 = (response.recursion_available << 7) | (response.rcode & 0xF)
     flags2 |= request.message.checkingDisabled << 4
