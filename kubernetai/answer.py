@@ -238,8 +238,10 @@ def _failure_response(failure: Failure) -> Response:
 
 
 def _write(request: Request, response: Response, table: ZoneTable | None = None) -> bytes | list[bytes]:
-    """Encode the reply (a zone transfer's messages over TCP, REFUSED over UDP) and tell the plugins that
-    wanted to see it (a transfer's messages one after another, as CoreDNS counts their size)."""
+    """Encode the reply (a zone transfer's messages over TCP, REFUSED over UDP; None for a dropped query) and
+    tell the plugins that wanted to see it (a transfer's messages one after another, as CoreDNS counts their size)."""
+    if response.dropped:
+        return None
     if response.messages is not None and request.protocol != "tcp":
         response = Response(rcode=dns.EREFUSED)
     reply = encode_reply(request, response) if response.messages is None else encode_transfer(request, response)

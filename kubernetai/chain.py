@@ -61,7 +61,7 @@ PLUGIN_ORDER: tuple[tuple[str, str | None], ...] = (
     ("tsig", None),
     ("rewrite", "kubernetai.plugins.rewrite"),
     ("autopath", "kubernetai.plugins.autopath"),
-    ("acl", None),
+    ("acl", "kubernetai.plugins.acl"),
     ("cache", "kubernetai.plugins.cache"),
     ("header", "kubernetai.plugins.header"),
     ("dnssec", None),
@@ -297,6 +297,8 @@ class Response:
     countdown: Countdown | None = None
     # A zone transfer: the answer records of each of several messages, sent in turn (over TCP only).
     messages: list[list[dns.RRHeader]] | None = None
+    # No reply at all: the query is dropped (acl's drop).
+    dropped: bool = False
     # EDNS options (code, data) for the reply's OPT record, written when the query has one.
     edns_options: tuple[tuple[int, bytes], ...] = ()
 
