@@ -43,7 +43,7 @@ PLUGIN_ORDER: tuple[tuple[str, str | None], ...] = (
     ("nsid", "kubernetai.plugins.nsid"),
     ("bufsize", None),
     ("bind", "kubernetai.plugins.bind"),
-    ("debug", None),
+    ("debug", "kubernetai.plugins.debug"),
     ("trace", None),
     ("ready", "kubernetai.plugins.ready"),
     ("health", "kubernetai.plugins.health"),

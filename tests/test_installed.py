@@ -44,6 +44,7 @@ EVERY_PLUGIN = """\
     bind 127.0.0.1
     reload 2s
     nsid installed
+    debug
     ready 127.0.0.1:{ready}
     health 127.0.0.1:{health} {{
         lameduck 1s
@@ -84,7 +85,7 @@ whoami.test:{dns} {{
     whoami
 }}
 """
-PLUGINS = ("reload", "nsid", "bind", "ready", "health", "prometheus", "errors", "log", "local", "any", "chaos",
+PLUGINS = ("reload", "nsid", "bind", "debug", "ready", "health", "prometheus", "errors", "log", "local", "any", "chaos",
            "loadbalance", "rewrite", "autopath", "acl", "cache", "header", "minimal", "transfer", "hosts",
            "kubernetai", "loop", "forward", "whoami")
 

@@ -1,5 +1,5 @@
 """
-any, minimal, nsid, chaos, local and header through a running daemon, over real UDP
+any, minimal, nsid, chaos, local, header and debug through a running daemon, over real UDP
 and TCP: CoreDNS's own test rows for each (C{plugin/NAME/setup_test.go} and
 the handler tests), one test per row, and a second asking of every answer
 the server may send again from its kept replies.
@@ -15,6 +15,7 @@ Changed rather than skipped:
 
 from __future__ import annotations
 
+import io
 import socket
 from typing import NamedTuple
 
@@ -25,11 +26,13 @@ import dns.rcode
 import dns.rdataclass
 import dns.rrset
 from twisted.internet import defer, protocol, reactor
+from twisted.logger import globalLogPublisher
 from twisted.trial import unittest
 
 from kubernetai import __version__
 from kubernetai.chain import build_server
 from kubernetai.corefile import CorefileError, parse_corefile
+from kubernetai.logs import CoreDNSLogObserver, debugging
 from tests.support import FakeUpstream, query, rcode_of, start_daemon
 from tests.test_kubernetes_records import table
 
@@ -495,3 +498,41 @@ class HeaderTests(unittest.TestCase):
                                         f"forward . 127.0.0.1:{self.upstream_port}"))
         first, second = yield ask_twice(self, port, "example.org", "A")
         self.assertEqual((second.flags, len(self.upstream.flags)), (QR | AA | RD, 1))
+
+
+# debug/debug_test.go TestDebug
+@table(setup_rows(
+    (("debug",), None),
+    (("debug off",), "Corefile:3: plugin/debug: unexpected argument 'off': expected at most 0"),
+))
+class DebugSetupTests(SetupTable):
+    pass
+
+
+class DebugTests(unittest.TestCase):
+    """With debug, the CoreDNS-style log has local's [DEBUG] line for each localhost answer; without, none."""
+
+    def setUp(self):
+        self.output = io.StringIO()
+        observer = CoreDNSLogObserver(self.output)
+        globalLogPublisher.addObserver(observer)
+        self.addCleanup(globalLogPublisher.removeObserver, observer)
+
+    def debug_lines(self) -> list[str]:
+        return [line for line in self.output.getvalue().splitlines() if line.startswith("[DEBUG]")]
+
+    @defer.inlineCallbacks
+    def test_debug_lines_while_a_block_has_debug(self):
+        port = start_daemon(self, block("debug", "local"))
+        reply = yield query(port, "a.localhost", "A")
+        self.assertEqual(records(reply.answer), ["a.localhost. 604800 IN A 127.0.0.1"])
+        self.assertEqual(self.debug_lines(),
+                         ['[DEBUG] plugin/local: Intercepting localhost query for "a.localhost." A, from 127.0.0.1'])
+        self.assertTrue(debugging())
+
+    @defer.inlineCallbacks
+    def test_none_without(self):
+        port = start_daemon(self, block("local"))
+        reply = yield query(port, "a.localhost", "A")
+        self.assertEqual(len(reply.answer), 1)
+        self.assertEqual((self.debug_lines(), debugging()), ([], False))

@@ -9,19 +9,23 @@ C{localhost_prefix off}, names starting with C{localhost.} (as
 C{localhost.example.net.}), as if they were localhost.  Everything else goes
 on down the chain.  TTL 604800.
 
-C{local { localhost_prefix on|off }}.  Where it differs: CoreDNS's
-C{coredns_local_localhost_requests_total} metric and its debug log line are
-not kept.
+C{local { localhost_prefix on|off }}.  With C{debug}, each answer is logged
+at debug level, as CoreDNS logs it.  Where it differs: CoreDNS's
+C{coredns_local_localhost_requests_total} metric is not kept.
 """
 
 from __future__ import annotations
 
+from twisted.logger import Logger
 from twisted.names import dns
 from zope.interface import implementer
 
 from kubernetai import options
+from kubernetai.logs import debugging
 from kubernetai.chain import IHandler, Request, Response, ServerConfig, always
 from kubernetai.corefile import Directive
+
+log = Logger(namespace="kubernetai.plugins.local")
 
 TTL = 604800
 LOCALHOST = "localhost."
@@ -82,6 +86,9 @@ class Local:
         if request.qclass == dns.IN:
             response = local_answer(request.name, request.qname, request.qtype, self.localhost_prefix)
             if response is not None:
+                if debugging():
+                    log.debug('Intercepting localhost query for "{name}" {qtype}, from {client}', name=request.name,
+                              qtype=dns.QUERY_TYPES.get(request.qtype, request.qtype), client=request.client[0])
                 return response
         return self.next.serve(request)
 
