@@ -202,7 +202,7 @@ def error_at_line_4(message: str) -> str:
     AclSetupRow("Multiple Networks 1", 0, "block type * net 192.168.1.0/24 192.168.3.0/24", None),
     AclSetupRow("Multiple Qtypes 1", 0, "block type TXT ANY CNAME net 192.168.3.0/24", None),
     AclSetupRow("Missing argument 1", 0, "block A net 192.168.0.0/16",
-                error_at_line_4("unexpected token 'a'; expect 'type | net'")),
+                error_at_line_4("unexpected token 'A'; expect 'type | net'")),
     AclSetupRow("Missing argument 2", 0, "block type net 192.168.0.0/16",
                 error_at_line_4("no token specified in 'type' section")),
     AclSetupRow("Illegal argument 1", 0, "block type ABC net 192.168.0.0/16",

@@ -128,9 +128,10 @@ def parse_policy(line: Directive) -> Policy:
     networks: list = []
     tokens = list(line.args)
     while tokens:
-        section = tokens.pop(0).lower()
+        token = tokens.pop(0)
+        section = token.lower()
         if section not in SECTIONS:
-            raise options.error(line, f"unexpected token {section!r}; expect 'type | net'")
+            raise options.error(line, f"unexpected token {token!r}; expect 'type | net'")
         values = []
         while tokens and tokens[0].lower() not in SECTIONS:
             values.append(tokens.pop(0))
