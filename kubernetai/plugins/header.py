@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_small_plugins -*-
+# -*- test-case-name: tests.test_header -*-
 """
 header: sets or clears flags of the query the rest of the chain sees and of
 the reply, as CoreDNS's header plugin does.  C{header { query|response
