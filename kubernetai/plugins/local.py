@@ -53,7 +53,8 @@ def loopback(qname: bytes, qtype: int) -> Response | None:
 
 def local_answer(name: str, qname: bytes, qtype: int, localhost_prefix: bool) -> Response | None:
     """The answer to a local name, None for a name that is not one (C{name} lowercase with its dot)."""
-    if len(name) > len(LOCALHOST) and (name.endswith("." + LOCALHOST) or (localhost_prefix and name.startswith(LOCALHOST))):
+    under_localhost = name.endswith("." + LOCALHOST)
+    if len(name) > len(LOCALHOST) and (under_localhost or (localhost_prefix and name.startswith(LOCALHOST))):
         return loopback(qname, qtype) or Response(authority=soa(qname), valid_while=always)
     zone = next((zone for zone in ZONES if name == zone or name.endswith("." + zone)), None)
     if zone is None:
