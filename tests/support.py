@@ -16,6 +16,7 @@ import dns.rdatatype
 import dns.rrset
 from twisted.internet import protocol, reactor, ssl
 from twisted.internet.threads import deferToThread
+from twisted.internet.error import CannotListenError
 from twisted.logger import formatEvent, globalLogPublisher
 
 from kubernetai.daemon import build_daemon
@@ -126,8 +127,16 @@ class FakeUpstream(protocol.DatagramProtocol):
 
     def start(self, testcase, port: int = 0) -> int:
         """Listen on C{port} (a free one by default) for UDP and TCP; the port."""
-        tcp = reactor.listenTCP(port, _UpstreamTCPFactory(self), interface="127.0.0.1")
-        udp = reactor.listenUDP(tcp.getHost().port, self, interface="127.0.0.1")
+        while True:
+            tcp = reactor.listenTCP(port, _UpstreamTCPFactory(self), interface="127.0.0.1")
+            try:
+                udp = reactor.listenUDP(tcp.getHost().port, self, interface="127.0.0.1")
+                break
+            except CannotListenError:
+                tcp.stopListening()
+                if port:
+                    raise
+                # Another process holds this number for UDP; take another free TCP port.
         testcase.addCleanup(tcp.stopListening)
         testcase.addCleanup(udp.stopListening)
         self.port = tcp.getHost().port
