@@ -187,6 +187,7 @@ class RunningWorkersTests(unittest.TestCase):
         self.assertEqual(samples[("kubernetai_workers", ())], WORKERS)
         self.assertIn(("process_cpu_seconds_total", ()), samples, "the supervisor's own process metrics")
         self.assertIn(("process_cpu_seconds_total", (("worker", "1"),)), samples)
+        self.assertNotIn("Starting factory", supervised.log(), "asking workers logs no line per connection")
 
     @defer.inlineCallbacks
     def test_a_killed_worker_is_started_again(self):
