@@ -23,7 +23,7 @@ from twisted.python.failure import Failure
 from kubernetai.chain import Countdown, PluginError, Request, Response, ServerConfig
 from kubernetai.message import Rejected, decode_query, encode_reply, encode_transfer, record_ttl_offsets, with_ttl
 
-log = Logger(namespace="kubernetai.server")
+log = Logger(namespace="kubernetai.answer")
 
 DS = 43
 MAX_LOOKUP_DEPTH = 8
