@@ -1,6 +1,7 @@
 """
-What the end-to-end tests share: a running daemon from a Corefile text, a
-dnspython client that runs in a thread, and a scriptable upstream DNS server.
+What the tests share: a server block or a running daemon from a Corefile
+text, a dnspython client that runs in a thread, a scriptable upstream DNS
+server, and a wait for a condition.
 """
 
 from __future__ import annotations
@@ -14,12 +15,33 @@ import dns.query
 import dns.rcode
 import dns.rdatatype
 import dns.rrset
-from twisted.internet import protocol, reactor, ssl
+from twisted.internet import defer, protocol, reactor, ssl, task
 from twisted.internet.threads import deferToThread
 from twisted.logger import formatEvent, globalLogPublisher
 
+from kubernetai.chain import ServerConfig, build_server
+from kubernetai.corefile import parse_corefile
 from kubernetai.daemon import build_daemon
 from kubernetai.message import frame, split_stream
+
+# How often wait_until checks its condition.
+POLL_INTERVAL = 0.02
+
+
+def build(text: str) -> ServerConfig:
+    """The first server block of Corefile C{text}, built as the daemon builds it (nothing started)."""
+    return build_server(parse_corefile(text, "Corefile")[0])
+
+
+@defer.inlineCallbacks
+def wait_until(condition, what: str, timeout: float = 10.0):
+    """Check C{condition()} (true, or a Deferred firing true) until it holds; after C{timeout} seconds,
+    fail the test saying it was waiting for C{what}."""
+    for _ in range(int(timeout / POLL_INTERVAL)):
+        if (yield condition()):
+            return
+        yield task.deferLater(reactor, POLL_INTERVAL, lambda: None)
+    raise AssertionError(f"timed out waiting for {what}")
 
 
 def write_corefile(testcase, text: str) -> str:

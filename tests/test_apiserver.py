@@ -12,12 +12,13 @@ import urllib3
 from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
 from kubernetes.watch.watch import iter_resp_lines
-from twisted.internet import defer, reactor, task
+from twisted.internet import defer, reactor
 from twisted.internet.threads import deferToThread
 from twisted.trial import unittest
 
 from kubernetai.apiserver.resources import Event, Query, SelectorError, parse_selector, resource_type, route
 from kubernetai.apiserver.server import ApiServer
+from tests.support import wait_until
 from tests import protocol
 
 SERVICES = resource_type("services")
@@ -74,16 +75,6 @@ class ApiServerTestCase(unittest.TestCase):
         """Add one ClusterIP Service per name, at 10.0.0.1, 10.0.0.2, ..."""
         for index, name in enumerate(service_names):
             self.api.service(namespace, name, cluster_ips=[f"10.0.0.{index + 1}"])
-
-
-@defer.inlineCallbacks
-def wait_until(predicate, timeout=5.0):
-    """A Deferred that fires when C{predicate()} is true; polled on the reactor."""
-    deadline = reactor.seconds() + timeout
-    while not predicate():
-        if reactor.seconds() > deadline:
-            raise AssertionError("condition not reached in time")
-        yield task.deferLater(reactor, 0.01, lambda: None)
 
 
 def raw_json(list_function, *args, **kwargs):
@@ -384,7 +375,7 @@ class WatchTests(ApiServerTestCase):
         self.assertEqual({names(events)[0] for events in seen}, {("ADDED", "a")})
         self.assertEqual(self.api.open_watches, 12)
         yield defer.gatherResults([deferToThread(reader.response.close) for reader in readers])
-        yield wait_until(lambda: self.api.open_watches == 0)
+        yield wait_until(lambda: self.api.open_watches == 0, "every watch closed")
 
 
 class ShortHistoryTests(ApiServerTestCase):

@@ -25,23 +25,19 @@ from kubernetai.cache.rules import (
     DELEGATION, META, NODATA, NOERROR, NXDOMAIN, OTHER_ERROR, SERVER_ERROR, answers_question, cache_type, cacheable,
     compute_ttl, entry_duration, entry_key, has_expired_signature, minimal_ttl,
 )
-from kubernetai.chain import IHandler, PluginError, Response, build_server
+from kubernetai.chain import IHandler, PluginError, Response
 from kubernetai.corefile import CorefileError, parse_corefile
 from kubernetai.daemon import build_daemon
 from kubernetai.message import decode_query
 from kubernetai.plugins.cache import Cache, refresh_request
 from kubernetai.apiserver.server import ApiServer
-from tests.support import FakeUpstream, query, rcode_of, send_raw_udp, write_corefile
+from tests.support import FakeUpstream, build, query, rcode_of, send_raw_udp, wait_until, write_corefile
 
 SOA_RDATA = "ns.example.org. hostmaster.example.org. 1 7200 3600 1209600 {minimum}"
 SOA = "example.org. {ttl} IN SOA " + SOA_RDATA
 EXPIRED_RRSIG = ("miek.nl. 1800 IN RRSIG MX 8 2 1800 20160521031301 20160421031301 12051 miek.nl. "
                  "lAaEzB5teQLLKyDenatmyhca7blLRg9DoGNrhe3NReBZN5C5/pMQk8Jcu25hv2fW23/SLm5IC2zaDpp2Fzgm6Jf7e90/"
                  "yLcwQPuE7JjS55WMF+HELEh7Z6AEb+Iq4BWmNhUz6gPxD4d9eRMs7EAzk13o1NYi5/JhfL6IlaYyqkc=")
-
-
-def build(text):
-    return build_server(parse_corefile(text, "Corefile")[0])
 
 
 def parsed(lines="", args=""):
@@ -669,15 +665,6 @@ def start_cached(testcase, text: str):
     return dns_service.listening.addCallback(lambda _: (dns_service.addresses()[0][2], cache, clock))
 
 
-@defer.inlineCallbacks
-def wait_for(condition, what, timeout=5.0):
-    for _ in range(int(timeout / 0.02)):
-        if condition():
-            return
-        yield task.deferLater(reactor, 0.02, lambda: None)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def addresses(reply):
     return [(rrset.name.to_text(), rrset.ttl, item.to_text()) for rrset in reply.answer for item in rrset]
 
@@ -810,7 +797,7 @@ class DaemonTests(unittest.TestCase):
         self.clock.advance(28)
         served = yield query(self.port, "www.example.org", "A")
         self.assertEqual(addresses(served), [("www.example.org.", 2, "192.0.2.1")])
-        yield wait_for(lambda: not self.cache.success.get(entry_key(make_request("www.example.org"))).refreshing,
+        yield wait_until(lambda: not self.cache.success.get(entry_key(make_request("www.example.org"))).refreshing,
                        "the prefetch")
         refreshed = yield query(self.port, "www.example.org", "A")
         self.assertEqual(addresses(refreshed), [("www.example.org.", 30, "192.0.2.2")])
@@ -834,8 +821,8 @@ class DaemonTests(unittest.TestCase):
         self.clock.advance(31)
         stale = yield query(self.port, "www.example.org", "A")
         self.assertEqual(addresses(stale), [("www.example.org.", 0, "192.0.2.1")])
-        yield wait_for(lambda: len(self.upstream.queries) == 2, "the refresh")
-        yield wait_for(lambda: not self.cache.success.get(entry_key(make_request("www.example.org"))).refreshing,
+        yield wait_until(lambda: len(self.upstream.queries) == 2, "the refresh")
+        yield wait_until(lambda: not self.cache.success.get(entry_key(make_request("www.example.org"))).refreshing,
                        "the refresh to be kept")
         fresh = yield query(self.port, "www.example.org", "A")
         self.assertEqual(addresses(fresh), [("www.example.org.", 30, "192.0.2.2")])
@@ -891,7 +878,7 @@ class KubernetesTests(unittest.TestCase):
         """Give web the cluster IP 10.0.0.99; fires once the stanza behind the cache answers it."""
         api.service("default", "web", cluster_ips=["10.0.0.99"], ports=[{"name": "http", "port": 80}])
         name = "web.default.svc.cluster.local"
-        return wait_for(lambda: shown(cache.next.serve(make_request(name)))[0][2] == "10.0.0.99", "the watch")
+        return wait_until(lambda: shown(cache.next.serve(make_request(name)))[0][2] == "10.0.0.99", "the watch")
 
     @defer.inlineCallbacks
     def test_a_changed_service_is_seen_one_ttl_later(self):

@@ -15,7 +15,7 @@ from kubernetai.chain import build_server
 from kubernetai.corefile import CorefileError, parse_corefile
 from kubernetai.plugins.forward import nameservers_in, parse_forward
 from kubernetai.upstream import Address as Upstream
-from tests.support import FakeUpstream, capture_logs, query, rcode_of, start_daemon
+from tests.support import FakeUpstream, capture_logs, query, rcode_of, start_daemon, wait_until
 from kubernetai.apiserver.tlsca import CertificateAuthority
 
 RECORDS = {("www.example.org.", "A"): ["192.0.2.1"], ("slow.example.org.", "A"): ["192.0.2.2"]}
@@ -277,15 +277,6 @@ class RcodeTests(unittest.TestCase):
         reply = yield query(port, "www.example.org", "A", tcp=True)
         self.assertEqual(addresses(reply), ["192.0.2.1"])
         self.assertEqual([transport for _, _, transport in upstream.queries], ["udp", "tcp"])
-
-
-@defer.inlineCallbacks
-def wait_until(predicate, what, timeout=5.0):
-    for _ in range(int(timeout / 0.05)):
-        if predicate():
-            return
-        yield task.deferLater(reactor, 0.05, lambda: None)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 class FailureTests(unittest.TestCase):

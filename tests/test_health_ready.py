@@ -7,7 +7,7 @@ mistake refused with its line.
 
 import json
 
-from twisted.internet import defer, reactor, task
+from twisted.internet import defer, reactor
 from twisted.internet.error import ConnectionRefusedError
 from twisted.trial import unittest
 from twisted.web.client import Agent, readBody
@@ -17,7 +17,7 @@ from kubernetai.corefile import CorefileError, parse_corefile
 from kubernetai.daemon import build_daemon
 from kubernetai.httpservice import HTTPService
 from kubernetai.apiserver.server import ApiServer
-from tests.support import capture_logs, query, write_corefile
+from tests.support import capture_logs, query, wait_until, write_corefile
 from tests.test_daemon import free_port
 
 
@@ -28,17 +28,6 @@ def get(port: int, path: str, method: bytes = b"GET"):
     body = yield readBody(response)
     (content_type,) = response.headers.getRawHeaders(b"content-type")
     return response.code, content_type, body
-
-
-@defer.inlineCallbacks
-def wait_until(condition, what: str, attempts: int = 200):
-    """Check C{condition()} (which may return a Deferred) every 50ms until it is true."""
-    for _ in range(attempts):
-        met = yield condition()
-        if met:
-            return
-        yield task.deferLater(reactor, 0.05, lambda: None)
-    raise AssertionError(f"never: {what}")
 
 
 class Running:

@@ -19,22 +19,18 @@ from twisted.internet import defer, reactor, task
 from twisted.names import dns as tdns
 from twisted.trial import unittest
 
-from kubernetai.chain import Response, build_server
-from kubernetai.corefile import CorefileError, parse_corefile
+from kubernetai.chain import Response
+from kubernetai.corefile import CorefileError
 from kubernetai.daemon import build_daemon
 from kubernetai.plugins import loadbalance, loop
 from kubernetai.apiserver.resources import make_endpoint_slice, make_namespace, make_service
-from tests.support import FakeUpstream, capture_logs, query, start_daemon, write_corefile
+from tests.support import FakeUpstream, build, capture_logs, query, start_daemon, write_corefile
 from tests.test_daemon import free_port, twistd
 from tests.test_health_ready import Running
 from tests.test_kubernetes_fidelity import start_api
 
 ADDRESSES = ["192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4"]
 QUERIES = 40
-
-
-def build(text: str):
-    return build_server(parse_corefile(text, "Corefile")[0])
 
 
 def record(text: str) -> tdns.RRHeader:
