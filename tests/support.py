@@ -6,6 +6,7 @@ server, and a wait for a condition.
 
 from __future__ import annotations
 
+import re
 import socket
 
 import dns.flags
@@ -42,6 +43,20 @@ def wait_until(condition, what: str, timeout: float = 10.0):
             return
         yield task.deferLater(reactor, POLL_INTERVAL, lambda: None)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def one_test_per_row(table: str, rows, label=str):
+    """Class decorator: for each of C{rows} a test C{test_TABLE_NN_LABEL} (C{label(row)} in letters and
+    digits) calling the class's C{check_TABLE(row)}, so that a failing row hides none after it."""
+
+    def add_tests(cls):
+        for number, row in enumerate(rows):
+            words = re.sub(r"[^A-Za-z0-9]+", "_", label(row)).strip("_")[:60]
+            setattr(cls, f"test_{table}_{number:02d}_{words}",
+                    lambda self, row=row: getattr(self, f"check_{table}")(row))
+        return cls
+
+    return add_tests
 
 
 def write_corefile(testcase, text: str) -> str:
