@@ -20,6 +20,7 @@ from kubernetai.corefile import (
     parse_corefile,
     reverse_zones,
 )
+from tests.support import one_test_per_row
 
 
 def shape(directives: tuple[Directive, ...]) -> list:
@@ -288,13 +289,14 @@ ERRORS = [
 ]
 
 
+@one_test_per_row("parses", PARSES, lambda row: row[0])
 class ParseTests(SynchronousTestCase):
     """Corefiles that parse, compared by their blocks' zones and directive lines."""
 
-    def test_rows(self) -> None:
-        for description, text, expected in PARSES:
-            blocks = parse_corefile(text, "Corefile", environ={})
-            self.assertEqual(summary(blocks), expected, description)
+    def check_parses(self, row) -> None:
+        description, text, expected = row
+        blocks = parse_corefile(text, "Corefile", environ={})
+        self.assertEqual(summary(blocks), expected, description)
 
     def test_positions(self) -> None:
         """Blocks and directives carry the file and line where they are written."""
@@ -391,17 +393,15 @@ class EnvironmentTests(SynchronousTestCase):
         self.assertIn("Corefile:1: server block without keys", str(error))
 
 
+@one_test_per_row("refused", ERRORS, lambda row: row[1].partition(": ")[2])
 class ErrorTests(SynchronousTestCase):
     """Every kind of mistake, reported at its file and line."""
 
-    def test_rows(self) -> None:
-        for text, expected in ERRORS:
-            try:
-                parse_corefile(text, "Corefile", environ={})
-            except CorefileError as e:
-                self.assertIn(expected, str(e), text)
-            else:
-                self.fail(f"no error for {text!r}, expected {expected!r}")
+    def check_refused(self, row) -> None:
+        text, expected = row
+        with self.assertRaises(CorefileError, msg=f"no error for {text!r}, expected {expected!r}") as raised:
+            parse_corefile(text, "Corefile", environ={})
+        self.assertIn(expected, str(raised.exception), text)
 
     def test_attributes(self) -> None:
         """C{file}, C{line} and C{message} are the parts of the error's text."""
