@@ -31,7 +31,16 @@ from kubernetai.daemon import build_daemon
 from kubernetai.message import decode_query
 from kubernetai.plugins.cache import Cache, refresh_request
 from kubernetai.apiserver.server import ApiServer
-from tests.support import FakeUpstream, build, query, rcode_of, send_raw_udp, wait_until, write_corefile
+from tests.support import (
+    FakeUpstream,
+    build,
+    one_test_per_row,
+    query,
+    rcode_of,
+    send_raw_udp,
+    wait_until,
+    write_corefile,
+)
 
 SOA_RDATA = "ns.example.org. hostmaster.example.org. 1 7200 3600 1209600 {minimum}"
 SOA = "example.org. {ttl} IN SOA " + SOA_RDATA
@@ -75,109 +84,115 @@ def shown(reply: Response):
             for r in reply.answers]
 
 
+# cache ARGS { LINES } that parse, and the options they give.
+CACHES = [
+    # (args, block lines, {attribute: expected})
+    ("", "", {"zones": (".",), "success": (10000, 3600, 5), "denial": (10000, 1800, 5), "prefetch": 0,
+              "servfail_ttl": 5.0, "stale_up_to": 0.0, "keepttl": False}),
+    ("example.nl", "success 10", {"zones": ("example.nl.",), "success": (10, 3600, 5)}),
+    ("example.nl", "success 10 1800 30", {"success": (10, 1800, 30)}),
+    ("", "success 10\n denial 10 15", {"success": (10, 3600, 5), "denial": (10, 15, 5)}),
+    ("", "denial 10 15 2", {"denial": (10, 15, 2)}),
+    ("25 example.nl", "success 10\n denial 10 15", {"success": (10, 25, 5), "denial": (10, 15, 5)}),
+    ("25", "", {"success": (10000, 25, 5), "denial": (10000, 25, 5)}),
+    ("aaa example.nl", "", {"zones": ("aaa.", "example.nl.")}),
+    ("dns://Example.ORG:53 10.0.0.0/23", "", {"zones": ("example.org.", "0.0.10.in-addr.arpa.",
+                                                       "1.0.10.in-addr.arpa.")}),
+    ("", "prefetch 10", {"prefetch": 10, "prefetch_window": 60.0, "prefetch_percentage": 10}),
+    ("", "prefetch 2 10m 20%", {"prefetch": 2, "prefetch_window": 600.0, "prefetch_percentage": 20}),
+    ("", "serve_stale", {"stale_up_to": 3600.0, "verify_stale": False, "verify_timeout": 0.0, "stale_ttl": 0}),
+    ("", "serve_stale 20m", {"stale_up_to": 1200.0}),
+    ("", "serve_stale 1h20m", {"stale_up_to": 4800.0}),
+    ("", "serve_stale 0", {"stale_up_to": 0.0}),
+    ("", "serve_stale 0 VERIFY", {"stale_up_to": 0.0, "verify_stale": True}),
+    ("", "serve_stale 0 immediate", {"verify_stale": False}),
+    ("", "serve_stale 1h immediate 30s", {"stale_ttl": 30, "stale_recheck": 0.0}),
+    ("", "serve_stale 1h immediate 30s 30s", {"stale_ttl": 30, "stale_recheck": 30.0}),
+    ("", "serve_stale 1h immediate 4294967295s", {"stale_ttl": 4294967295}),
+    ("", "serve_stale 1h verify 100ms", {"verify_stale": True, "verify_timeout": 0.1, "stale_ttl": 0}),
+    ("", "serve_stale 1h verify 100ms 30s 250ms", {"verify_timeout": 0.1, "stale_ttl": 30,
+                                                   "stale_recheck": 0.25}),
+    ("", "serve_stale 1h verify 0 1m", {"verify_timeout": 0.0, "stale_ttl": 60}),
+    ("", "serve_stale 1h verify 0 0 5m", {"stale_recheck": 300.0}),
+    ("", "serve_stale\n serve_stale_policy prefer_positive", {"prefer_positive": True}),
+    ("", "serve_stale_policy PREFER_POSITIVE\n serve_stale", {"prefer_positive": True}),
+    ("", "servfail 1s", {"servfail_ttl": 1.0}),
+    ("", "servfail 5m", {"servfail_ttl": 300.0}),
+    ("", "servfail 0", {"servfail_ttl": 0.0}),
+    ("", "disable denial example.com Example.org", {"denial_disabled": ("example.com.", "example.org."),
+                                                    "success_disabled": ()}),
+    ("", "disable success", {"success_disabled": (".",), "denial_disabled": ()}),
+    ("", "keepttl", {"keepttl": True}),
+]
+
+
+# cache ARGS { LINES } refused, and what the error says.
+REFUSED = [
+    # (args, block lines, message after "Corefile:LINE: plugin/cache: ")
+    ("", "success\n denial 10 15", "expected at least 1 argument(s), got 0"),
+    ("", "success 15\n denial aaa", "invalid number 'aaa': expected an integer"),
+    ("", "positive 15", "unknown option 'positive'"),
+    ("0 example.nl", "", "cache TTL can not be zero or negative: 0"),
+    ("-1 example.nl", "", "cache TTL can not be zero or negative: -1"),
+    ("", "success 10 0", "cache TTL can not be zero or negative: 0"),
+    ("", "denial 10 60 -1", "cache min TTL can not be negative: -1"),
+    ("", "success 10 60 5 1", "unexpected argument '1': expected at most 3"),
+    ("", "prefetch", "expected at least 1 argument(s), got 0"),
+    ("", "prefetch -1", "prefetch amount should be positive: -1"),
+    ("", "prefetch 0 blurp", "invalid duration 'blurp'"),
+    ("", "prefetch 1 1m 20", "last character of percentage should be `%`, but is: '0'"),
+    ("", "prefetch 1 1m 5%", "percentage should fall in range [10, 90]: 5"),
+    ("", "prefetch 1 1m 91%", "percentage should fall in range [10, 90]: 91"),
+    ("", "prefetch 1 1m 10% more", "unexpected argument 'more': expected at most 3"),
+    ("", "serve_stale 20", "invalid duration '20'"),
+    ("", "serve_stale -20m", "invalid negative duration for serve_stale"),
+    ("", "serve_stale aa", "invalid duration 'aa'"),
+    ("", "serve_stale 1m nono", "invalid value for serve_stale refresh mode: nono"),
+    ("", "serve_stale 1h immediate 100ms", "serve_stale response TTL must be a whole number of seconds"),
+    ("", "serve_stale 1h immediate 4294967296s", "serve_stale response TTL exceeds the DNS TTL range"),
+    ("", "serve_stale 1h immediate -1s", "invalid negative response TTL for serve_stale"),
+    ("", "serve_stale 1h immediate garbage", "invalid serve_stale response TTL: invalid duration 'garbage'"),
+    ("", "serve_stale 1h immediate 30s 30s extra", "unexpected argument 'extra'"),
+    ("", "serve_stale 1h immediate 30s 5m1s", "serve_stale failure recheck cannot exceed 5 minutes"),
+    ("", "serve_stale 1h immediate 30s -1s", "invalid negative failure recheck for serve_stale"),
+    ("", "serve_stale 1h verify -1ms", "invalid negative timeout for serve_stale verify"),
+    ("", "serve_stale 1h verify garbage", "invalid serve_stale verify timeout: invalid duration 'garbage'"),
+    ("", "serve_stale 1h verify 100ms 500ms", "serve_stale response TTL must be a whole number of seconds"),
+    ("", "serve_stale 1h verify 100ms 30s 30s extra", "unexpected argument 'extra': expected at most 5"),
+    ("", "serve_stale_policy prefer_positive", "serve_stale_policy requires serve_stale"),
+    ("", "serve_stale\n serve_stale_policy", "expected at least 1 argument(s), got 0"),
+    ("", "serve_stale\n serve_stale_policy invalid", "invalid serve_stale_policy: invalid"),
+    ("", "serve_stale\n serve_stale_policy prefer_positive\n serve_stale_policy prefer_positive",
+     "serve_stale_policy can only be specified once"),
+    ("", "servfail", "expected at least 1 argument(s), got 0"),
+    ("", "servfail 6m", "caching SERVFAIL responses over 5 minutes is not permitted"),
+    ("", "servfail 20", "invalid duration '20'"),
+    ("", "servfail -1s", "invalid negative ttl for servfail"),
+    ("", "servfail 1m invalid", "unexpected argument 'invalid': expected at most 1"),
+    ("", "disable", "expected at least 1 argument(s), got 0"),
+    ("", "disable invalid example.com", 'cache type for disable must be "success" or "denial"'),
+    ("", "keepttl arg1", "unexpected argument 'arg1': expected at most 0"),
+    ("10.0.0.0/33", "", "invalid CIDR '10.0.0.0/33'"),
+]
+
+
+@one_test_per_row("good", CACHES, lambda row: f"{row[0]} {row[1]}")
+@one_test_per_row("bad", REFUSED, lambda row: row[2])
 class ParseTests(unittest.SynchronousTestCase):
-    GOOD = [
-        # (args, block lines, {attribute: expected})
-        ("", "", {"zones": (".",), "success": (10000, 3600, 5), "denial": (10000, 1800, 5), "prefetch": 0,
-                  "servfail_ttl": 5.0, "stale_up_to": 0.0, "keepttl": False}),
-        ("example.nl", "success 10", {"zones": ("example.nl.",), "success": (10, 3600, 5)}),
-        ("example.nl", "success 10 1800 30", {"success": (10, 1800, 30)}),
-        ("", "success 10\n denial 10 15", {"success": (10, 3600, 5), "denial": (10, 15, 5)}),
-        ("", "denial 10 15 2", {"denial": (10, 15, 2)}),
-        ("25 example.nl", "success 10\n denial 10 15", {"success": (10, 25, 5), "denial": (10, 15, 5)}),
-        ("25", "", {"success": (10000, 25, 5), "denial": (10000, 25, 5)}),
-        ("aaa example.nl", "", {"zones": ("aaa.", "example.nl.")}),
-        ("dns://Example.ORG:53 10.0.0.0/23", "", {"zones": ("example.org.", "0.0.10.in-addr.arpa.",
-                                                           "1.0.10.in-addr.arpa.")}),
-        ("", "prefetch 10", {"prefetch": 10, "prefetch_window": 60.0, "prefetch_percentage": 10}),
-        ("", "prefetch 2 10m 20%", {"prefetch": 2, "prefetch_window": 600.0, "prefetch_percentage": 20}),
-        ("", "serve_stale", {"stale_up_to": 3600.0, "verify_stale": False, "verify_timeout": 0.0, "stale_ttl": 0}),
-        ("", "serve_stale 20m", {"stale_up_to": 1200.0}),
-        ("", "serve_stale 1h20m", {"stale_up_to": 4800.0}),
-        ("", "serve_stale 0", {"stale_up_to": 0.0}),
-        ("", "serve_stale 0 VERIFY", {"stale_up_to": 0.0, "verify_stale": True}),
-        ("", "serve_stale 0 immediate", {"verify_stale": False}),
-        ("", "serve_stale 1h immediate 30s", {"stale_ttl": 30, "stale_recheck": 0.0}),
-        ("", "serve_stale 1h immediate 30s 30s", {"stale_ttl": 30, "stale_recheck": 30.0}),
-        ("", "serve_stale 1h immediate 4294967295s", {"stale_ttl": 4294967295}),
-        ("", "serve_stale 1h verify 100ms", {"verify_stale": True, "verify_timeout": 0.1, "stale_ttl": 0}),
-        ("", "serve_stale 1h verify 100ms 30s 250ms", {"verify_timeout": 0.1, "stale_ttl": 30,
-                                                       "stale_recheck": 0.25}),
-        ("", "serve_stale 1h verify 0 1m", {"verify_timeout": 0.0, "stale_ttl": 60}),
-        ("", "serve_stale 1h verify 0 0 5m", {"stale_recheck": 300.0}),
-        ("", "serve_stale\n serve_stale_policy prefer_positive", {"prefer_positive": True}),
-        ("", "serve_stale_policy PREFER_POSITIVE\n serve_stale", {"prefer_positive": True}),
-        ("", "servfail 1s", {"servfail_ttl": 1.0}),
-        ("", "servfail 5m", {"servfail_ttl": 300.0}),
-        ("", "servfail 0", {"servfail_ttl": 0.0}),
-        ("", "disable denial example.com Example.org", {"denial_disabled": ("example.com.", "example.org."),
-                                                        "success_disabled": ()}),
-        ("", "disable success", {"success_disabled": (".",), "denial_disabled": ()}),
-        ("", "keepttl", {"keepttl": True}),
-    ]
+    def check_good(self, row):
+        args, lines, expected = row
+        config = parsed(lines, args)
+        for attribute, value in expected.items():
+            got = getattr(config, attribute)
+            if attribute in ("success", "denial"):
+                got = (got.capacity, got.max_ttl, got.min_ttl)
+            self.assertEqual(got, value, f"cache {args} {{ {lines} }}: {attribute}")
 
-    BAD = [
-        # (args, block lines, message after "Corefile:LINE: plugin/cache: ")
-        ("", "success\n denial 10 15", "expected at least 1 argument(s), got 0"),
-        ("", "success 15\n denial aaa", "invalid number 'aaa': expected an integer"),
-        ("", "positive 15", "unknown option 'positive'"),
-        ("0 example.nl", "", "cache TTL can not be zero or negative: 0"),
-        ("-1 example.nl", "", "cache TTL can not be zero or negative: -1"),
-        ("", "success 10 0", "cache TTL can not be zero or negative: 0"),
-        ("", "denial 10 60 -1", "cache min TTL can not be negative: -1"),
-        ("", "success 10 60 5 1", "unexpected argument '1': expected at most 3"),
-        ("", "prefetch", "expected at least 1 argument(s), got 0"),
-        ("", "prefetch -1", "prefetch amount should be positive: -1"),
-        ("", "prefetch 0 blurp", "invalid duration 'blurp'"),
-        ("", "prefetch 1 1m 20", "last character of percentage should be `%`, but is: '0'"),
-        ("", "prefetch 1 1m 5%", "percentage should fall in range [10, 90]: 5"),
-        ("", "prefetch 1 1m 91%", "percentage should fall in range [10, 90]: 91"),
-        ("", "prefetch 1 1m 10% more", "unexpected argument 'more': expected at most 3"),
-        ("", "serve_stale 20", "invalid duration '20'"),
-        ("", "serve_stale -20m", "invalid negative duration for serve_stale"),
-        ("", "serve_stale aa", "invalid duration 'aa'"),
-        ("", "serve_stale 1m nono", "invalid value for serve_stale refresh mode: nono"),
-        ("", "serve_stale 1h immediate 100ms", "serve_stale response TTL must be a whole number of seconds"),
-        ("", "serve_stale 1h immediate 4294967296s", "serve_stale response TTL exceeds the DNS TTL range"),
-        ("", "serve_stale 1h immediate -1s", "invalid negative response TTL for serve_stale"),
-        ("", "serve_stale 1h immediate garbage", "invalid serve_stale response TTL: invalid duration 'garbage'"),
-        ("", "serve_stale 1h immediate 30s 30s extra", "unexpected argument 'extra'"),
-        ("", "serve_stale 1h immediate 30s 5m1s", "serve_stale failure recheck cannot exceed 5 minutes"),
-        ("", "serve_stale 1h immediate 30s -1s", "invalid negative failure recheck for serve_stale"),
-        ("", "serve_stale 1h verify -1ms", "invalid negative timeout for serve_stale verify"),
-        ("", "serve_stale 1h verify garbage", "invalid serve_stale verify timeout: invalid duration 'garbage'"),
-        ("", "serve_stale 1h verify 100ms 500ms", "serve_stale response TTL must be a whole number of seconds"),
-        ("", "serve_stale 1h verify 100ms 30s 30s extra", "unexpected argument 'extra': expected at most 5"),
-        ("", "serve_stale_policy prefer_positive", "serve_stale_policy requires serve_stale"),
-        ("", "serve_stale\n serve_stale_policy", "expected at least 1 argument(s), got 0"),
-        ("", "serve_stale\n serve_stale_policy invalid", "invalid serve_stale_policy: invalid"),
-        ("", "serve_stale\n serve_stale_policy prefer_positive\n serve_stale_policy prefer_positive",
-         "serve_stale_policy can only be specified once"),
-        ("", "servfail", "expected at least 1 argument(s), got 0"),
-        ("", "servfail 6m", "caching SERVFAIL responses over 5 minutes is not permitted"),
-        ("", "servfail 20", "invalid duration '20'"),
-        ("", "servfail -1s", "invalid negative ttl for servfail"),
-        ("", "servfail 1m invalid", "unexpected argument 'invalid': expected at most 1"),
-        ("", "disable", "expected at least 1 argument(s), got 0"),
-        ("", "disable invalid example.com", 'cache type for disable must be "success" or "denial"'),
-        ("", "keepttl arg1", "unexpected argument 'arg1': expected at most 0"),
-        ("10.0.0.0/33", "", "invalid CIDR '10.0.0.0/33'"),
-    ]
-
-    def test_good(self):
-        for args, lines, expected in self.GOOD:
-            config = parsed(lines, args)
-            for attribute, value in expected.items():
-                got = getattr(config, attribute)
-                if attribute in ("success", "denial"):
-                    got = (got.capacity, got.max_ttl, got.min_ttl)
-                self.assertEqual(got, value, f"cache {args} {{ {lines} }}: {attribute}")
-
-    def test_bad(self):
-        for args, lines, message in self.BAD:
-            with self.assertRaises(CorefileError, msg=f"cache {args} {{ {lines} }}") as raised:
-                parsed(lines, args)
-            self.assertIn(f": plugin/cache: {message}", str(raised.exception))
+    def check_bad(self, row):
+        args, lines, message = row
+        with self.assertRaises(CorefileError, msg=f"cache {args} {{ {lines} }}") as raised:
+            parsed(lines, args)
+        self.assertIn(f": plugin/cache: {message}", str(raised.exception))
 
     def test_error_names_the_line_of_the_option(self):
         with self.assertRaises(CorefileError) as raised:
