@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_answer,tests.test_server,tests.test_cache -*-
+# -*- test-case-name: tests.test_answer,tests.test_server,tests.test_cache_daemon -*-
 """
 The answer to one packet, whatever carried it: decode it, route it to the
 server block with the most specific zone, run that block's chain, and write
