@@ -24,7 +24,7 @@ from twisted.names import dns as tdns
 from kubernetai.cache.entries import Entry, Table
 from kubernetai.cache.rules import entry_key
 from kubernetai.chain import Response, ServerConfig, build_server
-from kubernetai.corefile import parse_corefile
+from kubernetai.corefile import CorefileError, parse_corefile
 from kubernetai.daemon import build_daemon
 from kubernetai.message import decode_query, frame, split_stream
 
@@ -35,6 +35,15 @@ POLL_INTERVAL = 0.02
 def build(text: str) -> ServerConfig:
     """The first server block of Corefile C{text}, built as the daemon builds it (nothing started)."""
     return build_server(parse_corefile(text, "Corefile")[0])
+
+
+def refusal(text: str) -> str:
+    """What building Corefile C{text}'s first server block says is wrong; fails the test if nothing is."""
+    try:
+        build(text)
+    except CorefileError as error:
+        return str(error)
+    raise AssertionError(f"no error for {text!r}")
 
 
 @defer.inlineCallbacks

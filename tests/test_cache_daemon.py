@@ -205,7 +205,7 @@ class DaemonTests(unittest.TestCase):
         served = yield query(self.port, "www.example.org", "A")
         self.assertEqual(addresses(served), [("www.example.org.", 2, "192.0.2.1")])
         yield wait_until(lambda: not self.cache.success.get(entry_key(make_request("www.example.org"))).refreshing,
-                       "the prefetch")
+                         "the prefetch")
         refreshed = yield query(self.port, "www.example.org", "A")
         self.assertEqual(addresses(refreshed), [("www.example.org.", 30, "192.0.2.2")])
         self.assertEqual((self.upstream.queries[1][2], self.cache.prefetches), ("tcp", 1))
@@ -230,7 +230,7 @@ class DaemonTests(unittest.TestCase):
         self.assertEqual(addresses(stale), [("www.example.org.", 0, "192.0.2.1")])
         yield wait_until(lambda: len(self.upstream.queries) == 2, "the refresh")
         yield wait_until(lambda: not self.cache.success.get(entry_key(make_request("www.example.org"))).refreshing,
-                       "the refresh to be kept")
+                         "the refresh to be kept")
         fresh = yield query(self.port, "www.example.org", "A")
         self.assertEqual(addresses(fresh), [("www.example.org.", 30, "192.0.2.2")])
 

@@ -17,7 +17,7 @@ from kubernetai.corefile import CorefileError, parse_corefile
 from kubernetai.daemon import build_daemon
 from kubernetai.httpservice import HTTPService
 from kubernetai.apiserver.server import ApiServer
-from tests.support import capture_logs, one_test_per_row, query, wait_until, write_corefile
+from tests.support import capture_logs, one_test_per_row, query, refusal, wait_until, write_corefile
 from tests.test_daemon import free_port
 
 
@@ -294,9 +294,7 @@ class ParseTests(unittest.SynchronousTestCase):
 
     def check_bad(self, row):
         line, message = row
-        with self.assertRaises(CorefileError, msg=line) as raised:
-            build(f".:53 {{\n {line}\n}}\n")
-        self.assertIn(message, str(raised.exception), line)
+        self.assertIn(message, refusal(f".:53 {{\n {line}\n}}\n"))
 
     def test_one_monitor_mode_per_listener(self):
         with self.assertRaises(CorefileError) as raised:

@@ -228,7 +228,7 @@ class HostileServerTests(DataPlaneTestCase):
         api.service("a", "after", cluster_ips=["10.0.0.12"])
         api.pod("a", "after", "10.2.0.2")
         yield wait_until(lambda: "a/after" in services_of(cluster) and "10.2.0.2" in cluster.snapshot.pods_by_ip,
-                       "the changes after the malformed ones")
+                         "the changes after the malformed ones")
         self.assertEqual(services_of(cluster), ["a/after", "a/odd"])
         self.assertEqual(cluster.snapshot.service("a", "odd").cluster_ips, ("10.0.0.8",))
         self.assertEqual(list(cluster.snapshot.pods_by_ip), ["10.2.0.2"])
