@@ -22,7 +22,7 @@ from zope.interface.verify import verifyObject
 from kubernetai.chain import Request
 from kubernetai.corefile import CorefileError
 from kubernetai.daemon import build_daemon
-from kubernetai.plugins.kubernetai import complete
+from kubernetai.plugins.kubernetai import complete, wait_for_sync
 from kubernetai.kubernetes.connection import ConnectionSetupError
 from kubernetai.kubernetes.stanza import (
     Stanza,
@@ -36,6 +36,7 @@ from kubernetai.zones import Fallthrough
 from kubernetai.apiserver.server import ApiServer
 from tests.support import (
     FakeUpstream,
+    build,
     capture_logs,
     query,
     rcode_of,
@@ -495,6 +496,22 @@ class StanzaTextTests(unittest.SynchronousTestCase):
     def test_no_api_server_is_refused_before_anything_starts(self):
         with self.assertRaises(ConnectionSetupError):
             start_resolver("kubernetai cluster.local {\n    kubeconfig /nonexistent/kubeconfig\n}")
+
+
+class WaitForSyncTests(unittest.SynchronousTestCase):
+    """The daemon waits for a stanza's first sync at most its startup_timeout, by the reactor's clock."""
+
+    def test_waits_out_the_startup_timeout_and_says_so(self):
+        stanza = build(".:53 {\n kubernetai cluster.local {\n  endpoint http://127.0.0.1:1\n  startup_timeout 2s\n }\n}\n"
+                       ).handlers[0].stanzas[0]
+        clock, logs = task.Clock(), capture_logs(self)
+        waiting = wait_for_sync(stanza, clock)
+        clock.advance(1.999)
+        self.assertNoResult(waiting)
+        clock.advance(0.001)
+        self.assertIsNone(self.successResultOf(waiting))
+        self.assertEqual(logs, ["kubernetai #1 cluster.local. (http://127.0.0.1:1): not synced after 2.0s; "
+                                "serving, answering SERVFAIL until it syncs"])
 
 
 class LabelTests(unittest.SynchronousTestCase):
