@@ -40,7 +40,7 @@ from twisted.protocols.basic import LineReceiver
 from kubernetai.corefile import parse_corefile
 from kubernetai.kubernetes.cluster import Cluster
 from kubernetai.kubernetes.config import parse_stanza
-from kubernetai.kubernetes.connection import api_client, configuration, public_url
+from kubernetai.kubernetes.connection import api_client
 from kubernetai.kubernetes.index import Slices
 from kubernetai.kubernetes.shardedmap import ShardedMap
 
@@ -301,10 +301,9 @@ def stanza_for(url: str, with_endpoints: bool):
 def measure_sync(url: str, with_endpoints: bool) -> tuple[ObservedCluster, dict]:
     """Start a stanza against C{url} and wait until it has synced; the cluster and its figures."""
     stanza = stanza_for(url, with_endpoints)
-    settings = configuration(stanza)
     # The reactor only receives the callFromThread that fires when_synced waiters; this
     # process never runs it, and reads the index thread's own synced_at instead.
-    cluster = ObservedCluster(stanza, api_client(settings), public_url(settings), reactor)
+    cluster = ObservedCluster(stanza, *api_client(stanza), reactor)
     rss_before = resident_kib()
     started = time.time()
     cluster.start()

@@ -189,8 +189,6 @@ def _answer(table: ZoneTable, packet: bytes, client: tuple[str, int], transport:
     if request is None:
         return None
     request.local = local
-    if request.qclass != dns.IN:
-        return encode_reply(request, Response(rcode=dns.EREFUSED))
     result = _serve(table, request)
     if isinstance(result, defer.Deferred):
         return result.addCallback(lambda response: _write(request, response, table))
@@ -200,7 +198,7 @@ def _answer(table: ZoneTable, packet: bytes, client: tuple[str, int], transport:
 def _serve(table: ZoneTable, request: Request):
     """The Response of the chain of the block serving C{request}'s zone, or a Deferred firing with it."""
     routed = table.route(request.name, request.qtype)
-    if routed is None:
+    if routed is None or request.qclass not in routed[1].classes:
         return Response(rcode=dns.EREFUSED)
     request.zone, config = routed
     request.resolver = lambda origin, name, qtype: _lookup(table, origin, name, qtype)
@@ -240,8 +238,10 @@ def _failure_response(failure: Failure) -> Response:
 
 
 def _write(request: Request, response: Response, table: ZoneTable | None = None) -> bytes | list[bytes]:
-    """Encode the reply (a zone transfer's messages over TCP, REFUSED over UDP) and tell the plugins that
-    wanted to see it (a transfer's messages one after another, as CoreDNS counts their size)."""
+    """Encode the reply (a zone transfer's messages over TCP, REFUSED over UDP; None for a dropped query) and
+    tell the plugins that wanted to see it (a transfer's messages one after another, as CoreDNS counts their size)."""
+    if response.dropped:
+        return None
     if response.messages is not None and request.protocol != "tcp":
         response = Response(rcode=dns.EREFUSED)
     reply = encode_reply(request, response) if response.messages is None else encode_transfer(request, response)

@@ -40,10 +40,10 @@ PLUGIN_ORDER: tuple[tuple[str, str | None], ...] = (
     ("timeouts", None),
     ("multisocket", None),
     ("reload", "kubernetai.plugins.reload"),
-    ("nsid", None),
+    ("nsid", "kubernetai.plugins.nsid"),
     ("bufsize", None),
     ("bind", "kubernetai.plugins.bind"),
-    ("debug", None),
+    ("debug", "kubernetai.plugins.debug"),
     ("trace", None),
     ("ready", "kubernetai.plugins.ready"),
     ("health", "kubernetai.plugins.health"),
@@ -53,20 +53,20 @@ PLUGIN_ORDER: tuple[tuple[str, str | None], ...] = (
     ("errors", "kubernetai.plugins.errors"),
     ("log", "kubernetai.plugins.log"),
     ("dnstap", None),
-    ("local", None),
+    ("local", "kubernetai.plugins.local"),
     ("dns64", None),
-    ("any", None),
-    ("chaos", None),
+    ("any", "kubernetai.plugins.any"),
+    ("chaos", "kubernetai.plugins.chaos"),
     ("loadbalance", "kubernetai.plugins.loadbalance"),
     ("tsig", None),
     ("rewrite", "kubernetai.plugins.rewrite"),
     ("autopath", "kubernetai.plugins.autopath"),
-    ("acl", None),
+    ("acl", "kubernetai.plugins.acl"),
     ("cache", "kubernetai.plugins.cache"),
-    ("header", None),
+    ("header", "kubernetai.plugins.header"),
     ("dnssec", None),
     ("tls", None),
-    ("minimal", None),
+    ("minimal", "kubernetai.plugins.minimal"),
     ("template", None),
     ("transfer", "kubernetai.plugins.transfer"),
     ("hosts", "kubernetai.plugins.hosts"),
@@ -199,6 +199,11 @@ class Request:
         return copy
 
 
+def always() -> bool:
+    """The C{valid_while} of a reply that depends on nothing but its query: always the same."""
+    return True
+
+
 def all_valid(*checks: Callable[[], bool] | None) -> Callable[[], bool] | None:
     """A check that holds while every one of C{checks} does; None when any is None (not reusable)."""
     if any(check is None for check in checks):
@@ -281,6 +286,8 @@ class Response:
     authoritative: bool = False
     recursion_available: bool = False
     truncated: bool = False
+    # The reply's RD bit; None: the query's.
+    recursion_desired: bool | None = None
     # (name, qtype) whose records, resolved through the server, complete the answer (CoreDNS's upstream).
     follow: tuple[str, int] | None = None
     # While this returns True, the same query gets the very same reply bytes, which the server may
@@ -290,6 +297,10 @@ class Response:
     countdown: Countdown | None = None
     # A zone transfer: the answer records of each of several messages, sent in turn (over TCP only).
     messages: list[list[dns.RRHeader]] | None = None
+    # No reply at all: the query is dropped (acl's drop).
+    dropped: bool = False
+    # EDNS options (code, data) for the reply's OPT record, written when the query has one.
+    edns_options: tuple[tuple[int, bytes], ...] = ()
 
 
 class IHandler(Interface):
@@ -358,6 +369,8 @@ class ServerConfig:
     services: list = field(default_factory=list)
     startup_waits: list[Callable[[], Deferred]] = field(default_factory=list)
     plan: list[str] = field(default_factory=list)
+    # The query classes the chain answers; any other class is REFUSED before it (chaos adds CH).
+    classes: set[int] = field(default_factory=lambda: {dns.IN})
     reactor: Any = field(default_factory=_global_reactor)
     shared: Shared = field(default_factory=Shared)
 

@@ -21,12 +21,30 @@ LEVEL_NAMES = {
     LogLevel.critical: "FATAL",
 }
 PLUGIN_NAMESPACE = "kubernetai.plugins."
+# How many running server blocks have the debug plugin: while any does, debug events are written.
+_debug_blocks = 0
+
+
+def debugging() -> bool:
+    """Whether some server block has C{debug}: plugins write their debug events only then."""
+    return _debug_blocks > 0
+
+
+def debug_block_started() -> None:
+    global _debug_blocks
+    _debug_blocks += 1
+
+
+def debug_block_stopped() -> None:
+    global _debug_blocks
+    _debug_blocks -= 1
 
 
 def coredns_line(event: dict) -> str | None:
-    """One event as CoreDNS would print it, or None for events CoreDNS would not print (debug)."""
+    """One event as CoreDNS would print it, or None for events CoreDNS would not print (debug, unless
+    a server block has the debug plugin)."""
     level = event.get("log_level", LogLevel.info)
-    if level == LogLevel.debug:
+    if level == LogLevel.debug and not debugging():
         return None
     namespace = event.get("log_namespace") or ""
     plugin = namespace[len(PLUGIN_NAMESPACE) :] if namespace.startswith(PLUGIN_NAMESPACE) else ""

@@ -178,7 +178,7 @@ def encode_reply(request: Request, response: Response) -> bytes:
     """The wire reply to C{request}, cut to the client's size with TC set when records are lost."""
     limit = request.max_size - HEADER.size
     if request.edns:
-        limit -= OPT_FIXED_SIZE
+        limit -= OPT_FIXED_SIZE + sum(OPTION_FIXED.size + len(data) for _, data in response.edns_options)
     body = bytearray()
     compression: dict[bytes, int] = {}
     _write_name(body, request.query.name.name, compression)
@@ -194,9 +194,10 @@ def encode_reply(request: Request, response: Response) -> bytes:
             break
     counts += [0] * (3 - len(counts))
     if request.edns:
-        body += _reply_opt(request, response.rcode)
+        body += _reply_opt(request, response.rcode, response.edns_options)
         counts[2] += 1
-    flags1 = 0x80 | (request.message.opCode << 3) | (request.message.recDes & 1)
+    recursion_desired = request.message.recDes if response.recursion_desired is None else response.recursion_desired
+    flags1 = 0x80 | (request.message.opCode << 3) | (recursion_desired & 1)
     flags1 |= (response.authoritative << 2) | (truncated << 1)
     flags2 = (response.recursion_available << 7) | (response.rcode & 0xF)
     flags2 |= request.message.checkingDisabled << 4
@@ -221,10 +222,26 @@ def _write_records(body: bytearray, compression: dict, records: list, limit: int
     return len(records)
 
 
-def _reply_opt(request: Request, rcode: int) -> bytes:
-    """The reply's OPT record: the client's buffer size and DO bit, version 0, no options."""
+def _reply_opt(request: Request, rcode: int, edns_options: tuple[tuple[int, bytes], ...] = ()) -> bytes:
+    """The reply's OPT record: the client's buffer size and DO bit, version 0, and C{edns_options}."""
     flags = (rcode >> 4) << 24 | (DNSSEC_OK if request.dnssec_ok else 0)
-    return b"\x00" + RECORD_FIXED.pack(dns.OPT, request.payload_size, flags, 0)
+    data = b"".join(OPTION_FIXED.pack(code, len(value)) + value for code, value in edns_options)
+    return b"\x00" + RECORD_FIXED.pack(dns.OPT, request.payload_size, flags, len(data)) + data
+
+
+def edns_options(request: Request) -> list[tuple[int, bytes]]:
+    """The (code, data) of each EDNS option in C{request}'s OPT record; none without one."""
+    for record in request.message.additional:
+        if record.type == dns.OPT:
+            data = record.payload.data
+            found, offset = [], 0
+            while offset + OPTION_FIXED.size <= len(data):
+                code, length = OPTION_FIXED.unpack_from(data, offset)
+                offset += OPTION_FIXED.size
+                found.append((code, data[offset : offset + length]))
+                offset += length
+            return found
+    return []
 
 
 def _write_name(body: bytearray, name: bytes, compression: dict[bytes, int] | None) -> None:

@@ -24,9 +24,12 @@ import urllib.request
 import zipfile
 from dataclasses import dataclass
 
+import dns.edns
 import dns.exception
+import dns.flags
 import dns.message
 import dns.query
+import dns.rcode
 from twisted.internet import defer
 from twisted.internet.threads import deferToThread
 from twisted.trial import unittest
@@ -40,6 +43,8 @@ EVERY_PLUGIN = """\
 .:{dns} {{
     bind 127.0.0.1
     reload 2s
+    nsid installed
+    debug
     ready 127.0.0.1:{ready}
     health 127.0.0.1:{health} {{
         lameduck 1s
@@ -47,10 +52,20 @@ EVERY_PLUGIN = """\
     prometheus 127.0.0.1:{metrics}
     errors
     log
+    local
+    any
+    chaos
     loadbalance
     rewrite name exact alias.example.org www.example.org
     autopath @kubernetai
+    acl {{
+        block type MX
+    }}
     cache 30
+    header {{
+        response set aa
+    }}
+    minimal
     transfer cluster.local {{
         to 127.0.0.1
     }}
@@ -70,8 +85,9 @@ whoami.test:{dns} {{
     whoami
 }}
 """
-PLUGINS = ("reload", "bind", "ready", "health", "prometheus", "errors", "log", "loadbalance", "rewrite",
-           "autopath", "cache", "transfer", "hosts", "kubernetai", "loop", "forward", "whoami")
+PLUGINS = ("reload", "nsid", "bind", "debug", "ready", "health", "prometheus", "errors", "log", "local", "any", "chaos",
+           "loadbalance", "rewrite", "autopath", "acl", "cache", "header", "minimal", "transfer", "hosts",
+           "kubernetai", "loop", "forward", "whoami")
 
 
 def run(*command, **kwargs) -> subprocess.CompletedProcess:
@@ -202,6 +218,22 @@ class InstalledWheelTests(unittest.TestCase):
                                             port=ports["dns"], timeout=5)
                 self.assertEqual([rdata.to_text() for rrset in reply.answer for rdata in rrset], [expected],
                                  (name, ask.__name__))
+        asked = [
+            (dns.message.make_query("localhost", "A"), "127.0.0.1"),
+            (dns.message.make_query("example.org", "ANY"), '"ANY obsoleted" "See RFC 8482"'),
+            (dns.message.make_query("version.bind", "TXT", "CH"), f'"kubernetai-{kubernetai.__version__}"'),
+            (dns.message.make_query("www.example.org", "MX"), None),
+        ]
+        for message, expected in asked:
+            reply = yield deferToThread(dns.query.udp, message, "127.0.0.1", port=ports["dns"], timeout=5)
+            answers = [rdata.to_text() for rrset in reply.answer for rdata in rrset]
+            self.assertEqual(answers, [expected] if expected else [], message.question)
+            self.assertEqual(reply.rcode(), dns.rcode.REFUSED if expected is None else dns.rcode.NOERROR)
+        nsid = yield deferToThread(dns.query.udp, dns.message.make_query(
+            "www.example.org", "A", use_edns=0, options=[dns.edns.NSIDOption(b"")]), "127.0.0.1", port=ports["dns"],
+            timeout=5)
+        self.assertEqual([option.nsid for option in nsid.options], [b"installed"])
+        self.assertTrue(nsid.flags & dns.flags.AA)
         whoami = yield deferToThread(dns.query.tcp, dns.message.make_query("whoami.test", "A"), "127.0.0.1",
                                      port=ports["dns"], timeout=5)
         self.assertEqual(whoami.additional[0].name.to_text(), "whoami.test.")

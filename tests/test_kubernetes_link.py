@@ -12,7 +12,7 @@ from twisted.trial import unittest
 
 from kubernetai.apiserver.server import ApiServer
 from kubernetai.kubernetes.cluster import Cluster
-from kubernetai.kubernetes.connection import api_client, configuration, public_url
+from kubernetai.kubernetes.connection import api_client
 from kubernetai.kubernetes.link import REMINDER_INTERVAL, Outage
 from kubernetai.kubernetes.watch import Backoff
 from tests.support import capture_logs
@@ -86,8 +86,7 @@ class CatchUpTests(unittest.TestCase):
         """A started cluster on the test API server whose watches back off as C{backoffs} says by kind
         (L{NEVER} by default); its probe every C{probe_interval} seconds, or none."""
         stanza = stanza_config(f"        endpoint {self.api.url}\n{body}")
-        settings = configuration(stanza)
-        cluster = Cluster(stanza, api_client(settings), public_url(settings), reactor)
+        cluster = Cluster(stanza, *api_client(stanza), reactor)
         cluster.link.probe_interval = probe_interval
         if not probe:
             cluster.link.probe = None

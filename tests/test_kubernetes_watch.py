@@ -4,19 +4,23 @@ watches sync, follow changes, survive dropped streams, 410s and outages,
 apply its filters, and connect as its options say.
 """
 
+import base64
+import json
 import os
+import sys
 
 from kubernetes.client.exceptions import ApiException
 from twisted.internet import defer, reactor, task
 from twisted.trial import unittest
 
 from kubernetai.corefile import parse_corefile
-from kubernetai.kubernetes.cluster import PER_NAMESPACE_WATCH_LIMIT, Cluster, watch_plan
+from kubernetai.kubernetes.cluster import PER_NAMESPACE_WATCH_LIMIT, Cluster, api_resources, watch_plan
 from kubernetai.kubernetes.config import parse_stanza
-from kubernetai.kubernetes.connection import api_client, configuration, public_url
+from kubernetai.kubernetes.connection import REREAD_INTERVAL, api_client
 from kubernetai.kubernetes.index import MULTICLUSTER_ENDPOINT_SLICES, SERVICE_IMPORTS
 from kubernetai.kubernetes.watch import Backoff, TokenBucket, WatchError, decode_event, describe_error, retry_after
 from kubernetai.apiserver.server import ApiServer
+from kubernetai.apiserver.tlsca import CertificateAuthority
 from tests.support import wait_until
 
 
@@ -32,9 +36,8 @@ class DataPlaneTestCase(unittest.TestCase):
         self.addCleanup(api.stop)
         return api
 
-    def start_cluster(self, stanza, **connection) -> Cluster:
-        settings = configuration(stanza, **connection)
-        cluster = Cluster(stanza, api_client(settings), public_url(settings), reactor)
+    def start_cluster(self, stanza, interval: float = REREAD_INTERVAL, **connection) -> Cluster:
+        cluster = Cluster(stanza, *api_client(stanza, interval, **connection), reactor)
         for watcher in cluster.watchers:
             watcher.backoff = Backoff(initial=0.1, cap=0.5)
         cluster.start()
@@ -138,8 +141,7 @@ class SyncTests(DataPlaneTestCase):
         api = self.start_api_server(bookmark_interval=0)
         api.service("default", "web", cluster_ips=["10.0.0.10"])
         stanza = stanza_config(f"        endpoint {api.url}")
-        settings = configuration(stanza)
-        cluster = Cluster(stanza, api_client(settings), public_url(settings), reactor)
+        cluster = Cluster(stanza, *api_client(stanza), reactor)
         cluster.limits.read_timeout = 0.3
         cluster.start()
         self.addCleanup(cluster.stop)
@@ -272,6 +274,20 @@ class WatchPlanTests(unittest.SynchronousTestCase):
         self.assertEqual([kind for kind, _, _ in watch_plan(stanza)],
                          ["services", SERVICE_IMPORTS, MULTICLUSTER_ENDPOINT_SLICES, "namespaces"])
 
+    def test_api_resources_of_a_plain_stanza(self):
+        self.assertEqual(api_resources(stanza_config("        labels app=web", self.MULTICLUSTER)), {
+            ("", "services"), ("discovery.k8s.io", "endpointslices"), ("", "namespaces")})
+
+    def test_api_resources_without_endpoints_with_pods(self):
+        stanza = stanza_config("        noendpoints\n        pods verified", self.MULTICLUSTER)
+        self.assertEqual(api_resources(stanza), {("", "services"), ("", "pods"), ("", "namespaces")})
+
+    def test_api_resources_of_multicluster(self):
+        stanza = stanza_config("        multicluster clusterset.local\n        noendpoints", self.MULTICLUSTER)
+        self.assertEqual(api_resources(stanza), {
+            ("", "services"), ("multicluster.x-k8s.io", "serviceimports"), ("discovery.k8s.io", "endpointslices"),
+            ("", "namespaces")})
+
 
 class MulticlusterSyncTests(DataPlaneTestCase):
     def setUp(self):
@@ -365,6 +381,105 @@ class ConnectionTests(DataPlaneTestCase):
         cluster = yield self.sync("", api, service_account_dir=account, environ=environ)
         self.assertEqual(services_of(cluster), ["default/web"])
         self.assertEqual(api.last.headers.get("authorization").lower(), "bearer service-account-token")
+
+    def kubeconfig(self, server: str, cluster: dict, user: dict, path: str | None = None) -> str:
+        """Write a kubeconfig of one context for C{server} (to C{path}, else a new file); its path."""
+        path = path or os.path.abspath(self.mktemp())
+        named = {"name": "east"}
+        write_file(path, json.dumps({
+            "apiVersion": "v1", "kind": "Config", "current-context": "east",
+            "clusters": [{**named, "cluster": {"server": server, **cluster}}],
+            "users": [{**named, "user": user}],
+            "contexts": [{**named, "context": {"cluster": "east", "user": "east"}}]}).encode())
+        return path
+
+    def token_file_kubeconfig(self, api: ApiServer, token: bytes) -> tuple[str, str]:
+        """A kubeconfig for C{api} whose token is read from a file holding C{token}; both paths."""
+        token_file = write_file(os.path.abspath(self.mktemp()), token)
+        return self.kubeconfig(api.url, {}, {"tokenFile": token_file}), token_file
+
+    @defer.inlineCallbacks
+    def synced_once_rotated(self, path: str, rotate):
+        """A stanza on the kubeconfig at C{path}, refused twice; then C{rotate}, and it must sync
+        with what it holds (no restart between)."""
+        cluster = self.start_cluster(stanza_config(f"        kubeconfig {path}"), interval=0.1)
+        yield wait_until(lambda: cluster.watchers[0].status.restarts >= 2, "refused attempts")
+        self.assertFalse(cluster.synced)
+        rotate()
+        yield cluster.when_synced()
+        self.assertEqual(services_of(cluster), ["default/web"])
+
+    @defer.inlineCallbacks
+    def test_rotated_token_file_is_read_again(self):
+        api = self.start_api_server(token="new-token")
+        api.service("default", "web", cluster_ips=["10.0.0.1"])
+        path, token_file = self.token_file_kubeconfig(api, b"old-token")
+        yield self.synced_once_rotated(path, lambda: write_file(token_file, b"new-token"))
+        self.assertEqual(api.last.headers.get("authorization").lower(), "bearer new-token")
+
+    @defer.inlineCallbacks
+    def test_rotated_inline_client_certificate_is_read_again(self):
+        """A kubeconfig with its PEMs inline, replaced whole (as a Secret is): the client's files
+        of them change names, so a new connection pool must be made. (Certificate files replaced
+        in place are read by every new connection anyway.)"""
+        api = self.start_api_server(tls=True, require_client_cert=True)
+        api.service("default", "web", cluster_ips=["10.0.0.1"])
+        stranger = CertificateAuthority("a CA the server does not trust").issue_client("old")
+        path = self.kubeconfig(api.url, inline_pems(certificate_authority=api.ca.cert_pem),
+                               inline_pems(client_certificate=stranger.cert_pem, client_key=stranger.key_pem))
+        rotated = api.ca.issue_client("kubernetai-rotated")
+        yield self.synced_once_rotated(path, lambda: self.kubeconfig(
+            api.url, inline_pems(certificate_authority=api.ca.cert_pem),
+            inline_pems(client_certificate=rotated.cert_pem, client_key=rotated.key_pem), path))
+        self.assertEqual(api.last.client_cn, "kubernetai-rotated")
+
+    @defer.inlineCallbacks
+    def test_credentials_that_no_longer_read_are_kept(self):
+        api = self.start_api_server(token="the-token")
+        api.service("default", "web", cluster_ips=["10.0.0.1"])
+        path, token_file = self.token_file_kubeconfig(api, b"the-token")
+        cluster = self.start_cluster(stanza_config(f"        kubeconfig {path}"), interval=0.0)
+        yield cluster.when_synced()
+        os.remove(path)
+        api.service("default", "db", cluster_ips=["10.0.0.2"])
+        api.drop_watches()
+        yield wait_until(lambda: services_of(cluster) == ["default/db", "default/web"], "the change after a reconnect")
+        self.assertEqual(api.last.headers.get("authorization").lower(), "bearer the-token")
+
+    @defer.inlineCallbacks
+    def test_an_exec_plugin_that_fails_later_leaves_the_token_in_use(self):
+        api = self.start_api_server(token="exec-token")
+        api.service("default", "web", cluster_ips=["10.0.0.1"])
+        failing = os.path.abspath(self.mktemp())
+        plugin = write_file(os.path.abspath(self.mktemp()), (
+            "import json, os, sys\n"
+            f"if os.path.exists({failing!r}):\n    sys.exit('the identity provider is down')\n"
+            "print(json.dumps({'apiVersion': 'client.authentication.k8s.io/v1beta1', 'kind': 'ExecCredential',"
+            " 'status': {'token': 'exec-token'}}))\n").encode())
+        path = self.kubeconfig(api.url, {}, {"exec": {
+            "apiVersion": "client.authentication.k8s.io/v1beta1", "command": sys.executable, "args": [plugin],
+            "interactiveMode": "Never"}})
+        cluster = self.start_cluster(stanza_config(f"        kubeconfig {path}"), interval=0.0)
+        yield cluster.when_synced()
+        write_file(failing, b"")
+        api.service("default", "db", cluster_ips=["10.0.0.2"])
+        api.drop_watches()
+        yield wait_until(lambda: services_of(cluster) == ["default/db", "default/web"], "the change after a reconnect")
+        self.assertEqual(api.last.headers.get("authorization").lower(), "bearer exec-token")
+
+
+def inline_pems(**pems: bytes) -> dict:
+    """Kubeconfig entries C{NAME-data} of PEMs, e.g. C{client-certificate-data}."""
+    return {name.replace("_", "-") + "-data": base64.b64encode(pem).decode() for name, pem in pems.items()}
+
+
+def write_file(path: str, data: bytes) -> str:
+    """Replace the file at C{path} as a kubelet replaces a Secret's: in one rename."""
+    with open(path + ".new", "wb") as out:
+        out.write(data)
+    os.replace(path + ".new", path)
+    return path
+
 
 
 class LimitTests(unittest.SynchronousTestCase):

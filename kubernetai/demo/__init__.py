@@ -36,10 +36,12 @@ cluster.local:{port} in-addr.arpa:{port} {{
     errors
     log
     kubernetai cluster.local in-addr.arpa {{
+        name east
         endpoint {east}
         fallthrough
     }}
     kubernetai cluster.local in-addr.arpa {{
+        name west
         endpoint {west}
     }}
 }}

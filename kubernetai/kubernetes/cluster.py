@@ -106,6 +106,24 @@ def watch_plan(stanza) -> list[tuple[str, str | None, str | None]]:
     return plan
 
 
+# The API group and resource behind each kind a stanza watches: what its identity must be allowed
+# to list and watch. deploy/kubernetes/ grants exactly these; tests/e2e/test_deploy.py compares.
+API_RESOURCES = {
+    SERVICES: ("", "services"),
+    ENDPOINT_SLICES: ("discovery.k8s.io", "endpointslices"),
+    PODS: ("", "pods"),
+    NAMESPACES: ("", "namespaces"),
+    SERVICE_IMPORTS: (SERVICE_IMPORT_RESOURCE["group"], SERVICE_IMPORT_RESOURCE["plural"]),
+    MULTICLUSTER_ENDPOINT_SLICES: ("discovery.k8s.io", "endpointslices"),
+}
+WATCH_VERBS = ("list", "watch")
+
+
+def api_resources(stanza) -> frozenset[tuple[str, str]]:
+    """(API group, resource) of everything the stanza lists and watches (L{WATCH_VERBS})."""
+    return frozenset(API_RESOURCES[kind] for kind, _, _ in watch_plan(stanza))
+
+
 def multicluster_selector(labels: str | None) -> str:
     """The stanza's C{labels} and the ServiceImport-name label, sorted by key as client-go sends them."""
     requirements = parse_label_selector(labels or "") + (Requirement(MULTICLUSTER_SERVICE_NAME_LABEL, EXISTS),)

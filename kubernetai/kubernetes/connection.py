@@ -5,17 +5,29 @@ chooses: a kubeconfig when given (its context, token, client certificate or
 exec plugin, as the kubernetes client supports them), else the endpoint with
 its optional client certificate and CA, else the pod's service account.
 TLS is always verified.  Every stanza gets its own Configuration: the
-client's default one is process-global.
+client's default one is process-global.  Credentials follow their files
+(L{RereadingApiClient}), so a rotated token or certificate needs no restart.
 """
 
 from __future__ import annotations
 
 import os
+import threading
+import time
+from typing import Callable
 from urllib.parse import urlsplit
 
 from kubernetes import client, config as kube_config
+from kubernetes.client import rest
+from twisted.logger import Logger
+
+log = Logger(namespace="kubernetai.kubernetes.connection")
 
 SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+# At most this often, before a request, a stanza's connection options are read again from their
+# files (kubeconfig, token file, certificates, keys; the pod's ServiceAccount token): requests are
+# rare (a watch's reconnect, a list's pages), and a rotation shows within this long of the next one.
+REREAD_INTERVAL = 10.0
 
 
 class ConnectionSetupError(Exception):
@@ -79,8 +91,71 @@ def _check_in_cluster(service_account_dir: str, environ) -> None:
     )
 
 
-def api_client(settings: client.Configuration) -> client.ApiClient:
-    return client.ApiClient(configuration=settings)
+class RereadingApiClient(client.ApiClient):
+    """An API client whose credentials follow their files.
+
+    Before a request, once C{interval} seconds have passed since they were last read, C{load}
+    reads the stanza's connection options again: a changed token applies from that request
+    on; a changed server, certificate, key or CA from a new connection pool, so from the next
+    connection (running watches keep theirs). A read that fails (a file half-written) keeps
+    the credentials in use, with a warning. Called from watch threads only.
+    """
+
+    def __init__(self, settings: client.Configuration, load: Callable[[], client.Configuration],
+                 interval: float = REREAD_INTERVAL, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(configuration=settings)
+        self._load = load
+        self._interval = interval
+        self._clock = clock
+        self._read_at = clock()
+        self._connection = connection_fingerprint(settings)
+        self._lock = threading.Lock()
+
+    def call_api(self, *args, **kwargs):
+        self.reread_credentials()
+        return super().call_api(*args, **kwargs)
+
+    def reread_credentials(self) -> None:
+        """Read the connection options again if C{interval} has passed; switch to them if they changed."""
+        with self._lock:
+            if self._clock() - self._read_at < self._interval:
+                return
+            self._read_at = self._clock()
+            try:
+                settings = self._load()
+            except ConnectionSetupError as err:
+                log.warn("{url}: keeping the credentials in use: {error}", url=public_url(self.configuration), error=err)
+                return
+            connection = connection_fingerprint(settings)
+            if connection != self._connection:
+                log.info("{url}: the server, certificates or keys changed; new connections use them",
+                         url=public_url(settings))
+                self.rest_client = rest.RESTClientObject(settings)
+                self._connection = connection
+            self.configuration = settings
+
+
+def connection_fingerprint(settings: client.Configuration) -> tuple:
+    """What a connection pool is made of: the server, and the bytes of the CA, certificate and key files."""
+    return (settings.host, settings.tls_server_name, settings.verify_ssl,
+            *(_file_bytes(path) for path in (settings.ssl_ca_cert, settings.cert_file, settings.key_file)))
+
+
+def _file_bytes(path: str | None) -> bytes | None:
+    if not path:
+        return None
+    try:
+        with open(path, "rb") as pem:
+            return pem.read()
+    except OSError:
+        return None
+
+
+def api_client(stanza, interval: float = REREAD_INTERVAL, **connection) -> tuple[client.ApiClient, str]:
+    """The stanza's API client, reading its credentials again as L{RereadingApiClient} says, and
+    its server's public URL; C{connection} goes to L{configuration}."""
+    settings = configuration(stanza, **connection)
+    return RereadingApiClient(settings, lambda: configuration(stanza, **connection), interval), public_url(settings)
 
 
 def readyz(api: client.ApiClient, timeout: tuple[float, float]):

@@ -25,7 +25,7 @@ from kubernetai.corefile import CorefileError, parse_directives
 from kubernetai.interfaces import local_ips
 from kubernetai.kubernetes.cluster import Cluster
 from kubernetai.kubernetes.config import StanzaConfig, parse_stanza
-from kubernetai.kubernetes.connection import api_client, configuration, public_url
+from kubernetai.kubernetes.connection import api_client
 from kubernetai.kubernetes.records import View, answer, denial
 from kubernetai.zones import most_specific
 
@@ -178,8 +178,7 @@ def start_resolver(stanza: str | StanzaConfig, reactor=None, *, addresses=None,
     if reactor is None:
         from twisted.internet import reactor
     name, config = ("kubernetai", stanza) if isinstance(stanza, StanzaConfig) else parse_stanza_text(stanza, filename)
-    settings = configuration(config)
-    cluster = Cluster(config, api_client(settings), public_url(settings), reactor)
+    cluster = Cluster(config, *api_client(config), reactor)
     resolver = StanzaResolver(Stanza(name, config, cluster, local_ips([]) if addresses is None else tuple(addresses)))
     resolver.stanza.start()
     return resolver

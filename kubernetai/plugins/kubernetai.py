@@ -34,7 +34,7 @@ from kubernetai.corefile import Directive
 from kubernetai.interfaces import local_ips
 from kubernetai.kubernetes.cluster import PROGRAMMING_BUCKETS, Cluster
 from kubernetai.kubernetes.config import parse_stanza
-from kubernetai.kubernetes.connection import ConnectionSetupError, api_client, configuration, public_url
+from kubernetai.kubernetes.connection import ConnectionSetupError, api_client
 from kubernetai.kubernetes.stanza import Stanza, stanza_label
 from kubernetai.metrics import DEFAULT_BUCKETS, NAMESPACE, Counts, Histograms, counter, gauge, instances
 
@@ -125,12 +125,12 @@ def setup(directives: list[Directive], config: ServerConfig) -> Kubernetai:
         stanza_config = parse_stanza(directive, server_zones)
         label = unique_label(directive, stanza_config, config.shared.stanzas)
         try:
-            settings = configuration(stanza_config)
+            api, url = api_client(stanza_config)
         except ConnectionSetupError as err:
             raise options.error(directive, str(err)) from None
         cluster = reuse(config.shared.reusable, stanza_config)
         if cluster is None:
-            cluster = Cluster(stanza_config, api_client(settings), public_url(settings), config.reactor)
+            cluster = Cluster(stanza_config, api, url, config.reactor)
         stanza = Stanza(directive.name, stanza_config, cluster, addresses, label)
         stanzas.append(stanza)
         config.shared.stanzas.append(stanza)
