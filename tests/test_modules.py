@@ -1,7 +1,7 @@
 """
 Every module of kubernetai says where its tests are: its first line's
 C{test-case-name} header (which trial's C{--testmodule} and editors follow)
-names test modules that exist.
+names test modules that exist.  And each logs under its own name.
 """
 
 import importlib.util
@@ -12,6 +12,12 @@ from twisted.trial import unittest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HEADER = re.compile(r"#\s*-\*-\s*test-case-name:\s*(\S+)\s*-\*-")
+LOGGER = re.compile(r"Logger\(namespace=\"([^\"]+)\"\)")
+# Modules that log under another name, and why.
+LOGGING_AS = {
+    # A reload's lines are the reload plugin's in CoreDNS: kubernetai.logs prints them as plugin/reload.
+    "kubernetai.daemon": "kubernetai.plugins.reload",
+}
 FOLDERS = ("kubernetai", "tests", "bench", "twisted")
 
 
@@ -41,3 +47,15 @@ class HeaderTests(unittest.SynchronousTestCase):
         without = [path for path in python_files() if path.startswith("kubernetai" + os.sep)
                    and os.path.basename(path) not in ("__init__.py", "__main__.py") and header(path) is None]
         self.assertEqual(without, [])
+
+
+class LoggerTests(unittest.SynchronousTestCase):
+    def test_every_logger_is_named_after_its_module(self):
+        named = {}
+        for path in python_files():
+            if path.startswith("kubernetai" + os.sep):
+                with open(os.path.join(REPO, path)) as source:
+                    module = path[:-len(".py")].replace(os.sep, ".").removesuffix(".__init__")
+                    named.update({module: namespace for namespace in LOGGER.findall(source.read())})
+        self.assertEqual({module: namespace for module, namespace in named.items() if namespace != module},
+                         LOGGING_AS)
