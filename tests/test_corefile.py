@@ -478,46 +478,53 @@ cluster.local {
 NIBBLES_FD00 = "0.0.0.0.0.0.0.0.0.0.0.0.0.0.d.f.ip6.arpa."
 
 
+# CIDR, the reverse zones it stands for.
+REVERSE_ZONES = [
+    ("10.0.0.0/8", ["10.in-addr.arpa."]),
+    ("172.16.0.0/16", ["16.172.in-addr.arpa."]),
+    ("10.1.2.0/24", ["2.1.10.in-addr.arpa."]),
+    ("10.1.2.3/24", ["2.1.10.in-addr.arpa."]),
+    ("10.1.2.3/32", ["3.2.1.10.in-addr.arpa."]),
+    ("0.0.0.0/0", ["in-addr.arpa."]),
+    (
+        "10.0.0.0/22",
+        [f"{i}.0.10.in-addr.arpa." for i in range(4)],
+    ),
+    ("172.16.0.0/12", [f"{i}.172.in-addr.arpa." for i in range(16, 32)]),
+    ("fd00::/64", [NIBBLES_FD00]),
+    ("fd00::/60", [NIBBLES_FD00[2:]]),
+    ("fd00::/62", [f"{i}.{NIBBLES_FD00[2:]}" for i in range(4)]),
+    ("fd00::/7", ["c.f.ip6.arpa.", "d.f.ip6.arpa."]),
+]
+
+
+@one_test_per_row("reverse_zones", REVERSE_ZONES, lambda row: row[0])
 class ReverseZoneTests(SynchronousTestCase):
     """CIDR keys become the reverse zones CoreDNS's plugin/pkg/cidr makes of them."""
 
-    ROWS = [
-        ("10.0.0.0/8", ["10.in-addr.arpa."]),
-        ("172.16.0.0/16", ["16.172.in-addr.arpa."]),
-        ("10.1.2.0/24", ["2.1.10.in-addr.arpa."]),
-        ("10.1.2.3/24", ["2.1.10.in-addr.arpa."]),
-        ("10.1.2.3/32", ["3.2.1.10.in-addr.arpa."]),
-        ("0.0.0.0/0", ["in-addr.arpa."]),
-        (
-            "10.0.0.0/22",
-            [f"{i}.0.10.in-addr.arpa." for i in range(4)],
-        ),
-        ("172.16.0.0/12", [f"{i}.172.in-addr.arpa." for i in range(16, 32)]),
-        ("fd00::/64", [NIBBLES_FD00]),
-        ("fd00::/60", [NIBBLES_FD00[2:]]),
-        ("fd00::/62", [f"{i}.{NIBBLES_FD00[2:]}" for i in range(4)]),
-        ("fd00::/7", ["c.f.ip6.arpa.", "d.f.ip6.arpa."]),
-    ]
-
-    def test_rows(self) -> None:
-        for cidr, zones in self.ROWS:
-            self.assertEqual(reverse_zones(cidr), zones, cidr)
+    def check_reverse_zones(self, row) -> None:
+        cidr, zones = row
+        self.assertEqual(reverse_zones(cidr), zones, cidr)
 
     def test_invalid(self) -> None:
         for cidr in ("10.0.0.0/33", "10.0.0/24", "example.org"):
             self.assertRaises(ValueError, reverse_zones, cidr)
 
 
+# zone text, the zone it names.
+ZONES = [
+    ("Cluster.Local", "cluster.local."),
+    ("example.org.", "example.org."),
+    ("", "."),
+    (".", "."),
+]
+
+
+@one_test_per_row("normalize_zone", ZONES, lambda row: row[0] or "empty")
 class NormalizeZoneTests(SynchronousTestCase):
-    def test_rows(self) -> None:
-        rows = [
-            ("Cluster.Local", "cluster.local."),
-            ("example.org.", "example.org."),
-            ("", "."),
-            (".", "."),
-        ]
-        for text, zone in rows:
-            self.assertEqual(normalize_zone(text), zone, text)
+    def check_normalize_zone(self, row) -> None:
+        text, zone = row
+        self.assertEqual(normalize_zone(text), zone, text)
 
 
 class ImportTests(SynchronousTestCase):
