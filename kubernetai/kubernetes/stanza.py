@@ -189,5 +189,6 @@ def parse_stanza_text(text: str, filename: str) -> tuple[str, StanzaConfig]:
     directives = parse_directives(text, filename)
     names = [directive.name for directive in directives]
     if names not in (["kubernetai"], ["kubernetes"]):
-        raise CorefileError(filename, 0, f"expected one kubernetai or kubernetes directive, found {' '.join(names) or 'none'}")
+        found = " ".join(names) or "none"
+        raise CorefileError(filename, 0, f"expected one kubernetai or kubernetes directive, found {found}")
     return names[0], parse_stanza(directives[0], ["."])
