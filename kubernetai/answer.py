@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_answer,tests.test_server,tests.test_cache -*-
+# -*- test-case-name: tests.test_answer,tests.test_server,tests.test_cache_daemon -*-
 """
 The answer to one packet, whatever carried it: decode it, route it to the
 server block with the most specific zone, run that block's chain, and write
@@ -23,7 +23,7 @@ from twisted.python.failure import Failure
 from kubernetai.chain import Countdown, PluginError, Request, Response, ServerConfig
 from kubernetai.message import Rejected, decode_query, encode_reply, encode_transfer, record_ttl_offsets, with_ttl
 
-log = Logger(namespace="kubernetai.server")
+log = Logger(namespace="kubernetai.answer")
 
 DS = 43
 MAX_LOOKUP_DEPTH = 8

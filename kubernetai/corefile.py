@@ -103,10 +103,21 @@ def parse_corefile(
 
     Raises L{CorefileError} naming the file and line of the first mistake.
     """
+    return _parser(text, filename, environ, default_port).parse()
+
+
+def parse_directives(text: str, filename: str, *, environ: Mapping[str, str] | None = None) -> tuple[Directive, ...]:
+    """Parse C{text} as the inside of one server block: its directives, lines as in C{text}.
+
+    Raises L{CorefileError} naming the file and line of the first mistake.
+    """
+    return _parser(text, filename, environ, 53).directives()
+
+
+def _parser(text: str, filename: str, environ: Mapping[str, str] | None, default_port: int) -> _Parser:
     origin = os.path.realpath(filename)
     tokens = _tokenize(text, filename, (origin,))
-    parser = _Parser(tokens, os.environ if environ is None else environ, default_port)
-    return parser.parse()
+    return _Parser(tokens, os.environ if environ is None else environ, default_port)
 
 
 def load_corefile(
@@ -212,6 +223,10 @@ class _Parser:
             else:
                 self._define_snippet(name, keys[0][1])
         return blocks
+
+    def directives(self) -> tuple[Directive, ...]:
+        """Every directive of the input, as the body of a lone server block."""
+        return self._directives(None)
 
     def _peek(self) -> _Token | None:
         return self._pending[-1] if self._pending else None

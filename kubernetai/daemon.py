@@ -31,6 +31,7 @@ from kubernetai.answer import ZoneTable
 from kubernetai.server import DNSService, listener_tables
 from kubernetai.systemd import notify, start_watchdog
 
+# Reloads are the reload plugin's lines in CoreDNS: kubernetai.logs prints this namespace as plugin/reload.
 log = Logger(namespace="kubernetai.plugins.reload")
 
 

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_options -*-
+# -*- test-case-name: tests.test_chain,tests.test_kubernetes_config -*-
 """
 Helpers every plugin's setup uses to read its Corefile directive: argument
 counts, Go-style durations, numbers, and errors that name file and line.

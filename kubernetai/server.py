@@ -14,7 +14,7 @@ from twisted.application import service
 from twisted.internet import defer, protocol
 from twisted.internet.error import CannotListenError
 from twisted.internet.abstract import isIPv6Address
-from twisted.internet.interfaces import IPushProducer, IReactorSocket, IReactorTCP, IReactorUDP
+from twisted.internet.interfaces import IPushProducer, IReactorSocket, IReactorTCP
 from twisted.logger import Logger
 from twisted.protocols.policies import TimeoutMixin
 from zope.interface import implementer
@@ -57,9 +57,6 @@ class DNSDatagramProtocol(protocol.DatagramProtocol):
     def startProtocol(self) -> None:
         host = self.transport.getHost()
         self.local = (host.host, host.port)
-        # Queries that arrive while the reactor is held up (a collection, a busy moment of the
-        # host) wait here instead of being dropped; the kernel caps it at net.core.rmem_max.
-        self.transport.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_RECEIVE_BUFFER)
 
     def datagramReceived(self, datagram: bytes, address) -> None:
         started = time.monotonic()
@@ -247,16 +244,25 @@ def listener_tables(configs: list[ServerConfig]) -> dict[tuple[str, int], ZoneTa
     return tables
 
 
-def reuse_port_socket(host: str, port: int, kind: int) -> socket.socket:
-    """A non-blocking socket of C{kind} bound to (C{host}, C{port}) with C{SO_REUSEPORT} (and listening, for TCP).
+def bound_socket(host: str, port: int, kind: int, reuse_port: bool) -> socket.socket:
+    """A non-blocking socket of C{kind} bound to (C{host}, C{port}) (and listening, for TCP), with
+    C{SO_REUSEPORT} if C{reuse_port}; a UDP one asks for a receive queue of L{UDP_RECEIVE_BUFFER}.
 
     Raises CannotListenError, as the reactor's C{listenTCP} and C{listenUDP} do.
     """
-    sock = socket.socket(socket.AF_INET6 if isIPv6Address(host) else socket.AF_INET, kind)
+    try:
+        sock = socket.socket(socket.AF_INET6 if isIPv6Address(host) else socket.AF_INET, kind)
+    except OSError as err:
+        raise CannotListenError(host, port, err) from None
     try:
         if kind == socket.SOCK_STREAM:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        else:
+            # Queries that arrive while the reactor is held up (a collection, a busy moment of the
+            # host) wait here instead of being dropped; the kernel caps it at net.core.rmem_max.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_RECEIVE_BUFFER)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((host, port))
         if kind == socket.SOCK_STREAM:
             sock.listen(TCP_BACKLOG)
@@ -328,13 +334,13 @@ class DNSService(service.Service):
     def _listen_tcp(self, host: str, port: int, factory: DNSStreamFactory):
         if not self.reuse_port:
             return IReactorTCP(self.reactor).listenTCP(port, factory, interface=host)
-        with reuse_port_socket(host, port, socket.SOCK_STREAM) as sock:
+        with bound_socket(host, port, socket.SOCK_STREAM, reuse_port=True) as sock:
             return IReactorSocket(self.reactor).adoptStreamPort(sock.fileno(), sock.family, factory)
 
     def _listen_udp(self, host: str, port: int, datagrams: DNSDatagramProtocol):
-        if not self.reuse_port:
-            return IReactorUDP(self.reactor).listenUDP(port, datagrams, interface=host)
-        with reuse_port_socket(host, port, socket.SOCK_DGRAM) as sock:
+        """Bound here, not by the reactor's listenUDP: Twisted has no public way to set a socket option on
+        the socket it binds (the receive queue)."""
+        with bound_socket(host, port, socket.SOCK_DGRAM, self.reuse_port) as sock:
             return IReactorSocket(self.reactor).adoptDatagramPort(sock.fileno(), sock.family, datagrams)
 
     def stopService(self):

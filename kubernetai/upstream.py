@@ -24,7 +24,6 @@ from dataclasses import dataclass
 
 from twisted.internet import defer, protocol
 from twisted.internet.interfaces import IReadDescriptor
-from twisted.logger import Logger
 from twisted.names import dns
 from zope.interface import implementer
 
@@ -32,9 +31,6 @@ from kubernetai.message import StreamError, frame, split_stream
 from kubernetai.metrics import TIME_BUCKETS, Counts, Histograms
 
 RCODE_NAMES = {0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 4: "NOTIMP", 5: "REFUSED"}
-
-log = Logger(namespace="kubernetai.plugins.forward")
-
 HEALTH_CHECK_TIMEOUT = 1.0
 
 
@@ -379,16 +375,11 @@ def health_probe(domain: str, recursion_desired: bool) -> bytes:
 def _settle_within(reactor, result: defer.Deferred, timeout: float, message: str, cleanup) -> defer.Deferred:
     """C{result}, failed with C{message} if it has not fired in C{timeout} seconds; C{cleanup} runs either way."""
 
-    def time_out() -> None:
-        if not result.called:
-            result.errback(UpstreamError(message))
-
-    timer = reactor.callLater(timeout, time_out)
+    def timed_out(_cancelled, _timeout):
+        raise UpstreamError(message)
 
     def finish(outcome):
-        if timer.active():
-            timer.cancel()
         cleanup()
         return outcome
 
-    return result.addBoth(finish)
+    return result.addTimeout(timeout, reactor, onTimeoutCancel=timed_out).addBoth(finish)

@@ -58,10 +58,14 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 from twisted.application import service
 from twisted.internet import defer, protocol
+from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.internet.error import ProcessExitedAlready
+from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.logger import InvalidLogLevelError, Logger, LogLevel, globalLogPublisher
 from twisted.web import resource, server
-from twisted.web.client import Agent, HTTPConnectionPool, _HTTP11ClientFactory, readBody
+from twisted.web.client import Agent, HTTPConnectionPool, readBody
+from twisted.web.iweb import IAgentEndpointFactory
+from zope.interface import implementer
 
 from kubernetai.corefile import CorefileError
 from kubernetai.daemon import Daemon
@@ -279,8 +283,7 @@ class Supervisor(service.MultiService):
         self.ready = False
         self.watchdog = None
         self.pool = HTTPConnectionPool(reactor)
-        self.pool._factory = _QuietClientFactory
-        self.agent = Agent(reactor, connectTimeout=ASK_TIMEOUT, pool=self.pool)
+        self.agent = Agent.usingEndpointFactory(reactor, _WorkerEndpoints(reactor), pool=self.pool)
         self.collectors = [ProcessCollector(registry=None), PlatformCollector(registry=None)]
         for (host, port), listener in daemon.http_listeners().items():
             self._serve_http(host, port, listener.paths.children)
@@ -391,11 +394,37 @@ class Supervisor(service.MultiService):
             yield from collector.collect()
 
 
-class _QuietClientFactory(_HTTP11ClientFactory):
-    """The pool's connection factory, without a log line for every connection to a worker (Twisted has
-    no public switch for it)."""
+@implementer(IAgentEndpointFactory)
+class _WorkerEndpoints:
+    """Where the supervisor's agent connects to ask a worker: quietly (see L{_Quietly})."""
+
+    def __init__(self, reactor) -> None:
+        self.reactor = reactor
+
+    def endpointForURI(self, uri):
+        return _QuietEndpoint(TCP4ClientEndpoint(self.reactor, uri.host.decode("ascii"), uri.port, timeout=ASK_TIMEOUT))
+
+
+@implementer(IStreamClientEndpoint)
+class _QuietEndpoint:
+    def __init__(self, endpoint) -> None:
+        self.endpoint = endpoint
+
+    def connect(self, factory):
+        return self.endpoint.connect(_Quietly(factory))
+
+
+class _Quietly(protocol.Factory):
+    """C{factory}'s protocols, without the log lines Twisted writes as each connection starts and stops
+    (the agent's pool makes a factory per connection, and a scrape asks every worker)."""
 
     noisy = False
+
+    def __init__(self, factory) -> None:
+        self.factory = factory
+
+    def buildProtocol(self, addr):
+        return self.factory.buildProtocol(addr)
 
 
 class _Answering(resource.Resource):

@@ -1,10 +1,12 @@
 """
-What the end-to-end tests share: a running daemon from a Corefile text, a
-dnspython client that runs in a thread, and a scriptable upstream DNS server.
+What the tests share: a server block or a running daemon from a Corefile
+text, a dnspython client that runs in a thread, a scriptable upstream DNS
+server, and a wait for a condition.
 """
 
 from __future__ import annotations
 
+import re
 import socket
 
 import dns.flags
@@ -14,13 +16,113 @@ import dns.query
 import dns.rcode
 import dns.rdatatype
 import dns.rrset
-from twisted.internet import protocol, reactor, ssl
+from twisted.internet import defer, protocol, reactor, ssl, task
 from twisted.internet.threads import deferToThread
 from twisted.internet.error import CannotListenError
 from twisted.logger import formatEvent, globalLogPublisher
+from twisted.names import dns as tdns
 
+from kubernetai.cache.entries import Entry, Table
+from kubernetai.cache.rules import entry_key
+from kubernetai.chain import Response, ServerConfig, build_server
+from kubernetai.corefile import CorefileError, parse_corefile
 from kubernetai.daemon import build_daemon
-from kubernetai.message import frame, split_stream
+from kubernetai.message import decode_query, frame, split_stream
+
+# How often wait_until checks its condition.
+POLL_INTERVAL = 0.02
+
+
+def build(text: str) -> ServerConfig:
+    """The first server block of Corefile C{text}, built as the daemon builds it (nothing started)."""
+    return build_server(parse_corefile(text, "Corefile")[0])
+
+
+def refusal(text: str) -> str:
+    """What building Corefile C{text}'s first server block says is wrong; fails the test if nothing is."""
+    try:
+        build(text)
+    except CorefileError as error:
+        return str(error)
+    raise AssertionError(f"no error for {text!r}")
+
+
+@defer.inlineCallbacks
+def wait_until(condition, what: str, timeout: float = 10.0):
+    """Check C{condition()} (true, or a Deferred firing true) until it holds; after C{timeout} seconds,
+    fail the test saying it was waiting for C{what}."""
+    for _ in range(int(timeout / POLL_INTERVAL)):
+        if (yield condition()):
+            return
+        yield task.deferLater(reactor, POLL_INTERVAL, lambda: None)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def one_test_per_row(table: str, rows, label=str):
+    """Class decorator: for each of C{rows} a test C{test_TABLE_NN_LABEL} (C{label(row)} in letters and
+    digits) calling the class's C{check_TABLE(row)}, so that a failing row hides none after it."""
+
+    def add_tests(cls):
+        for number, row in enumerate(rows):
+            words = re.sub(r"[^A-Za-z0-9]+", "_", label(row)).strip("_")[:60]
+            setattr(cls, f"test_{table}_{number:02d}_{words}",
+                    lambda self, row=row: getattr(self, f"check_{table}")(row))
+        return cls
+
+    return add_tests
+
+
+# The SOA of example.org, as the cache tests' upstream sends it with a denial (format in the TTL and minimum).
+SOA_RDATA = "ns.example.org. hostmaster.example.org. 1 7200 3600 1209600 {minimum}"
+SOA = "example.org. {ttl} IN SOA " + SOA_RDATA
+
+
+def rr(text: str) -> tdns.RRHeader:
+    """A record from a zone-file line, as twisted.names decodes it off the wire."""
+    name, ttl, rdclass, rdtype, rdata = text.split(None, 4)
+    message = dns.message.Message()
+    message.answer.append(dns.rrset.from_text(name, int(ttl), rdclass, rdtype, rdata))
+    decoded = tdns.Message()
+    decoded.fromStr(message.to_wire())
+    return decoded.answers[0]
+
+
+def response(*answers, rcode=tdns.OK, authority=(), additional=(), truncated=False) -> Response:
+    return Response(rcode=rcode, answers=[rr(line) for line in answers], authority=[rr(line) for line in authority],
+                    additional=[rr(line) for line in additional], recursion_available=True, truncated=truncated)
+
+
+def make_request(name, rdtype="A", do=False, cd=False):
+    """The Request the server makes of a client's query."""
+    message = dns.message.make_query(name, rdtype, want_dnssec=do)
+    if cd:
+        message.flags |= dns.flags.CD
+    return decode_query(message.to_wire(), ("127.0.0.1", 5353), "udp")
+
+
+def shown(reply: Response):
+    """A Response's answer as (owner, TTL, rdata) lines."""
+    return [(r.name.name.decode(), r.ttl, r.payload.dottedQuad() if r.type == tdns.A else str(r.payload.name))
+            for r in reply.answers]
+
+
+def cached(records: int, number: int = 0, stored: float = 0.0, ttl: int = 30) -> Entry:
+    """A cache entry of C{records} A records, as a headless service's answer holds them."""
+    owner = f"headless-{number}.ns-001.svc.cluster.local".encode()
+    answers = tuple(tdns.RRHeader(owner, tdns.A, tdns.IN, ttl, tdns.Record_A(f"10.128.{number % 256}.{index % 256}", ttl),
+                                  auth=True) for index in range(records))
+    return Entry(tdns.OK, (answers, (), ()), False, stored, ttl)
+
+
+def same_shard_keys(count, rdtype="A"):
+    """Keys of C{count} names C{hostN.example.org.} that fall in one shard."""
+    shards = {}
+    for number in range(100000):
+        key = entry_key(make_request(f"host{number}.example.org", rdtype))
+        shards.setdefault(Table.shard_of(key), []).append(key)
+        if len(shards[Table.shard_of(key)]) == count:
+            return shards[Table.shard_of(key)]
+    raise AssertionError("no shard filled")
 
 
 def write_corefile(testcase, text: str) -> str:

@@ -12,12 +12,13 @@ import urllib3
 from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
 from kubernetes.watch.watch import iter_resp_lines
-from twisted.internet import defer, reactor, task
+from twisted.internet import defer, reactor
 from twisted.internet.threads import deferToThread
 from twisted.trial import unittest
 
 from kubernetai.apiserver.resources import Event, Query, SelectorError, parse_selector, resource_type, route
 from kubernetai.apiserver.server import ApiServer
+from tests.support import one_test_per_row, wait_until
 from tests import protocol
 
 SERVICES = resource_type("services")
@@ -76,16 +77,6 @@ class ApiServerTestCase(unittest.TestCase):
             self.api.service(namespace, name, cluster_ips=[f"10.0.0.{index + 1}"])
 
 
-@defer.inlineCallbacks
-def wait_until(predicate, timeout=5.0):
-    """A Deferred that fires when C{predicate()} is true; polled on the reactor."""
-    deadline = reactor.seconds() + timeout
-    while not predicate():
-        if reactor.seconds() > deadline:
-            raise AssertionError("condition not reached in time")
-        yield task.deferLater(reactor, 0.01, lambda: None)
-
-
 def raw_json(list_function, *args, **kwargs):
     """Call a list function for its raw response and parse the body; call it in a thread."""
     return json.loads(list_function(*args, _preload_content=False, **kwargs).data)
@@ -96,46 +87,54 @@ def names(events):
     return [(event["type"], event["object"]["metadata"]["name"]) for event in events]
 
 
+# label selector, whether it selects the labels app=web, tier=front.
+SELECTORS = [
+    ("", True), ("app=web", True), ("app==web", True), ("app=db", False),
+    ("app!=db", True), ("app!=web", False), ("missing!=x", True),
+    ("app in (web, db)", True), ("app in (db)", False), ("missing in (x)", False),
+    ("app notin (db)", True), ("app notin (web,db)", False), ("missing notin (x)", True),
+    ("app", True), ("missing", False), ("!missing", True), ("!app", False),
+    ("app in (db,web),tier=front", True), ("app in (db,web),tier!=front", False),
+]
+
+
+# path, the resource and namespace it names (None: not one served).
+ROUTES = [
+    ("/api/v1/services", ("services", None)),
+    ("/api/v1/namespaces/kube-system/services", ("services", "kube-system")),
+    ("/apis/discovery.k8s.io/v1/namespaces/a/endpointslices", ("endpointslices", "a")),
+    ("/apis/discovery.k8s.io/v1/endpointslices", ("endpointslices", None)),
+    ("/apis/multicluster.x-k8s.io/v1alpha1/namespaces/a/serviceimports", ("serviceimports", "a")),
+    ("/apis/multicluster.x-k8s.io/v1alpha1/serviceimports", ("serviceimports", None)),
+    ("/apis/multicluster.x-k8s.io/v1beta1/serviceimports", None),
+    ("/api/v1/pods", ("pods", None)),
+    ("/api/v1/namespaces", ("namespaces", None)),
+    ("/api/v1/namespaces/a/namespaces", None),
+    ("/api/v1/endpointslices", None),
+    ("/api/v1/widgets", None),
+    ("/version", None),
+]
+
+
+@one_test_per_row("selectors", SELECTORS, lambda row: row[0] or "empty")
+@one_test_per_row("routes", ROUTES, lambda row: row[0])
 class ApiObjectsTests(unittest.SynchronousTestCase):
     """Label selectors, URL routing and watch-event filtering, without a reactor."""
 
     labels = {"app": "web", "tier": "front"}
 
-    def test_selectors(self):
-        rows = [
-            ("", True), ("app=web", True), ("app==web", True), ("app=db", False),
-            ("app!=db", True), ("app!=web", False), ("missing!=x", True),
-            ("app in (web, db)", True), ("app in (db)", False), ("missing in (x)", False),
-            ("app notin (db)", True), ("app notin (web,db)", False), ("missing notin (x)", True),
-            ("app", True), ("missing", False), ("!missing", True), ("!app", False),
-            ("app in (db,web),tier=front", True), ("app in (db,web),tier!=front", False),
-        ]
-        for text, expected in rows:
-            self.assertEqual(parse_selector(text)(self.labels), expected, text)
+    def check_selectors(self, row):
+        text, expected = row
+        self.assertEqual(parse_selector(text)(self.labels), expected, text)
 
     def test_malformed_selectors(self):
         for text in ["app in db", "app=(x)", "a b", "app in (x"]:
             self.assertRaises(SelectorError, parse_selector, text)
 
-    def test_routes(self):
-        rows = [
-            ("/api/v1/services", ("services", None)),
-            ("/api/v1/namespaces/kube-system/services", ("services", "kube-system")),
-            ("/apis/discovery.k8s.io/v1/namespaces/a/endpointslices", ("endpointslices", "a")),
-            ("/apis/discovery.k8s.io/v1/endpointslices", ("endpointslices", None)),
-            ("/apis/multicluster.x-k8s.io/v1alpha1/namespaces/a/serviceimports", ("serviceimports", "a")),
-            ("/apis/multicluster.x-k8s.io/v1alpha1/serviceimports", ("serviceimports", None)),
-            ("/apis/multicluster.x-k8s.io/v1beta1/serviceimports", None),
-            ("/api/v1/pods", ("pods", None)),
-            ("/api/v1/namespaces", ("namespaces", None)),
-            ("/api/v1/namespaces/a/namespaces", None),
-            ("/api/v1/endpointslices", None),
-            ("/api/v1/widgets", None),
-            ("/version", None),
-        ]
-        for path, expected in rows:
-            found = route(path)
-            self.assertEqual(found and (found[0].plural, found[1]), expected, path)
+    def check_routes(self, row):
+        path, expected = row
+        found = route(path)
+        self.assertEqual(found and (found[0].plural, found[1]), expected, path)
 
     def test_watchers_see_label_changes_as_add_and_delete(self):
         web, db = ({"metadata": {"name": "s", "labels": {"app": app}}} for app in ("web", "db"))
@@ -384,7 +383,7 @@ class WatchTests(ApiServerTestCase):
         self.assertEqual({names(events)[0] for events in seen}, {("ADDED", "a")})
         self.assertEqual(self.api.open_watches, 12)
         yield defer.gatherResults([deferToThread(reader.response.close) for reader in readers])
-        yield wait_until(lambda: self.api.open_watches == 0)
+        yield wait_until(lambda: self.api.open_watches == 0, "every watch closed")
 
 
 class ShortHistoryTests(ApiServerTestCase):

@@ -13,7 +13,7 @@ from twisted.internet import defer
 from twisted.names import dns as tdns
 from twisted.trial import unittest
 
-from kubernetai.chain import PluginError, Request, Response, build_server
+from kubernetai.chain import PluginError, Request, Response
 from kubernetai.corefile import CorefileError, parse_corefile
 from kubernetai.kubernetes.config import parse_stanza
 from kubernetai.kubernetes.objects import Pod
@@ -23,14 +23,10 @@ from kubernetai.plugins import autopath
 from kubernetai.plugins.autopath import AutoPath, client_search, searched_name
 from kubernetai.resolvconf import ResolvConf, parse
 from kubernetai.apiserver.server import ApiServer
-from tests.support import FakeUpstream, query, rcode_of, start_daemon_service
+from tests.support import FakeUpstream, build, query, rcode_of, start_daemon_service
 
 RESOLV_CONF = "nameserver 1.2.3.4\ndomain foo.com\nsearch bar.com Baz.com\noptions ndots:5\n"
 ENDPOINT = "{\n  endpoint http://127.0.0.1:1\n }"
-
-
-def build(text):
-    return build_server(parse_corefile(text, "Corefile")[0])
 
 
 def write(testcase, text: str) -> str:

@@ -6,13 +6,19 @@ refused by name and line; what happens at the end of the chain.
 from twisted.internet import defer
 from twisted.trial import unittest
 
-from kubernetai.chain import EndOfChain, build_server
-from kubernetai.corefile import CorefileError, parse_corefile
-from tests.support import FakeUpstream, capture_logs, query, rcode_of, start_daemon, start_daemon_listening
-
-
-def build(text):
-    return build_server(parse_corefile(text, "Corefile")[0])
+from kubernetai.chain import EndOfChain
+from kubernetai.corefile import CorefileError
+from tests.support import (
+    FakeUpstream,
+    build,
+    capture_logs,
+    one_test_per_row,
+    query,
+    rcode_of,
+    refusal,
+    start_daemon,
+    start_daemon_listening,
+)
 
 
 class OrderTests(unittest.SynchronousTestCase):
@@ -46,34 +52,35 @@ class OrderTests(unittest.SynchronousTestCase):
                       "no 'endpoint' or 'kubeconfig' in this stanza", str(raised.exception))
 
 
-class RefusalTests(unittest.SynchronousTestCase):
-    BAD = [
-        (".:53 {\n whoami\n bogus_plugin on\n}\n", "Corefile:3: unknown directive 'bogus_plugin'"),
-        (".:53 {\n dnssec\n}\n", "Corefile:2: plugin 'dnssec' is not supported by kubernetai"),
-        (".:53 {\n errors\n errors\n}\n", "Corefile:3: plugin/errors: this plugin can only be used once per server block"),
-        (".:53 {\n whoami extra\n}\n", "Corefile:2: plugin/whoami: unexpected argument 'extra': expected at most 0"),
-        (".:53 {\n whoami {\n  option\n }\n}\n", "Corefile:3: plugin/whoami: unknown option 'option'"),
-        (".:53 {\n bind example.org\n}\n", "Corefile:2: plugin/bind: invalid address 'example.org'"),
-        (".:53 {\n bind\n}\n", "Corefile:2: plugin/bind: expected at least 1 argument(s), got 0"),
-        (".:53 {\n kubernetai 10.0.0.0/33\n}\n", "Corefile:2: plugin/kubernetai: invalid zone '10.0.0.0/33'"),
-        (".:53 {\n kubernetai cluster.local {\n  endpoints http://x\n }\n}\n",
-         "Corefile:3: plugin/kubernetai: unknown property 'endpoints': did you mean 'endpoint'?"),
-        (".:53 {\n forwrd . 127.0.0.1\n}\n", "Corefile:2: unknown directive 'forwrd': did you mean 'forward'?"),
-        (".:53 {\n kubernetai cluster.local {\n  endpoint http://x\n  fallthru\n }\n}\n",
-         "Corefile:4: plugin/kubernetai: unknown property 'fallthru': did you mean 'fallthrough'?"),
-        (".:53 {\n health {\n  lamduck 5s\n }\n}\n",
-         "Corefile:3: plugin/health: unknown property 'lamduck': did you mean 'lameduck'?"),
-        (".:53 {\n errors {\n  verbose\n }\n}\n",
-         "Corefile:3: plugin/errors: unknown option 'verbose': expected stacktrace or consolidate"),
-        (".:53 {\n cache {\n  sucess 100\n }\n}\n",
-         "Corefile:3: plugin/cache: unknown option 'sucess': did you mean 'success'?"),
-    ]
+# Corefiles refused, and what the error says: file, line, plugin and mistake.
+REFUSED = [
+    (".:53 {\n whoami\n bogus_plugin on\n}\n", "Corefile:3: unknown directive 'bogus_plugin'"),
+    (".:53 {\n dnssec\n}\n", "Corefile:2: plugin 'dnssec' is not supported by kubernetai"),
+    (".:53 {\n errors\n errors\n}\n", "Corefile:3: plugin/errors: this plugin can only be used once per server block"),
+    (".:53 {\n whoami extra\n}\n", "Corefile:2: plugin/whoami: unexpected argument 'extra': expected at most 0"),
+    (".:53 {\n whoami {\n  option\n }\n}\n", "Corefile:3: plugin/whoami: unknown option 'option'"),
+    (".:53 {\n bind example.org\n}\n", "Corefile:2: plugin/bind: invalid address 'example.org'"),
+    (".:53 {\n bind\n}\n", "Corefile:2: plugin/bind: expected at least 1 argument(s), got 0"),
+    (".:53 {\n kubernetai 10.0.0.0/33\n}\n", "Corefile:2: plugin/kubernetai: invalid zone '10.0.0.0/33'"),
+    (".:53 {\n kubernetai cluster.local {\n  endpoints http://x\n }\n}\n",
+     "Corefile:3: plugin/kubernetai: unknown property 'endpoints': did you mean 'endpoint'?"),
+    (".:53 {\n forwrd . 127.0.0.1\n}\n", "Corefile:2: unknown directive 'forwrd': did you mean 'forward'?"),
+    (".:53 {\n kubernetai cluster.local {\n  endpoint http://x\n  fallthru\n }\n}\n",
+     "Corefile:4: plugin/kubernetai: unknown property 'fallthru': did you mean 'fallthrough'?"),
+    (".:53 {\n health {\n  lamduck 5s\n }\n}\n",
+     "Corefile:3: plugin/health: unknown property 'lamduck': did you mean 'lameduck'?"),
+    (".:53 {\n errors {\n  verbose\n }\n}\n",
+     "Corefile:3: plugin/errors: unknown option 'verbose': expected stacktrace or consolidate"),
+    (".:53 {\n cache {\n  sucess 100\n }\n}\n",
+     "Corefile:3: plugin/cache: unknown option 'sucess': did you mean 'success'?"),
+]
 
-    def test_refused(self):
-        for text, message in self.BAD:
-            with self.assertRaises(CorefileError, msg=text) as raised:
-                build(text)
-            self.assertIn(message, str(raised.exception), text)
+
+@one_test_per_row("refused", REFUSED, lambda row: row[1].partition(": ")[2])
+class RefusalTests(unittest.SynchronousTestCase):
+    def check_refused(self, row):
+        text, message = row
+        self.assertIn(message, refusal(text))
 
 
 class EndOfChainTests(unittest.TestCase):

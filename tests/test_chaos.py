@@ -34,9 +34,8 @@ from twisted.trial import unittest
 from kubernetai.kubernetes.link import PROBE_INTERVAL, REMINDER_INTERVAL
 from kubernetai.kubernetes.watch import Backoff
 from kubernetai.apiserver.server import ApiServer
-from tests.support import capture_logs, query
-from tests.test_health_ready import Running, get, wait_until
-from tests.test_kubernetes_watch import wait_for
+from tests.support import capture_logs, query, wait_until
+from tests.test_health_ready import Running, get
 
 SCALE = float(os.environ.get("KUBERNETAI_CHAOS_SCALE", "1"))
 STALL = 30.0 * SCALE
@@ -159,7 +158,7 @@ class QueryLoad(protocol.DatagramProtocol):
     def finish(self):
         """Stop asking; fires once every question has been answered or has timed out."""
         self.loops[0].stop()
-        return wait_for(lambda: not self.pending, "the last answers", ANSWER_TIMEOUT + 1)
+        return wait_until(lambda: not self.pending, "the last answers", ANSWER_TIMEOUT + 1)
 
     def send_some(self) -> None:
         now = reactor.seconds()
@@ -314,7 +313,7 @@ class FlappingApiServerTests(unittest.TestCase):
         self.api.stall(STALL)
         started = reactor.seconds()
         changes = self.churn()
-        yield wait_for(lambda: self.api_watches() - watches == WATCHES, "the watches to try again", STALL)
+        yield wait_until(lambda: self.api_watches() - watches == WATCHES, "the watches to try again", STALL)
         yield self.check_reported_stale("ProtocolError")
         yield sleep(STALL - (reactor.seconds() - started))
         self.assertEqual(self.api_watches() - watches, WATCHES, "a watch sent more than one request into the stall")
@@ -449,7 +448,7 @@ class FlappingApiServerTests(unittest.TestCase):
         return churn(self.api, self.phase - 1)
 
     def all_watching(self):
-        return wait_for(lambda: self.api.open_watches == WATCHES, "every watch to be open", CONVERGENCE_TIMEOUT)
+        return wait_until(lambda: self.api.open_watches == WATCHES, "every watch to be open", CONVERGENCE_TIMEOUT)
 
     @defer.inlineCallbacks
     def settle(self):

@@ -20,6 +20,7 @@ from kubernetai.corefile import (
     parse_corefile,
     reverse_zones,
 )
+from tests.support import one_test_per_row
 
 
 def shape(directives: tuple[Directive, ...]) -> list:
@@ -288,13 +289,14 @@ ERRORS = [
 ]
 
 
+@one_test_per_row("parses", PARSES, lambda row: row[0])
 class ParseTests(SynchronousTestCase):
     """Corefiles that parse, compared by their blocks' zones and directive lines."""
 
-    def test_rows(self) -> None:
-        for description, text, expected in PARSES:
-            blocks = parse_corefile(text, "Corefile", environ={})
-            self.assertEqual(summary(blocks), expected, description)
+    def check_parses(self, row) -> None:
+        description, text, expected = row
+        blocks = parse_corefile(text, "Corefile", environ={})
+        self.assertEqual(summary(blocks), expected, description)
 
     def test_positions(self) -> None:
         """Blocks and directives carry the file and line where they are written."""
@@ -391,17 +393,15 @@ class EnvironmentTests(SynchronousTestCase):
         self.assertIn("Corefile:1: server block without keys", str(error))
 
 
+@one_test_per_row("refused", ERRORS, lambda row: row[1].partition(": ")[2])
 class ErrorTests(SynchronousTestCase):
     """Every kind of mistake, reported at its file and line."""
 
-    def test_rows(self) -> None:
-        for text, expected in ERRORS:
-            try:
-                parse_corefile(text, "Corefile", environ={})
-            except CorefileError as e:
-                self.assertIn(expected, str(e), text)
-            else:
-                self.fail(f"no error for {text!r}, expected {expected!r}")
+    def check_refused(self, row) -> None:
+        text, expected = row
+        with self.assertRaises(CorefileError, msg=f"no error for {text!r}, expected {expected!r}") as raised:
+            parse_corefile(text, "Corefile", environ={})
+        self.assertIn(expected, str(raised.exception), text)
 
     def test_attributes(self) -> None:
         """C{file}, C{line} and C{message} are the parts of the error's text."""
@@ -478,46 +478,53 @@ cluster.local {
 NIBBLES_FD00 = "0.0.0.0.0.0.0.0.0.0.0.0.0.0.d.f.ip6.arpa."
 
 
+# CIDR, the reverse zones it stands for.
+REVERSE_ZONES = [
+    ("10.0.0.0/8", ["10.in-addr.arpa."]),
+    ("172.16.0.0/16", ["16.172.in-addr.arpa."]),
+    ("10.1.2.0/24", ["2.1.10.in-addr.arpa."]),
+    ("10.1.2.3/24", ["2.1.10.in-addr.arpa."]),
+    ("10.1.2.3/32", ["3.2.1.10.in-addr.arpa."]),
+    ("0.0.0.0/0", ["in-addr.arpa."]),
+    (
+        "10.0.0.0/22",
+        [f"{i}.0.10.in-addr.arpa." for i in range(4)],
+    ),
+    ("172.16.0.0/12", [f"{i}.172.in-addr.arpa." for i in range(16, 32)]),
+    ("fd00::/64", [NIBBLES_FD00]),
+    ("fd00::/60", [NIBBLES_FD00[2:]]),
+    ("fd00::/62", [f"{i}.{NIBBLES_FD00[2:]}" for i in range(4)]),
+    ("fd00::/7", ["c.f.ip6.arpa.", "d.f.ip6.arpa."]),
+]
+
+
+@one_test_per_row("reverse_zones", REVERSE_ZONES, lambda row: row[0])
 class ReverseZoneTests(SynchronousTestCase):
     """CIDR keys become the reverse zones CoreDNS's plugin/pkg/cidr makes of them."""
 
-    ROWS = [
-        ("10.0.0.0/8", ["10.in-addr.arpa."]),
-        ("172.16.0.0/16", ["16.172.in-addr.arpa."]),
-        ("10.1.2.0/24", ["2.1.10.in-addr.arpa."]),
-        ("10.1.2.3/24", ["2.1.10.in-addr.arpa."]),
-        ("10.1.2.3/32", ["3.2.1.10.in-addr.arpa."]),
-        ("0.0.0.0/0", ["in-addr.arpa."]),
-        (
-            "10.0.0.0/22",
-            [f"{i}.0.10.in-addr.arpa." for i in range(4)],
-        ),
-        ("172.16.0.0/12", [f"{i}.172.in-addr.arpa." for i in range(16, 32)]),
-        ("fd00::/64", [NIBBLES_FD00]),
-        ("fd00::/60", [NIBBLES_FD00[2:]]),
-        ("fd00::/62", [f"{i}.{NIBBLES_FD00[2:]}" for i in range(4)]),
-        ("fd00::/7", ["c.f.ip6.arpa.", "d.f.ip6.arpa."]),
-    ]
-
-    def test_rows(self) -> None:
-        for cidr, zones in self.ROWS:
-            self.assertEqual(reverse_zones(cidr), zones, cidr)
+    def check_reverse_zones(self, row) -> None:
+        cidr, zones = row
+        self.assertEqual(reverse_zones(cidr), zones, cidr)
 
     def test_invalid(self) -> None:
         for cidr in ("10.0.0.0/33", "10.0.0/24", "example.org"):
             self.assertRaises(ValueError, reverse_zones, cidr)
 
 
+# zone text, the zone it names.
+ZONES = [
+    ("Cluster.Local", "cluster.local."),
+    ("example.org.", "example.org."),
+    ("", "."),
+    (".", "."),
+]
+
+
+@one_test_per_row("normalize_zone", ZONES, lambda row: row[0] or "empty")
 class NormalizeZoneTests(SynchronousTestCase):
-    def test_rows(self) -> None:
-        rows = [
-            ("Cluster.Local", "cluster.local."),
-            ("example.org.", "example.org."),
-            ("", "."),
-            (".", "."),
-        ]
-        for text, zone in rows:
-            self.assertEqual(normalize_zone(text), zone, text)
+    def check_normalize_zone(self, row) -> None:
+        text, zone = row
+        self.assertEqual(normalize_zone(text), zone, text)
 
 
 class ImportTests(SynchronousTestCase):

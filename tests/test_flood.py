@@ -22,9 +22,9 @@ from twisted.trial import unittest
 from kubernetai.plugins.forward import ForwardService
 from kubernetai.server import MAX_TCP_QUERY_SIZE
 from kubernetai.apiserver.server import ApiServer
-from tests.support import FakeUpstream, query, rcode_of, start_daemon
+from tests.support import FakeUpstream, query, rcode_of, start_daemon, wait_until
 from tests.test_forward import forwarding
-from tests.test_health_ready import Running, wait_until
+from tests.test_health_ready import Running
 from tests.test_prometheus import scrape, value
 
 FLOOD_SIZE = 20000

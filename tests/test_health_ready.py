@@ -7,7 +7,7 @@ mistake refused with its line.
 
 import json
 
-from twisted.internet import defer, reactor, task
+from twisted.internet import defer, reactor
 from twisted.internet.error import ConnectionRefusedError
 from twisted.trial import unittest
 from twisted.web.client import Agent, readBody
@@ -17,7 +17,7 @@ from kubernetai.corefile import CorefileError, parse_corefile
 from kubernetai.daemon import build_daemon
 from kubernetai.httpservice import HTTPService
 from kubernetai.apiserver.server import ApiServer
-from tests.support import capture_logs, query, write_corefile
+from tests.support import capture_logs, one_test_per_row, query, refusal, wait_until, write_corefile
 from tests.test_daemon import free_port
 
 
@@ -28,17 +28,6 @@ def get(port: int, path: str, method: bytes = b"GET"):
     body = yield readBody(response)
     (content_type,) = response.headers.getRawHeaders(b"content-type")
     return response.code, content_type, body
-
-
-@defer.inlineCallbacks
-def wait_until(condition, what: str, attempts: int = 200):
-    """Check C{condition()} (which may return a Deferred) every 50ms until it is true."""
-    for _ in range(attempts):
-        met = yield condition()
-        if met:
-            return
-        yield task.deferLater(reactor, 0.05, lambda: None)
-    raise AssertionError(f"never: {what}")
 
 
 class Running:
@@ -254,54 +243,58 @@ def build(text: str, shared: Shared | None = None):
     return [build_server(block, shared) for block in parse_corefile(text, "Corefile")]
 
 
+# health and ready lines that parse: the plan line and the address they listen on.
+LISTENERS = [
+    ("health", "health :8080", ("", 8080)),
+    ("health localhost:1234", "health localhost:1234", ("localhost", 1234)),
+    ("health localhost:1234 {\n  lameduck 4s\n }", "health localhost:1234 (lameduck 4s)", ("localhost", 1234)),
+    ("health [::1]:8080", "health [::1]:8080", ("::1", 8080)),
+    ("health 127.0.0.1:8080 {\n  lameduck 0s\n }", "health 127.0.0.1:8080", ("127.0.0.1", 8080)),
+    ("ready", "ready :8181 (monitor until-ready)", ("", 8181)),
+    ("ready localhost:1234", "ready localhost:1234 (monitor until-ready)", ("localhost", 1234)),
+    ("ready {\n  monitor until-ready\n }", "ready :8181 (monitor until-ready)", ("", 8181)),
+    ("ready localhost:1234 {\n  monitor continuously\n }", "ready localhost:1234 (monitor continuously)",
+     ("localhost", 1234)),
+]
+
+
+# health and ready lines refused, and what the error says.
+REFUSED = [
+    ("health bla", "Corefile:2: plugin/health: address bla: missing port in address"),
+    ("health [::1]", "Corefile:2: plugin/health: address [::1]: missing port in address"),
+    ("health ::1:8080", "Corefile:2: plugin/health: address ::1:8080: too many colons in address"),
+    ("health [::1]x:80", "Corefile:2: plugin/health: address [::1]x:80: expected HOST:PORT or [IPv6]:PORT"),
+    ("health [localhost]:80", "Corefile:2: plugin/health: address [localhost]:80: expected an IPv6 address"),
+    ("health bla:a", "Corefile:2: plugin/health: address bla:a: invalid port 'a': expected a number"),
+    ("health :65536", "Corefile:2: plugin/health: address :65536: invalid port '65536'"),
+    ("health bla bla", "Corefile:2: plugin/health: unexpected argument 'bla': expected at most 1"),
+    ("health localhost:1234 {\n  lameduck a\n }", "Corefile:3: plugin/health: invalid duration 'a'"),
+    ("health {\n  lameduck\n }", "Corefile:3: plugin/health: expected at least 1 argument(s), got 0"),
+    ("health {\n  lameduck 1s 2s\n }", "Corefile:3: plugin/health: unexpected argument '2s': expected at most 1"),
+    ("health localhost:1234 {\n  lamedudk 4\n }", "Corefile:3: plugin/health: unknown property 'lamedudk'"),
+    ("health {\n  lameduck 1s {\n   x\n  }\n }", "Corefile:4: plugin/health: unknown option 'x'"),
+    ("ready bla", "Corefile:2: plugin/ready: address bla: missing port in address"),
+    ("ready localhost:1234 b", "Corefile:2: plugin/ready: unexpected argument 'b': expected at most 1"),
+    ("ready localhost:1234 {\n  monitor 404\n }", "Corefile:3: plugin/ready: monitor type '404' not supported"),
+    ("ready {\n  monitor\n }", "Corefile:3: plugin/ready: expected at least 1 argument(s), got 0"),
+    ("ready {\n  monitro continuously\n }", "Corefile:3: plugin/ready: unknown property 'monitro'"),
+    ("ready\n ready :8182", "Corefile:3: plugin/ready: this plugin can only be used once per server block"),
+]
+
+
+@one_test_per_row("good", LISTENERS, lambda row: row[0])
+@one_test_per_row("bad", REFUSED, lambda row: row[1].partition(": ")[2])
 class ParseTests(unittest.SynchronousTestCase):
-    GOOD = [
-        ("health", "health :8080", ("", 8080)),
-        ("health localhost:1234", "health localhost:1234", ("localhost", 1234)),
-        ("health localhost:1234 {\n  lameduck 4s\n }", "health localhost:1234 (lameduck 4s)", ("localhost", 1234)),
-        ("health [::1]:8080", "health [::1]:8080", ("::1", 8080)),
-        ("health 127.0.0.1:8080 {\n  lameduck 0s\n }", "health 127.0.0.1:8080", ("127.0.0.1", 8080)),
-        ("ready", "ready :8181 (monitor until-ready)", ("", 8181)),
-        ("ready localhost:1234", "ready localhost:1234 (monitor until-ready)", ("localhost", 1234)),
-        ("ready {\n  monitor until-ready\n }", "ready :8181 (monitor until-ready)", ("", 8181)),
-        ("ready localhost:1234 {\n  monitor continuously\n }", "ready localhost:1234 (monitor continuously)",
-         ("localhost", 1234)),
-    ]
+    def check_good(self, row):
+        line, plan, address = row
+        (config,) = build(f".:53 {{\n {line}\n whoami\n}}\n")
+        self.assertEqual(config.plan, [plan, "whoami"], line)
+        self.assertEqual([handler.name for handler in config.handlers], ["whoami"], line)
+        self.assertEqual(list(config.shared.services), [("http", *address)], line)
 
-    BAD = [
-        ("health bla", "Corefile:2: plugin/health: address bla: missing port in address"),
-        ("health [::1]", "Corefile:2: plugin/health: address [::1]: missing port in address"),
-        ("health ::1:8080", "Corefile:2: plugin/health: address ::1:8080: too many colons in address"),
-        ("health [::1]x:80", "Corefile:2: plugin/health: address [::1]x:80: expected HOST:PORT or [IPv6]:PORT"),
-        ("health [localhost]:80", "Corefile:2: plugin/health: address [localhost]:80: expected an IPv6 address"),
-        ("health bla:a", "Corefile:2: plugin/health: address bla:a: invalid port 'a': expected a number"),
-        ("health :65536", "Corefile:2: plugin/health: address :65536: invalid port '65536'"),
-        ("health bla bla", "Corefile:2: plugin/health: unexpected argument 'bla': expected at most 1"),
-        ("health localhost:1234 {\n  lameduck a\n }", "Corefile:3: plugin/health: invalid duration 'a'"),
-        ("health {\n  lameduck\n }", "Corefile:3: plugin/health: expected at least 1 argument(s), got 0"),
-        ("health {\n  lameduck 1s 2s\n }", "Corefile:3: plugin/health: unexpected argument '2s': expected at most 1"),
-        ("health localhost:1234 {\n  lamedudk 4\n }", "Corefile:3: plugin/health: unknown property 'lamedudk'"),
-        ("health {\n  lameduck 1s {\n   x\n  }\n }", "Corefile:4: plugin/health: unknown option 'x'"),
-        ("ready bla", "Corefile:2: plugin/ready: address bla: missing port in address"),
-        ("ready localhost:1234 b", "Corefile:2: plugin/ready: unexpected argument 'b': expected at most 1"),
-        ("ready localhost:1234 {\n  monitor 404\n }", "Corefile:3: plugin/ready: monitor type '404' not supported"),
-        ("ready {\n  monitor\n }", "Corefile:3: plugin/ready: expected at least 1 argument(s), got 0"),
-        ("ready {\n  monitro continuously\n }", "Corefile:3: plugin/ready: unknown property 'monitro'"),
-        ("ready\n ready :8182", "Corefile:3: plugin/ready: this plugin can only be used once per server block"),
-    ]
-
-    def test_good(self):
-        for line, plan, address in self.GOOD:
-            (config,) = build(f".:53 {{\n {line}\n whoami\n}}\n")
-            self.assertEqual(config.plan, [plan, "whoami"], line)
-            self.assertEqual([handler.name for handler in config.handlers], ["whoami"], line)
-            self.assertEqual(list(config.shared.services), [("http", *address)], line)
-
-    def test_bad(self):
-        for line, message in self.BAD:
-            with self.assertRaises(CorefileError, msg=line) as raised:
-                build(f".:53 {{\n {line}\n}}\n")
-            self.assertIn(message, str(raised.exception), line)
+    def check_bad(self, row):
+        line, message = row
+        self.assertIn(message, refusal(f".:53 {{\n {line}\n}}\n"))
 
     def test_one_monitor_mode_per_listener(self):
         with self.assertRaises(CorefileError) as raised:

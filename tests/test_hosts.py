@@ -23,7 +23,7 @@ from kubernetai.plugins.hosts import (
     read_hosts,
     wildcard_of,
 )
-from tests.support import FakeUpstream, query, rcode_of, start_daemon, write_corefile
+from tests.support import FakeUpstream, one_test_per_row, query, rcode_of, start_daemon, write_corefile
 
 HOSTS_FILE = """\
 # The following lines are desirable for IPv4 capable hosts
@@ -47,37 +47,40 @@ def directive_of(text, server_key=".:53"):
     return block.directives[0]
 
 
+# hosts lines and the options they give.
+OPTIONS = [
+    ("hosts", HostsConfig("/etc/hosts", (".",))),
+    ("hosts /tmp", HostsConfig("/tmp", (".",))),
+    ("hosts /etc/hosts miek.nl.", HostsConfig("/etc/hosts", ("miek.nl.",))),
+    ("hosts /etc/hosts miek.nl. pun.gent.", HostsConfig("/etc/hosts", ("miek.nl.", "pun.gent."))),
+    ("hosts {\n fallthrough\n}", HostsConfig("/etc/hosts", (".",), fallthrough=Fallthrough())),
+    ("hosts /etc/hosts miek.nl 10.0.0.9/8 {\n fallthrough\n}",
+     HostsConfig("/etc/hosts", ("miek.nl.", "10.in-addr.arpa."), fallthrough=Fallthrough())),
+    ("hosts {\n fallthrough example.org 10.0.0.0/8\n}",
+     HostsConfig("/etc/hosts", (".",), fallthrough=Fallthrough(("example.org.", "10.in-addr.arpa.")))),
+    ("hosts {\n ttl 60\n}", HostsConfig("/etc/hosts", (".",), ttl=60)),
+    ("hosts {\n ttl 65535 ignored\n}", HostsConfig("/etc/hosts", (".",), ttl=65535)),
+    ("hosts {\n no_reverse\n}", HostsConfig("/etc/hosts", (".",), reverse=False)),
+    ("hosts {\n reload 15s\n}", HostsConfig("/etc/hosts", (".",), reload=15.0)),
+    ("hosts {\n reload 1.5h\n}", HostsConfig("/etc/hosts", (".",), reload=5400.0)),
+    ("hosts {\n reload 0\n}", HostsConfig("/etc/hosts", (".",), reload=0.0)),
+    ("hosts {\n reload -0s\n}", HostsConfig("/etc/hosts", (".",), reload=0.0)),
+    ("hosts {\n fallthrough_unsupported\n fallthrough example.org\n}",
+     HostsConfig("/etc/hosts", (".",), fallthrough=Fallthrough(("example.org.",)),
+                 fallthrough_unsupported=True)),
+    ("hosts nonexistent example.org {\n 10.0.0.1 example.org\n ::1 a b\n fallthrough\n}",
+     HostsConfig("nonexistent", ("example.org.",), inline=("10.0.0.1 example.org", "::1 a b"),
+                 fallthrough=Fallthrough())),
+]
+
+
+@one_test_per_row("options", OPTIONS, lambda row: row[0])
 class ParseTests(unittest.SynchronousTestCase):
     """Each option as CoreDNS reads it (setup_test.go's rows and more)."""
 
-    def test_options(self):
-        base = HostsConfig("/etc/hosts", (".",))
-        rows = [
-            ("hosts", base),
-            ("hosts /tmp", HostsConfig("/tmp", (".",))),
-            ("hosts /etc/hosts miek.nl.", HostsConfig("/etc/hosts", ("miek.nl.",))),
-            ("hosts /etc/hosts miek.nl. pun.gent.", HostsConfig("/etc/hosts", ("miek.nl.", "pun.gent."))),
-            ("hosts {\n fallthrough\n}", HostsConfig("/etc/hosts", (".",), fallthrough=Fallthrough())),
-            ("hosts /etc/hosts miek.nl 10.0.0.9/8 {\n fallthrough\n}",
-             HostsConfig("/etc/hosts", ("miek.nl.", "10.in-addr.arpa."), fallthrough=Fallthrough())),
-            ("hosts {\n fallthrough example.org 10.0.0.0/8\n}",
-             HostsConfig("/etc/hosts", (".",), fallthrough=Fallthrough(("example.org.", "10.in-addr.arpa.")))),
-            ("hosts {\n ttl 60\n}", HostsConfig("/etc/hosts", (".",), ttl=60)),
-            ("hosts {\n ttl 65535 ignored\n}", HostsConfig("/etc/hosts", (".",), ttl=65535)),
-            ("hosts {\n no_reverse\n}", HostsConfig("/etc/hosts", (".",), reverse=False)),
-            ("hosts {\n reload 15s\n}", HostsConfig("/etc/hosts", (".",), reload=15.0)),
-            ("hosts {\n reload 1.5h\n}", HostsConfig("/etc/hosts", (".",), reload=5400.0)),
-            ("hosts {\n reload 0\n}", HostsConfig("/etc/hosts", (".",), reload=0.0)),
-            ("hosts {\n reload -0s\n}", HostsConfig("/etc/hosts", (".",), reload=0.0)),
-            ("hosts {\n fallthrough_unsupported\n fallthrough example.org\n}",
-             HostsConfig("/etc/hosts", (".",), fallthrough=Fallthrough(("example.org.",)),
-                         fallthrough_unsupported=True)),
-            ("hosts nonexistent example.org {\n 10.0.0.1 example.org\n ::1 a b\n fallthrough\n}",
-             HostsConfig("nonexistent", ("example.org.",), inline=("10.0.0.1 example.org", "::1 a b"),
-                         fallthrough=Fallthrough())),
-        ]
-        for text, expected in rows:
-            self.assertEqual(parse_directive(directive_of(text), {".": None}), expected, text)
+    def check_options(self, row):
+        text, expected = row
+        self.assertEqual(parse_directive(directive_of(text), {".": None}), expected, text)
 
     def test_server_block_zones(self):
         """Without ZONES, the block's."""
@@ -122,6 +125,48 @@ class ParseTests(unittest.SynchronousTestCase):
                       build_daemon(path).plan().splitlines())
 
 
+# name, IP version, the addresses HOSTS_FILE (and aa.apps.example.com) gives.
+LOOKUPS = [
+    ("example.org.", 4, ("10.0.0.1",)),
+    ("example.org.", 6, ("fdfc:a744:27b5:3b0e::1",)),
+    ("aa.apps.example.com.", 4, ("1.2.3.4",)),
+    ("other.apps.example.com.", 4, ("5.6.7.8",)),
+    ("apps.example.com.", 4, ()),
+    ("deep.other.apps.example.com.", 4, ()),
+    ("missing.org.", 4, ()),
+]
+
+
+# reverse name, the names HOSTS_FILE gives it.
+PTR_TARGETS = [
+    ("1.0.0.127.in-addr.arpa.", ("localhost.", "localhost.domain.")),
+    ("2.0.0.10.in-addr.arpa.", ("example.com.",)),
+    # ::ffff:10.0.0.2, keyed as 10.0.0.2 (Go's net.IP.String).
+    ("2.0.0.0.0.0.a.0.f.f.f.f.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.ip6.arpa.", ("example.com.",)),
+    ("8.7.6.5.in-addr.arpa.", ()),
+    ("0.10.in-addr.arpa.", ()),
+    ("example.org.", ()),
+]
+
+
+# address text, the address it stands for (None: not one).
+ADDRESSES = [
+    ("10.0.0.1", "10.0.0.1"),
+    ("::FFFF:10.0.0.2", "10.0.0.2"),
+    ("fe80::1%eth0", "fe80::1"),
+    ("010.0.0.1", None),
+    ("example.org", None),
+]
+
+
+# name, the wildcard that covers it.
+WILDCARDS = [("a.example.com.", "*.example.com."), ("*.example.com.", "*.example.com."), ("com.", None), (".", None)]
+
+
+@one_test_per_row("lookup", LOOKUPS, lambda row: f"{row[0]} {row[1]}")
+@one_test_per_row("ptr_targets", PTR_TARGETS, lambda row: row[0])
+@one_test_per_row("addresses", ADDRESSES, lambda row: row[0])
+@one_test_per_row("wildcard_of", WILDCARDS, lambda row: row[0])
 class HostsFileTests(unittest.SynchronousTestCase):
     """The hosts file as CoreDNS's hostsfile.go reads it."""
 
@@ -148,51 +193,24 @@ class HostsFileTests(unittest.SynchronousTestCase):
         self.assertEqual(dict(hosts.names4), {"example.org.": ("10.0.0.1",)})
         self.assertEqual(dict(hosts.addresses), {})
 
-    def test_lookup(self):
+    def check_lookup(self, row):
+        name, version, expected = row
         hosts = parse_hosts(HOSTS_FILE + "1.2.3.4 aa.apps.example.com\n", (".",), reverse=True)
-        rows = [
-            ("example.org.", 4, ("10.0.0.1",)),
-            ("example.org.", 6, ("fdfc:a744:27b5:3b0e::1",)),
-            ("aa.apps.example.com.", 4, ("1.2.3.4",)),
-            ("other.apps.example.com.", 4, ("5.6.7.8",)),
-            ("apps.example.com.", 4, ()),
-            ("deep.other.apps.example.com.", 4, ()),
-            ("missing.org.", 4, ()),
-        ]
-        for name, version, expected in rows:
-            self.assertEqual(hosts.lookup(name, version), expected, name)
+        self.assertEqual(hosts.lookup(name, version), expected, name)
 
-    def test_ptr_targets(self):
+    def check_ptr_targets(self, row):
+        name, expected = row
         hosts = parse_hosts(HOSTS_FILE, (".",), reverse=True)
-        rows = [
-            ("1.0.0.127.in-addr.arpa.", ("localhost.", "localhost.domain.")),
-            ("2.0.0.10.in-addr.arpa.", ("example.com.",)),
-            # ::ffff:10.0.0.2, keyed as 10.0.0.2 (Go's net.IP.String).
-            ("2.0.0.0.0.0.a.0.f.f.f.f.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.ip6.arpa.", ("example.com.",)),
-            ("8.7.6.5.in-addr.arpa.", ()),
-            ("0.10.in-addr.arpa.", ()),
-            ("example.org.", ()),
-        ]
-        for name, expected in rows:
-            self.assertEqual(ptr_targets(hosts, name), expected, name)
+        self.assertEqual(ptr_targets(hosts, name), expected, name)
 
-    def test_addresses(self):
-        rows = [
-            ("10.0.0.1", "10.0.0.1"),
-            ("::FFFF:10.0.0.2", "10.0.0.2"),
-            ("fe80::1%eth0", "fe80::1"),
-            ("010.0.0.1", None),
-            ("example.org", None),
-        ]
-        for text, expected in rows:
-            address = parse_address(text)
-            self.assertEqual(None if address is None else str(address), expected, text)
+    def check_addresses(self, row):
+        text, expected = row
+        address = parse_address(text)
+        self.assertEqual(None if address is None else str(address), expected, text)
 
-    def test_wildcard_of(self):
-        rows = [("a.example.com.", "*.example.com."), ("*.example.com.", "*.example.com."), ("com.", None),
-                (".", None)]
-        for name, expected in rows:
-            self.assertEqual(wildcard_of(name), expected, name)
+    def check_wildcard_of(self, row):
+        name, expected = row
+        self.assertEqual(wildcard_of(name), expected, name)
 
     def test_read_only_when_changed(self):
         """An unchanged or unreadable file keeps the table object, so answers built from it stay valid."""

@@ -29,6 +29,7 @@ from kubernetai.kubernetes.config import (
     parse_label_selector,
     parse_stanza,
 )
+from tests.support import one_test_per_row
 
 
 def parse(stanza: str, keys: str = ".") -> StanzaConfig:
@@ -242,21 +243,24 @@ ERRORS = [
 ]
 
 
+@one_test_per_row("zones", ZONES, lambda row: f"{row[0][0]} {row[0][1]}")
+@one_test_per_row("options", OPTIONS, lambda row: " ".join(row[0]) or "none")
+@one_test_per_row("errors", ERRORS, lambda row: row[1].partition(": ")[2])
 class ParseStanzaTests(SynchronousTestCase):
-    def test_zones(self):
-        for (keys, stanza), (zones, primary) in ZONES:
-            config = parse(stanza, keys)
-            self.assertEqual((config.zones, config.primary_zone), (zones, primary), (keys, stanza))
+    def check_zones(self, row):
+        (keys, stanza), (zones, primary) = row
+        config = parse(stanza, keys)
+        self.assertEqual((config.zones, config.primary_zone), (zones, primary), (keys, stanza))
 
     def test_defaults(self):
         config = parse("kubernetai cluster.local")
         self.assertEqual({name: getattr(config, name) for name in DEFAULTS}, DEFAULTS)
         self.assertEqual((config.watches_endpoints, config.watches_pods), (True, False))
 
-    def test_options(self):
-        for lines, fields in OPTIONS:
-            config = parse(block(*lines))
-            self.assertEqual({name: getattr(config, name) for name in DEFAULTS}, {**DEFAULTS, **fields}, lines)
+    def check_options(self, row):
+        lines, fields = row
+        config = parse(block(*lines))
+        self.assertEqual({name: getattr(config, name) for name in DEFAULTS}, {**DEFAULTS, **fields}, lines)
 
     def test_multicluster(self):
         config = parse("kubernetes coredns.local clusterset.local {\n    multicluster ClusterSet.Local\n}")
@@ -284,9 +288,9 @@ class ParseStanzaTests(SynchronousTestCase):
             watches = (config.watches_endpoints, config.watches_pods)
             self.assertEqual(watches, expected, lines)
 
-    def test_errors(self):
-        for stanza, message in ERRORS:
-            self.assertIn(message, error_of(parse, stanza))
+    def check_errors(self, row):
+        stanza, message = row
+        self.assertIn(message, error_of(parse, stanza))
 
     def test_frozen(self):
         config = parse("kubernetai cluster.local")
@@ -396,22 +400,25 @@ MATCHES = [
 ]
 
 
+@one_test_per_row("parse", SELECTORS, lambda row: row[0] or "empty")
+@one_test_per_row("bad", BAD_SELECTORS, lambda row: row[0] or "empty")
+@one_test_per_row("matches", MATCHES, lambda row: f"{row[0]} {row[1]}")
 class LabelSelectorTests(SynchronousTestCase):
-    def test_parse(self):
-        for text, requirements, canonical in SELECTORS:
-            parsed = parse_label_selector(text)
-            self.assertEqual(parsed, requirements, text)
-            self.assertEqual(format_label_selector(parsed), canonical, text)
-            self.assertEqual(parse_label_selector(canonical), parsed, text)
+    def check_parse(self, row):
+        text, requirements, canonical = row
+        parsed = parse_label_selector(text)
+        self.assertEqual(parsed, requirements, text)
+        self.assertEqual(format_label_selector(parsed), canonical, text)
+        self.assertEqual(parse_label_selector(canonical), parsed, text)
 
-    def test_bad(self):
-        for text, message in BAD_SELECTORS:
-            self.assertIn(message, error_of(parse_label_selector, text))
+    def check_bad(self, row):
+        text, message = row
+        self.assertIn(message, error_of(parse_label_selector, text))
 
-    def test_matches(self):
-        for text, labels, expected in MATCHES:
-            matches = label_selector_matches(parse_label_selector(text), labels)
-            self.assertEqual(matches, expected, (text, labels))
+    def check_matches(self, row):
+        text, labels, expected = row
+        matches = label_selector_matches(parse_label_selector(text), labels)
+        self.assertEqual(matches, expected, (text, labels))
 
 
 # fallthrough zones, name -> whether the name may fall through
@@ -428,10 +435,11 @@ THROUGH = [
 ]
 
 
+@one_test_per_row("through", THROUGH, lambda row: f"{' '.join(row[0]) or 'all'} {row[1]}")
 class FallthroughTests(SynchronousTestCase):
-    def test_through(self):
-        for zones, name, expected in THROUGH:
-            self.assertEqual(Fallthrough(zones).through(name), expected, (zones, name))
+    def check_through(self, row):
+        zones, name, expected = row
+        self.assertEqual(Fallthrough(zones).through(name), expected, (zones, name))
 
 
 class FailoverTests(SynchronousTestCase):

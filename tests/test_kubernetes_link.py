@@ -15,9 +15,9 @@ from kubernetai.kubernetes.cluster import Cluster
 from kubernetai.kubernetes.connection import api_client
 from kubernetai.kubernetes.link import REMINDER_INTERVAL, Outage
 from kubernetai.kubernetes.watch import Backoff
-from tests.support import capture_logs
+from tests.support import capture_logs, wait_until
 from tests.test_health_ready import Running
-from tests.test_kubernetes_watch import services_of, stanza_config, wait_for
+from tests.test_kubernetes_watch import services_of, stanza_config
 
 # A backoff no watch waits out during a test: whatever happens sooner comes from the link.
 NEVER = Backoff(initial=120.0, cap=120.0)
@@ -97,20 +97,20 @@ class CatchUpTests(unittest.TestCase):
         return cluster
 
     def synced(self, cluster):
-        return wait_for(lambda: cluster.synced, "the first sync")
+        return wait_until(lambda: cluster.synced, "the first sync")
 
     @defer.inlineCallbacks
     def outage_with_changes(self, cluster):
         """Take the API server down until every watch has failed; change things meanwhile; bring it back."""
         yield self.api.go_down()
-        yield wait_for(lambda: not any(watcher.status.up for watcher in cluster.watchers), "every watch to fail")
+        yield wait_until(lambda: not any(watcher.status.up for watcher in cluster.watchers), "every watch to fail")
         self.api.service("default", "while-down", cluster_ips=["10.0.0.11"])
         self.api.endpoint_slice("default", "web-1", "web", endpoints=[{"addresses": ["10.1.0.1"]}])
         self.api.namespace("new")
         self.api.come_back()
 
     def caught_up(self, cluster):
-        return wait_for(lambda: ("default/while-down" in services_of(cluster)
+        return wait_until(lambda: ("default/while-down" in services_of(cluster)
                                  and cluster.snapshot.endpoints_of("default", "web")
                                  and "new" in cluster.snapshot.namespaces), "every change made during the outage")
 
@@ -136,7 +136,7 @@ class CatchUpTests(unittest.TestCase):
         yield self.synced(cluster)
         self.assertEqual(len(cluster.watchers), 5)
         yield self.outage_with_changes(cluster)
-        yield wait_for(lambda: ("default/while-down" in services_of(cluster)
+        yield wait_until(lambda: ("default/while-down" in services_of(cluster)
                                 and cluster.snapshot.endpoints_of("default", "web")), "the changes")
 
     @defer.inlineCallbacks
@@ -145,13 +145,13 @@ class CatchUpTests(unittest.TestCase):
             self.api.forbid(kind)
         cluster = self.start_cluster(backoffs={"services": Backoff(initial=0.05, cap=0.1)})
         services, others = cluster.watchers[0], cluster.watchers[1:]
-        yield wait_for(lambda: services.status.restarts >= 20, "the services watch to fail again and again")
+        yield wait_until(lambda: services.status.restarts >= 20, "the services watch to fail again and again")
         self.assertEqual(self.api.counts[("get", "/readyz")], 1, "no probe again while no watch has been up")
-        yield wait_for(lambda: [watcher.status.restarts for watcher in others] == [2, 2],
-                       "the others' first attempt, and their one retry when the probe woke them")
+        yield wait_until(lambda: [watcher.status.restarts for watcher in others] == [2, 2],
+                         "the others' first attempt, and their one retry when the probe woke them")
         self.api.forbid("services", False)
-        yield wait_for(lambda: [watcher.status.restarts for watcher in others] == [3, 3],
-                       "one more retry each once the services watch was back")
+        yield wait_until(lambda: [watcher.status.restarts for watcher in others] == [3, 3],
+                         "one more retry each once the services watch was back")
         self.assertTrue(services.status.up)
         self.assertEqual(self.api.counts[("get", "/readyz")], 1)
 
@@ -162,7 +162,7 @@ class CatchUpTests(unittest.TestCase):
             "services": Backoff(initial=0.05, cap=5.0, random=lambda: 1.0),
             "endpointslices": Backoff(initial=0.5, cap=0.5, random=lambda: 1.0),
         })
-        yield wait_for(lambda: self.api.open_watches == len(cluster.watchers), "every watch open")
+        yield wait_until(lambda: self.api.open_watches == len(cluster.watchers), "every watch open")
         mark = self.api.last
 
         def later():
@@ -171,8 +171,8 @@ class CatchUpTests(unittest.TestCase):
 
         self.api.fail_with(503, count=1, retry_after=retry_after)
         self.api.drop_watches()
-        yield wait_for(lambda: [request.resource for request in later()].count("services") == 2
-                       and all(watcher.status.up for watcher in cluster.watchers), "every watch back", 20)
+        yield wait_until(lambda: [request.resource for request in later()].count("services") == 2
+                         and all(watcher.status.up for watcher in cluster.watchers), "every watch back", 20)
         refused, *rest = later()
         woken_by = next(request for request in rest if request.resource == "endpointslices")
         retried = next(request for request in rest if request.resource == "services")
@@ -207,7 +207,7 @@ class LogTests(unittest.TestCase):
         running = self.run_daemon("http://127.0.0.1:1")
         yield running.dns_port()
         (stanza,) = running.daemon.shared.stanzas
-        yield wait_for(lambda: sum(w.status.restarts for w in stanza.cluster.watchers) >= 9, "nine failed attempts")
+        yield wait_until(lambda: sum(w.status.restarts for w in stanza.cluster.watchers) >= 9, "nine failed attempts")
         (line,) = self.lines_about(logs, "#1 cluster.local.", "retrying")
         self.assertRegex(line, r"^kubernetai #1 cluster.local. \(http://127.0.0.1:1\): (services|endpointslices|"
                                r"namespaces): NewConnectionError: .*Connection refused; retrying$")
@@ -223,9 +223,9 @@ class LogTests(unittest.TestCase):
         self.assertRegex(self.lines_about(logs, "#1 cluster.local.", "synced")[0],
                          r": synced in \d+\.\d\ds: 2 services, 0 endpoints, 1 namespaces$")
         yield api.go_down()
-        yield wait_for(lambda: sum(w.status.restarts for w in stanza.cluster.watchers) >= 6, "six failed attempts")
+        yield wait_until(lambda: sum(w.status.restarts for w in stanza.cluster.watchers) >= 6, "six failed attempts")
         api.come_back()
-        yield wait_for(lambda: all(w.status.up for w in stanza.cluster.watchers), "every watch back")
+        yield wait_until(lambda: all(w.status.up for w in stanza.cluster.watchers), "every watch back")
         about = [line for line in logs if line.startswith(f"kubernetai #1 cluster.local. ({api.url}): ")]
         self.assertEqual(len(about), 3, about)
         self.assertTrue(about[1].endswith("; retrying"), about)
@@ -238,7 +238,7 @@ class LogTests(unittest.TestCase):
         api.forbid("endpointslices")
         running = self.run_daemon(api.url, api.url)
         yield running.dns_port()
-        yield wait_for(lambda: len(self.lines_about(logs, "#2 cluster.local.", "403")) == 1, "the second's 403")
+        yield wait_until(lambda: len(self.lines_about(logs, "#2 cluster.local.", "403")) == 1, "the second's 403")
         for label in ("#1 cluster.local.", "#2 cluster.local."):
             self.assertEqual(self.lines_about(logs, label, "403"),
                              [f"kubernetai {label} ({api.url}): endpointslices: API server answered 403 Forbidden; "

@@ -20,17 +20,23 @@ from twisted.trial import unittest
 from zope.interface.verify import verifyObject
 
 from kubernetai.chain import Request
-from kubernetai.corefile import CorefileError, parse_corefile
+from kubernetai.corefile import CorefileError
 from kubernetai.daemon import build_daemon
-from kubernetai.plugins.kubernetai import complete
-from kubernetai.kubernetes.cluster import Cluster
-from kubernetai.kubernetes.config import parse_stanza
-from kubernetai.kubernetes.connection import api_client
-from kubernetai.kubernetes.stanza import Stanza, StanzaFallthrough, StanzaNameError, StanzaResolver
+from kubernetai.plugins.kubernetai import complete, wait_for_sync
+from kubernetai.kubernetes.connection import ConnectionSetupError
+from kubernetai.kubernetes.stanza import (
+    Stanza,
+    StanzaFallthrough,
+    StanzaNameError,
+    StanzaResolver,
+    parse_stanza_text,
+    start_resolver,
+)
 from kubernetai.zones import Fallthrough
 from kubernetai.apiserver.server import ApiServer
 from tests.support import (
     FakeUpstream,
+    build,
     capture_logs,
     query,
     rcode_of,
@@ -384,15 +390,12 @@ class ResolverTests(StanzaTestCase):
 
     @defer.inlineCallbacks
     def setUp(self):
-        api = self.start_api(cluster_a)
-        text = f".:53 {{\n    kubernetai cluster.local in-addr.arpa {{\n        endpoint {api.url}\n    }}\n}}\n"
-        config = parse_stanza(parse_corefile(text, "Corefile")[0].directives[0], ["."])
-        cluster = Cluster(config, *api_client(config), reactor)
-        cluster.start()
-        self.addCleanup(cluster.stop)
-        yield cluster.when_synced()
-        self.stanza = Stanza("kubernetai", config, cluster, ("10.9.8.7",))
-        self.resolver = StanzaResolver(self.stanza)
+        self.api = self.start_api(cluster_a)
+        self.resolver = start_resolver(f"kubernetai cluster.local in-addr.arpa {{\n    endpoint {self.api.url}\n}}\n",
+                                       addresses=("10.9.8.7",))
+        self.addCleanup(self.resolver.stop)
+        yield self.resolver.when_synced()
+        self.stanza = self.resolver.stanza
 
     def test_provides_iresolver(self):
         self.assertTrue(verifyObject(IResolver, self.resolver))
@@ -446,6 +449,69 @@ class ResolverTests(StanzaTestCase):
 
     def test_names_outside_its_zones_are_not_its_own(self):
         return self.assertFailure(self.resolver.lookupAddress(b"www.example.org"), names_error.DomainError)
+
+    @defer.inlineCallbacks
+    def test_the_nameserver_addresses_given(self):
+        answers, _, _ = yield self.resolver.lookupAddress(b"ns.dns.cluster.local")
+        self.assertEqual([record.payload.dottedQuad() for record in answers], ["10.9.8.7"])
+
+    @defer.inlineCallbacks
+    def test_from_its_options_and_without_zones_for_the_root(self):
+        config = parse_stanza_text(f"kubernetes {{\n    endpoint {self.api.url}\n}}", "stanza")[1]
+        self.assertEqual(config.zones, (".",))
+        resolver = start_resolver(config)
+        self.addCleanup(resolver.stop)
+        yield resolver.when_synced()
+        answers, _, _ = yield resolver.lookupAddress(b"api.other.svc")
+        self.assertEqual([record.payload.dottedQuad() for record in answers], ["10.0.0.20"])
+
+    def test_the_log_names_the_stanza(self):
+        self.assertEqual(self.stanza.cluster.link.name, f"kubernetai #1 cluster.local. in-addr.arpa. ({self.api.url})")
+
+
+class StanzaTextTests(unittest.SynchronousTestCase):
+    """The text L{start_resolver} takes: one kubernetai or kubernetes directive, errors at its own lines."""
+
+    def test_the_directive_name_and_its_options(self):
+        name, config = parse_stanza_text("kubernetes cluster.local {\n    endpoint http://127.0.0.1:1\n    ttl 30\n}",
+                                         "east")
+        self.assertEqual((name, config.zones, config.ttl), ("kubernetes", ("cluster.local.",), 30))
+
+    def test_a_mistake_at_its_line(self):
+        with self.assertRaises(CorefileError) as raised:
+            parse_stanza_text("\nkubernetai cluster.local {\n    endpoint http://127.0.0.1:1\n    ttl x\n}", "east")
+        self.assertTrue(str(raised.exception).startswith("east:4: "), str(raised.exception))
+
+    def test_another_directive_is_refused(self):
+        with self.assertRaises(CorefileError) as raised:
+            parse_stanza_text("forward . 127.0.0.1", "east")
+        self.assertEqual(str(raised.exception), "east: expected one kubernetai or kubernetes directive, found forward")
+
+    def test_two_stanzas_are_refused(self):
+        with self.assertRaises(CorefileError) as raised:
+            parse_stanza_text("kubernetai a.example\nkubernetai b.example", "east")
+        self.assertEqual(str(raised.exception),
+                         "east: expected one kubernetai or kubernetes directive, found kubernetai kubernetai")
+
+    def test_no_api_server_is_refused_before_anything_starts(self):
+        with self.assertRaises(ConnectionSetupError):
+            start_resolver("kubernetai cluster.local {\n    kubeconfig /nonexistent/kubeconfig\n}")
+
+
+class WaitForSyncTests(unittest.SynchronousTestCase):
+    """The daemon waits for a stanza's first sync at most its startup_timeout, by the reactor's clock."""
+
+    def test_waits_out_the_startup_timeout_and_says_so(self):
+        stanza = build(".:53 {\n kubernetai cluster.local {\n  endpoint http://127.0.0.1:1\n  startup_timeout 2s\n }\n}\n"
+                       ).handlers[0].stanzas[0]
+        clock, logs = task.Clock(), capture_logs(self)
+        waiting = wait_for_sync(stanza, clock)
+        clock.advance(1.999)
+        self.assertNoResult(waiting)
+        clock.advance(0.001)
+        self.assertIsNone(self.successResultOf(waiting))
+        self.assertEqual(logs, ["kubernetai #1 cluster.local. (http://127.0.0.1:1): not synced after 2.0s; "
+                                "serving, answering SERVFAIL until it syncs"])
 
 
 class LabelTests(unittest.SynchronousTestCase):

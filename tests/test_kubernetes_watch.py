@@ -21,21 +21,12 @@ from kubernetai.kubernetes.index import MULTICLUSTER_ENDPOINT_SLICES, SERVICE_IM
 from kubernetai.kubernetes.watch import Backoff, TokenBucket, WatchError, decode_event, describe_error, retry_after
 from kubernetai.apiserver.server import ApiServer
 from kubernetai.apiserver.tlsca import CertificateAuthority
+from tests.support import wait_until
 
 
 def stanza_config(body: str, zone: str = "cluster.local"):
     text = f".:53 {{\n    kubernetai {zone} {{\n{body}\n    }}\n}}\n"
     return parse_stanza(parse_corefile(text, "Corefile")[0].directives[0], [zone + "."])
-
-
-@defer.inlineCallbacks
-def wait_for(predicate, what: str, timeout: float = 10.0):
-    """Poll C{predicate} until it holds; fail the test after C{timeout} seconds."""
-    for _ in range(int(timeout / 0.02)):
-        if predicate():
-            return
-        yield task.deferLater(reactor, 0.02, lambda: None)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 class DataPlaneTestCase(unittest.TestCase):
@@ -89,19 +80,19 @@ class SyncTests(DataPlaneTestCase):
         self.api.service("default", "new", cluster_ips=["10.0.0.11"])
         self.api.service("default", "web", cluster_ips=["10.0.0.99"])
         self.api.delete("services", "default", "db")
-        yield wait_for(lambda: services_of(cluster) == ["default/new", "default/web"], "the changes")
+        yield wait_until(lambda: services_of(cluster) == ["default/new", "default/web"], "the changes")
         self.assertEqual(cluster.snapshot.service("default", "web").cluster_ips, ("10.0.0.99",))
         self.assertEqual(sorted(cluster.snapshot.reverse), ["10.0.0.11", "10.0.0.99"])
 
     @defer.inlineCallbacks
     def test_dropped_stream_resumes_without_a_list(self):
         cluster = yield self.sync(f"        endpoint {self.api.url}", self.api)
-        yield wait_for(lambda: self.api.counts[("watch", "services")] >= 1, "the services watch")
+        yield wait_until(lambda: self.api.counts[("watch", "services")] >= 1, "the services watch")
         lists_before = self.api.counts[("list", "services")]
         self.api.drop_watches()
-        yield wait_for(lambda: self.api.counts[("watch", "services")] >= 2, "the watch to be opened again")
+        yield wait_until(lambda: self.api.counts[("watch", "services")] >= 2, "the watch to be opened again")
         self.api.service("default", "after-drop", cluster_ips=["10.0.0.12"])
-        yield wait_for(lambda: "default/after-drop" in services_of(cluster), "the change after the drop")
+        yield wait_until(lambda: "default/after-drop" in services_of(cluster), "the change after the drop")
         self.assertEqual(self.api.counts[("list", "services")], lists_before)
 
     @defer.inlineCallbacks
@@ -110,7 +101,7 @@ class SyncTests(DataPlaneTestCase):
         yield self.api.go_down()
         self.api.service("default", "while-down", cluster_ips=["10.0.0.15"])
         self.api.come_back()
-        yield wait_for(lambda: "default/while-down" in services_of(cluster), "the replayed change")
+        yield wait_until(lambda: "default/while-down" in services_of(cluster), "the replayed change")
         self.assertEqual(self.api.counts[("list", "services")], 1)
         resumed_from = [r.params.get("resourceVersion") for r in self.api.received
                         if r.verb == "watch" and r.resource == "services"]
@@ -124,7 +115,7 @@ class SyncTests(DataPlaneTestCase):
         self.api.service("default", "while-down", cluster_ips=["10.0.0.13"])
         self.api.expire_history()
         self.api.come_back()
-        yield wait_for(lambda: services_of(cluster) == ["default/db", "default/while-down"], "the relist")
+        yield wait_until(lambda: services_of(cluster) == ["default/db", "default/while-down"], "the relist")
         self.assertEqual(self.api.counts[("list", "services")], 2)
         self.assertNotIn("10.0.0.10", cluster.snapshot.reverse)
 
@@ -133,7 +124,7 @@ class SyncTests(DataPlaneTestCase):
         cluster = yield self.sync(f"        endpoint {self.api.url}", self.api)
         watcher = cluster.watchers[0]
         yield self.api.go_down()
-        yield wait_for(lambda: cluster.status()["stale_since"] is not None, "the outage to be noticed")
+        yield wait_until(lambda: cluster.status()["stale_since"] is not None, "the outage to be noticed")
         restarts_at_outage = watcher.status.restarts
         yield task.deferLater(reactor, 1.5, lambda: None)
         self.assertEqual(services_of(cluster), ["default/db", "default/web"], "last good data serves on")
@@ -141,8 +132,8 @@ class SyncTests(DataPlaneTestCase):
         self.assertIn("Error", watcher.status.last_error)
         self.api.service("default", "back", cluster_ips=["10.0.0.14"])
         self.api.come_back()
-        yield wait_for(lambda: "default/back" in services_of(cluster), "recovery")
-        yield wait_for(lambda: cluster.status()["stale_since"] is None, "the stanza to be fresh again")
+        yield wait_until(lambda: "default/back" in services_of(cluster), "recovery")
+        yield wait_until(lambda: cluster.status()["stale_since"] is None, "the stanza to be fresh again")
 
     @defer.inlineCallbacks
     def test_a_quiet_stream_that_times_out_is_resumed_without_a_failure(self):
@@ -155,7 +146,7 @@ class SyncTests(DataPlaneTestCase):
         cluster.start()
         self.addCleanup(cluster.stop)
         yield cluster.when_synced()
-        yield wait_for(lambda: api.counts[("watch", "services")] >= 3, "the services watch to time out twice")
+        yield wait_until(lambda: api.counts[("watch", "services")] >= 3, "the services watch to time out twice")
         self.assertEqual([watcher.status.restarts for watcher in cluster.watchers], [0] * len(cluster.watchers))
         self.assertIsNone(cluster.stale_since())
         self.assertEqual(api.counts[("list", "services")], 1, "resumed from its resourceVersion")
@@ -163,7 +154,7 @@ class SyncTests(DataPlaneTestCase):
                         if r.verb == "watch" and r.resource == "services"]
         self.assertNotIn(None, resumed_from)
         api.service("default", "later", cluster_ips=["10.0.0.11"])
-        yield wait_for(lambda: "default/later" in services_of(cluster), "a change after the timeouts")
+        yield wait_until(lambda: "default/later" in services_of(cluster), "a change after the timeouts")
 
     @defer.inlineCallbacks
     def test_server_errors_are_retried(self):
@@ -202,7 +193,7 @@ class FilterTests(DataPlaneTestCase):
         self.assertEqual({r.namespace for r in self.api.received if r.resource == "services"}, {None})
         self.api.service("b", "late", cluster_ips=["10.0.0.4"])
         self.api.service("a", "late", cluster_ips=["10.0.0.5"])
-        yield wait_for(lambda: "a/late" in services_of(cluster), "the change in a kept namespace")
+        yield wait_until(lambda: "a/late" in services_of(cluster), "the change in a kept namespace")
         self.assertNotIn("b/late", services_of(cluster))
 
     @defer.inlineCallbacks
@@ -212,7 +203,7 @@ class FilterTests(DataPlaneTestCase):
         cluster = yield self.sync(f"        endpoint {self.api.url}\n        namespace_labels dns=on", self.api)
         self.assertEqual(cluster.snapshot.namespaces, frozenset({"a"}))
         self.api.namespace("b", labels={"dns": "on"})
-        yield wait_for(lambda: cluster.snapshot.namespaces == frozenset({"a", "b"}), "the relabelled namespace")
+        yield wait_until(lambda: cluster.snapshot.namespaces == frozenset({"a", "b"}), "the relabelled namespace")
 
     @defer.inlineCallbacks
     def test_pods_only_when_needed(self):
@@ -238,8 +229,8 @@ class HostileServerTests(DataPlaneTestCase):
                              "spec": {"clusterIPs": ["not an address", 7, "10.0.0.8"], "ports": "80"}})
         api.service("a", "after", cluster_ips=["10.0.0.12"])
         api.pod("a", "after", "10.2.0.2")
-        yield wait_for(lambda: "a/after" in services_of(cluster) and "10.2.0.2" in cluster.snapshot.pods_by_ip,
-                       "the changes after the malformed ones")
+        yield wait_until(lambda: "a/after" in services_of(cluster) and "10.2.0.2" in cluster.snapshot.pods_by_ip,
+                         "the changes after the malformed ones")
         self.assertEqual(services_of(cluster), ["a/after", "a/odd"])
         self.assertEqual(cluster.snapshot.service("a", "odd").cluster_ips, ("10.0.0.8",))
         self.assertEqual(list(cluster.snapshot.pods_by_ip), ["10.2.0.2"])
@@ -324,7 +315,7 @@ class MulticlusterSyncTests(DataPlaneTestCase):
         self.assertEqual([e.addresses for e in snapshot.endpoints_of("a", "db")], [("10.1.0.1",)])
         selectors = {r.params.get("labelSelector") for r in self.api.received if r.resource == "endpointslices"}
         self.assertEqual(selectors, {None, "multicluster.kubernetes.io/service-name"})
-        yield wait_for(lambda: self.api.counts[("watch", "serviceimports")] >= 1, "the import watch")
+        yield wait_until(lambda: self.api.counts[("watch", "serviceimports")] >= 1, "the import watch")
         self.assertEqual({r.verb for r in self.api.received if r.resource == "serviceimports"}, {"list", "watch"})
 
     @defer.inlineCallbacks
@@ -333,8 +324,8 @@ class MulticlusterSyncTests(DataPlaneTestCase):
         self.api.service_import("b", "web", ips=["10.9.0.2"], ports=[{"name": "http", "port": 80}])
         self.api.multicluster_endpoint_slice("a", "db-west", "db", "west", [{"addresses": ["10.3.0.1"]}])
         self.api.delete("serviceimports", "a", "db")
-        yield wait_for(lambda: cluster.snapshot.service_import("a", "db") is None, "the deleted import")
-        yield wait_for(lambda: len(cluster.snapshot.multicluster_slices_of("a", "db")) == 2, "the new slice")
+        yield wait_until(lambda: cluster.snapshot.service_import("a", "db") is None, "the deleted import")
+        yield wait_until(lambda: len(cluster.snapshot.multicluster_slices_of("a", "db")) == 2, "the new slice")
         self.assertEqual(cluster.snapshot.service_import("b", "web").ips, ("10.9.0.2",))
 
     @defer.inlineCallbacks
@@ -360,7 +351,7 @@ class ConnectionTests(DataPlaneTestCase):
     def test_untrusted_server_is_not_synced(self):
         api = self.start_api_server(tls=True)
         cluster = self.start_cluster(stanza_config(f"        endpoint {api.url}"))
-        yield wait_for(lambda: cluster.watchers[0].status.restarts >= 1, "a failed attempt")
+        yield wait_until(lambda: cluster.watchers[0].status.restarts >= 1, "a failed attempt")
         self.assertFalse(cluster.synced)
         self.assertIn("SSL", cluster.watchers[0].status.last_error)
 
@@ -412,7 +403,7 @@ class ConnectionTests(DataPlaneTestCase):
         """A stanza on the kubeconfig at C{path}, refused twice; then C{rotate}, and it must sync
         with what it holds (no restart between)."""
         cluster = self.start_cluster(stanza_config(f"        kubeconfig {path}"), interval=0.1)
-        yield wait_for(lambda: cluster.watchers[0].status.restarts >= 2, "refused attempts")
+        yield wait_until(lambda: cluster.watchers[0].status.restarts >= 2, "refused attempts")
         self.assertFalse(cluster.synced)
         rotate()
         yield cluster.when_synced()
@@ -452,7 +443,7 @@ class ConnectionTests(DataPlaneTestCase):
         os.remove(path)
         api.service("default", "db", cluster_ips=["10.0.0.2"])
         api.drop_watches()
-        yield wait_for(lambda: services_of(cluster) == ["default/db", "default/web"], "the change after a reconnect")
+        yield wait_until(lambda: services_of(cluster) == ["default/db", "default/web"], "the change after a reconnect")
         self.assertEqual(api.last.headers.get("authorization").lower(), "bearer the-token")
 
     @defer.inlineCallbacks
@@ -473,7 +464,7 @@ class ConnectionTests(DataPlaneTestCase):
         write_file(failing, b"")
         api.service("default", "db", cluster_ips=["10.0.0.2"])
         api.drop_watches()
-        yield wait_for(lambda: services_of(cluster) == ["default/db", "default/web"], "the change after a reconnect")
+        yield wait_until(lambda: services_of(cluster) == ["default/db", "default/web"], "the change after a reconnect")
         self.assertEqual(api.last.headers.get("authorization").lower(), "bearer exec-token")
 
 

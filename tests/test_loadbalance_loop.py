@@ -19,22 +19,26 @@ from twisted.internet import defer, reactor, task
 from twisted.names import dns as tdns
 from twisted.trial import unittest
 
-from kubernetai.chain import Response, build_server
-from kubernetai.corefile import CorefileError, parse_corefile
+from kubernetai.chain import Response
 from kubernetai.daemon import build_daemon
 from kubernetai.plugins import loadbalance, loop
 from kubernetai.apiserver.resources import make_endpoint_slice, make_namespace, make_service
-from tests.support import FakeUpstream, capture_logs, query, start_daemon, write_corefile
+from tests.support import (
+    FakeUpstream,
+    build,
+    capture_logs,
+    one_test_per_row,
+    query,
+    refusal,
+    start_daemon,
+    write_corefile,
+)
 from tests.test_daemon import free_port, twistd
 from tests.test_health_ready import Running
 from tests.test_kubernetes_fidelity import start_api
 
 ADDRESSES = ["192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4"]
 QUERIES = 40
-
-
-def build(text: str):
-    return build_server(parse_corefile(text, "Corefile")[0])
 
 
 def record(text: str) -> tdns.RRHeader:
@@ -70,47 +74,52 @@ def kinds(records: list[tdns.RRHeader]) -> list[str]:
     return [tdns.QUERY_TYPES[r.type] for r in records]
 
 
+# loadbalance lines that parse, and the subnets they prefer.
+BALANCERS = [
+    ("loadbalance", ()),
+    ("loadbalance round_robin", ()),
+    ("loadbalance {\n  prefer 10.9.20.0/24 192.168.1.0/24\n }", ("10.9.20.0/24", "192.168.1.0/24")),
+    ("loadbalance round_robin {\n  prefer 2001:db8::/32\n  prefer 10.9.20.5/24\n }",
+     ("2001:db8::/32", "10.9.20.0/24")),
+    ("loadbalance {\n  prefer\n }", ()),
+]
+
+
+# loadbalance and loop lines refused, and what the error says.
+REFUSED = [
+    ("loadbalance fleeb", "Corefile:2: plugin/loadbalance: unknown policy: fleeb"),
+    ("loadbalance round_robin a", "Corefile:2: plugin/loadbalance: unknown property for round_robin"),
+    ("loadbalance weighted wfile", "Corefile:2: plugin/loadbalance: policy 'weighted' is not supported by kubernetai"),
+    ("loadbalance weighted", "Corefile:2: plugin/loadbalance: policy 'weighted' is not supported by kubernetai"),
+    ("loadbalance {\n  susu\n }", "Corefile:3: plugin/loadbalance: unknown property 'susu'"),
+    ("loadbalance {\n  reload 10s\n }", "Corefile:3: plugin/loadbalance: unknown property 'reload'"),
+    ("loadbalance {\n  prefer 10.0.0.1\n }",
+     "Corefile:3: plugin/loadbalance: invalid CIDR '10.0.0.1': invalid CIDR address: 10.0.0.1"),
+    ("loadbalance {\n  prefer 10.0.0.0/33\n }", "Corefile:3: plugin/loadbalance: invalid CIDR '10.0.0.0/33'"),
+    ("loadbalance {\n  prefer example.org/8\n }", "Corefile:3: plugin/loadbalance: invalid CIDR 'example.org/8'"),
+    ("loadbalance\n loadbalance", "Corefile:3: plugin/loadbalance: this plugin can only be used once per server block"),
+    ("loop argument", "Corefile:2: plugin/loop: unexpected argument 'argument': expected at most 0"),
+    ("loop {\n  option\n }", "Corefile:3: plugin/loop: unknown option 'option'"),
+    ("loop\n loop", "Corefile:3: plugin/loop: this plugin can only be used once per server block"),
+]
+
+
+@one_test_per_row("good", BALANCERS, lambda row: row[0])
+@one_test_per_row("bad", REFUSED, lambda row: row[1].partition(": ")[2])
 class SetupTests(unittest.SynchronousTestCase):
     """setup_test.go's rows, and the options CoreDNS added since (prefer)."""
 
-    GOOD = [
-        ("loadbalance", ()),
-        ("loadbalance round_robin", ()),
-        ("loadbalance {\n  prefer 10.9.20.0/24 192.168.1.0/24\n }", ("10.9.20.0/24", "192.168.1.0/24")),
-        ("loadbalance round_robin {\n  prefer 2001:db8::/32\n  prefer 10.9.20.5/24\n }",
-         ("2001:db8::/32", "10.9.20.0/24")),
-        ("loadbalance {\n  prefer\n }", ()),
-    ]
-    BAD = [
-        ("loadbalance fleeb", "Corefile:2: plugin/loadbalance: unknown policy: fleeb"),
-        ("loadbalance round_robin a", "Corefile:2: plugin/loadbalance: unknown property for round_robin"),
-        ("loadbalance weighted wfile", "Corefile:2: plugin/loadbalance: policy 'weighted' is not supported by kubernetai"),
-        ("loadbalance weighted", "Corefile:2: plugin/loadbalance: policy 'weighted' is not supported by kubernetai"),
-        ("loadbalance {\n  susu\n }", "Corefile:3: plugin/loadbalance: unknown property 'susu'"),
-        ("loadbalance {\n  reload 10s\n }", "Corefile:3: plugin/loadbalance: unknown property 'reload'"),
-        ("loadbalance {\n  prefer 10.0.0.1\n }",
-         "Corefile:3: plugin/loadbalance: invalid CIDR '10.0.0.1': invalid CIDR address: 10.0.0.1"),
-        ("loadbalance {\n  prefer 10.0.0.0/33\n }", "Corefile:3: plugin/loadbalance: invalid CIDR '10.0.0.0/33'"),
-        ("loadbalance {\n  prefer example.org/8\n }", "Corefile:3: plugin/loadbalance: invalid CIDR 'example.org/8'"),
-        ("loadbalance\n loadbalance", "Corefile:3: plugin/loadbalance: this plugin can only be used once per server block"),
-        ("loop argument", "Corefile:2: plugin/loop: unexpected argument 'argument': expected at most 0"),
-        ("loop {\n  option\n }", "Corefile:3: plugin/loop: unknown option 'option'"),
-        ("loop\n loop", "Corefile:3: plugin/loop: this plugin can only be used once per server block"),
-    ]
+    def check_good(self, row):
+        line, subnets = row
+        config = build(".:53 {\n " + line + "\n}\n")
+        (handler,) = config.handlers
+        self.assertEqual(tuple(str(subnet) for subnet in handler.prefer), subnets, line)
+        plan = "loadbalance round_robin (A, AAAA, MX)" + (" prefer " + " ".join(subnets) if subnets else "")
+        self.assertEqual(config.plan, [plan], line)
 
-    def test_good(self):
-        for line, subnets in self.GOOD:
-            config = build(".:53 {\n " + line + "\n}\n")
-            (handler,) = config.handlers
-            self.assertEqual(tuple(str(subnet) for subnet in handler.prefer), subnets, line)
-            plan = "loadbalance round_robin (A, AAAA, MX)" + (" prefer " + " ".join(subnets) if subnets else "")
-            self.assertEqual(config.plan, [plan], line)
-
-    def test_bad(self):
-        for line, message in self.BAD:
-            with self.assertRaises(CorefileError, msg=line) as raised:
-                build(".:53 {\n " + line + "\n}\n")
-            self.assertIn(message, str(raised.exception), line)
+    def check_bad(self, row):
+        line, message = row
+        self.assertIn(message, refusal(f".:53 {{\n {line}\n}}\n"))
 
     def test_loop_probes_the_first_zone_at_the_block_address(self):
         """The first key's zone, the first bind address (loopback for none or a wildcard), the first port."""

@@ -17,8 +17,8 @@ from kubernetai.apiserver.server import ApiServer
 from kubernetai.chain import build_server
 from kubernetai.corefile import CorefileError, parse_corefile
 from kubernetai.kubernetes.objects import TRIGGER_TIME_ANNOTATION
-from tests.support import FakeUpstream, query
-from tests.test_health_ready import Running, get, wait_until
+from tests.support import FakeUpstream, query, wait_until
+from tests.test_health_ready import Running, get
 
 
 @defer.inlineCallbacks

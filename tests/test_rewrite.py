@@ -11,14 +11,10 @@ from twisted.internet import defer
 from twisted.names import dns as tdns
 from twisted.trial import unittest
 
-from kubernetai.chain import PluginError, Response, build_server
-from kubernetai.corefile import CorefileError, parse_corefile
+from kubernetai.chain import PluginError, Response
+from kubernetai.corefile import CorefileError
 from kubernetai.plugins.rewrite import Question, is_domain_name, revert, rewrite_question
-from tests.support import FakeUpstream, query, rcode_of, start_daemon
-
-
-def build(text):
-    return build_server(parse_corefile(text, "Corefile")[0])
+from tests.support import FakeUpstream, build, query, rcode_of, start_daemon
 
 
 def rules_of(*lines: str):

@@ -11,8 +11,8 @@ from twisted.trial import unittest
 
 from kubernetai.daemon import build_daemon
 from kubernetai.apiserver.server import ApiServer
-from tests.support import capture_logs, write_corefile
-from tests.test_health_ready import Running, get, wait_until
+from tests.support import capture_logs, wait_until, write_corefile
+from tests.test_health_ready import Running, get
 
 TOKEN = "s3cr3t-t0ken-never-shown"
 

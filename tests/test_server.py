@@ -342,4 +342,5 @@ class ReceiveBufferTests(unittest.TestCase):
         (udp,) = [port for port in root.getServiceNamed("dns").ports if port.getHost().type == "UDP"]
         with open("/proc/sys/net/core/rmem_max") as rmem_max:
             allowed = min(UDP_RECEIVE_BUFFER, int(rmem_max.read()))
-        self.assertEqual(udp.socket.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF), 2 * allowed)
+        with socket.fromfd(udp.fileno(), socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            self.assertEqual(sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF), 2 * allowed)

@@ -37,9 +37,9 @@ from kubernetai.workers import (
     worker_count,
 )
 from kubernetai.apiserver.server import ApiServer
-from tests.support import query, write_corefile
+from tests.support import query, wait_until, write_corefile
 from tests.test_daemon import TWISTD, RunningDaemonTests, free_port, twistd
-from tests.test_health_ready import get, wait_until
+from tests.test_health_ready import get
 from tests.test_prometheus import scrape
 
 WORKERS = 2
@@ -187,6 +187,7 @@ class RunningWorkersTests(unittest.TestCase):
         self.assertEqual(samples[("kubernetai_workers", ())], WORKERS)
         self.assertIn(("process_cpu_seconds_total", ()), samples, "the supervisor's own process metrics")
         self.assertIn(("process_cpu_seconds_total", (("worker", "1"),)), samples)
+        self.assertNotIn("Starting factory", supervised.log(), "asking workers logs no line per connection")
 
     @defer.inlineCallbacks
     def test_a_killed_worker_is_started_again(self):
@@ -199,7 +200,7 @@ class RunningWorkersTests(unittest.TestCase):
             pids = yield supervised.pids()
             return pids[0] != first
 
-        yield wait_until(noticed, "the supervisor sees the worker gone", attempts=600)
+        yield wait_until(noticed, "the supervisor sees the worker gone", timeout=30)
         answers = yield ask_from_many_sockets(supervised.dns_port, "web.default.svc.cluster.local")
         self.assertEqual(addresses(answers), {("10.0.0.1",)}, "the port answers all along")
 
@@ -208,7 +209,7 @@ class RunningWorkersTests(unittest.TestCase):
             code, ready = yield supervised.verbose_ready()
             return code == 200 and all(worker["pid"] for worker in ready["workers"])
 
-        yield wait_until(ready_again, "ready again with a new worker 0", attempts=600)
+        yield wait_until(ready_again, "ready again with a new worker 0", timeout=30)
         pids = yield supervised.pids()
         self.assertNotIn(pids[0], (first, None))
         self.assertEqual(pids[1], second)
@@ -234,7 +235,7 @@ class RunningWorkersTests(unittest.TestCase):
             } and all(("value", checksum) in labels for (name, labels) in samples
                       if name == "coredns_reload_version_info")
 
-        yield wait_until(every_worker_runs_it, "both workers report the new Corefile's SHA512", attempts=600)
+        yield wait_until(every_worker_runs_it, "both workers report the new Corefile's SHA512", timeout=30)
         answers = yield ask_from_many_sockets(supervised.dns_port, "eight.example")
         self.assertEqual(addresses(answers), {("192.0.2.8",)})
         pids = yield supervised.pids()
@@ -259,7 +260,7 @@ class RunningWorkersTests(unittest.TestCase):
         pids = yield supervised.pids()
         supervised.process.kill()
         yield supervised.exited()
-        yield wait_until(lambda: all(not running(pid) for pid in pids), "every worker gone", attempts=600)
+        yield wait_until(lambda: all(not running(pid) for pid in pids), "every worker gone", timeout=30)
 
     @defer.inlineCallbacks
     def test_sigterm_stops_every_process(self):

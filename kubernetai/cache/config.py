@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_cache -*-
+# -*- test-case-name: tests.test_cache_rules -*-
 """
 The cache plugin's configuration: one C{cache [TTL] [ZONES...] { ... }}
 directive parsed and checked as CoreDNS's plugin/cache/setup.go does, with

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_cache -*-
+# -*- test-case-name: tests.test_cache_rules -*-
 """
 The cache's memory: an L{Entry} per kept answer (CoreDNS's item.go) and the
 sharded L{Table} that holds them with random eviction (plugin/pkg/cache).
@@ -25,7 +25,7 @@ from kubernetai.chain import Response
 SHARDS = 256
 MIN_SHARD_SIZE = 4
 # A table's bytes at most, and what an entry is counted as: its objects besides its records, and each
-# record with its payload (tests.test_cache measures both against what tracemalloc sees).
+# record with its payload (tests.test_cache_rules measures both against what tracemalloc sees).
 TABLE_BYTES = 32 * 2**20
 ENTRY_BYTES = 1024
 RECORD_BYTES = 400

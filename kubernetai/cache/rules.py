@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_cache -*-
+# -*- test-case-name: tests.test_cache_rules -*-
 """
 What the cache keeps and for how long, as CoreDNS's plugin/cache decides it:
 the key of an answer, the class of a response (C{response.Typify}), whether

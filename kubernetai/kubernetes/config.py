@@ -76,7 +76,7 @@ class StanzaConfig:
     apiserver_max_inflight: int = 0
     multicluster: tuple[str, ...] = ()
     zonal: bool = False
-    # Ours (SPEC 5): hand queries on instead of SERVFAIL while the stanza has not synced, and,
+    # Ours, not CoreDNS's: hand queries on instead of SERVFAIL while the stanza has not synced, and,
     # with a duration, while its watches have been down longer than that.  None: off.
     failover: float | None = None
     # Ours: what metrics, /ready and the logs call the stanza instead of "#N ZONES".  Not compared:

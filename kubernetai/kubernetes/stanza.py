@@ -8,6 +8,7 @@ The resolver follows twisted.names' conventions: a lookup fires with
 as authority; NXDOMAIN fails with L{StanzaNameError} (or, when the stanza
 falls through for that name, L{StanzaFallthrough}, a C{DomainError} so that
 a C{ResolverChain} asks the next resolver), both carrying the SOA.
+L{start_resolver} makes one, running, from a stanza's Corefile text.
 """
 
 from __future__ import annotations
@@ -20,7 +21,11 @@ from twisted.names import common, dns, error
 from zope.interface import implementer
 
 from kubernetai.chain import Response
-from kubernetai.kubernetes.config import StanzaConfig
+from kubernetai.corefile import CorefileError, parse_directives
+from kubernetai.interfaces import local_ips
+from kubernetai.kubernetes.cluster import Cluster
+from kubernetai.kubernetes.config import StanzaConfig, parse_stanza
+from kubernetai.kubernetes.connection import api_client
 from kubernetai.kubernetes.records import View, answer, denial
 from kubernetai.zones import most_specific
 
@@ -44,6 +49,12 @@ class Stanza:
         self.cluster = cluster
         self.addresses = addresses
         self.label = label or stanza_label(config, 1)
+
+    def start(self) -> None:
+        """Start the cluster's watches, unless they run already (a reload kept them); its log names this stanza."""
+        self.cluster.link.name = self.describe()
+        if not self.cluster.threads:
+            self.cluster.start()
 
     def describe(self) -> str:
         """The stanza as /ready and the logs name it: directive, label and API server."""
@@ -127,6 +138,14 @@ class StanzaResolver(common.ResolverBase):
         super().__init__()
         self.stanza = stanza
 
+    def when_synced(self) -> defer.Deferred:
+        """A Deferred fired once the stanza has listed everything from its API server."""
+        return self.stanza.cluster.when_synced()
+
+    def stop(self) -> None:
+        """Stop the stanza's watches."""
+        self.stanza.cluster.stop()
+
     def _lookup(self, name, cls, type, timeout=None):
         qname = name if isinstance(name, bytes) else name.encode("ascii")
         qname = qname.rstrip(b".")
@@ -144,3 +163,32 @@ class StanzaResolver(common.ResolverBase):
         if response.rcode == dns.EREFUSED:
             return defer.fail(error.DNSQueryRefusedError(qname))
         return defer.fail(error.DNSServerError(qname))
+
+
+def start_resolver(stanza: str | StanzaConfig, reactor=None, *, addresses=None,
+                   filename: str = "stanza") -> StanzaResolver:
+    """A stanza's resolver, its watches started: from its Corefile text (one C{kubernetai} or
+    C{kubernetes} directive; its lines in errors are C{filename}'s) or its options.
+
+    Without zones the stanza serves the root, as in a C{.} server block.  C{addresses} are what
+    C{ns.dns} answers hold (default: this host's, as for a server block without C{bind}).  Raises
+    L{CorefileError} for a mistake in the text,
+    L{kubernetai.kubernetes.connection.ConnectionSetupError} for options that lead to no API server.
+    """
+    if reactor is None:
+        from twisted.internet import reactor
+    name, config = ("kubernetai", stanza) if isinstance(stanza, StanzaConfig) else parse_stanza_text(stanza, filename)
+    cluster = Cluster(config, *api_client(config), reactor)
+    resolver = StanzaResolver(Stanza(name, config, cluster, local_ips([]) if addresses is None else tuple(addresses)))
+    resolver.stanza.start()
+    return resolver
+
+
+def parse_stanza_text(text: str, filename: str) -> tuple[str, StanzaConfig]:
+    """The directive's name and the options of the one stanza in C{text}."""
+    directives = parse_directives(text, filename)
+    names = [directive.name for directive in directives]
+    if names not in (["kubernetai"], ["kubernetes"]):
+        found = " ".join(names) or "none"
+        raise CorefileError(filename, 0, f"expected one kubernetai or kubernetes directive, found {found}")
+    return names[0], parse_stanza(directives[0], ["."])

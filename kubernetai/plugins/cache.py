@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_cache -*-
+# -*- test-case-name: tests.test_cache,tests.test_cache_daemon -*-
 """
 cache: answers repeated questions from memory, as CoreDNS's cache plugin does.
 

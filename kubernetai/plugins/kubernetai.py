@@ -109,9 +109,7 @@ class StanzaService(service.Service):
 
     def startService(self) -> None:
         super().startService()
-        self.stanza.cluster.link.name = self.stanza.describe()
-        if not self.stanza.cluster.threads:
-            self.stanza.cluster.start()
+        self.stanza.start()
 
     def stopService(self):
         self.stanza.cluster.stop()

@@ -103,9 +103,8 @@ class Metrics:
     name = "prometheus"
     next = None
 
-    def __init__(self, counts: DNSMetrics, reactor) -> None:
+    def __init__(self, counts: DNSMetrics) -> None:
         self.counts = counts
-        self.reactor = reactor
 
     def serve(self, request: Request):
         request.observe_reply(self._record)
@@ -171,4 +170,4 @@ def setup(directives: list[Directive], config: ServerConfig) -> Metrics:
         for plugin in config.block.directives
     }
     config.plan.append(f"prometheus {address}/metrics")
-    return Metrics(counts, config.reactor)
+    return Metrics(counts)

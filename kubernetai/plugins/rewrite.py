@@ -39,7 +39,6 @@ from kubernetai.corefile import Directive
 
 STOP = "stop"
 CONTINUE = "continue"
-NAME_MATCHES = ("exact", "prefix", "suffix", "substring", "regex")
 MAX_REGEX_LENGTH = 10000
 
 # miekg/dns's StringToType and StringToClass for the mnemonics Twisted lacks.
