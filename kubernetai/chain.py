@@ -67,7 +67,7 @@ PLUGIN_ORDER: tuple[tuple[str, str | None], ...] = (
     ("dnssec", None),
     ("tls", None),
     ("minimal", "kubernetai.plugins.minimal"),
-    ("template", None),
+    ("template", "kubernetai.plugins.template"),
     ("transfer", "kubernetai.plugins.transfer"),
     ("hosts", "kubernetai.plugins.hosts"),
     ("route53", None),

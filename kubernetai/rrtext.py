@@ -1,0 +1,194 @@
+# -*- test-case-name: tests.test_gotemplate -*-
+"""
+One resource record from its zone-file text (RFC 1035 section 5), as
+miekg/dns's C{NewRR} reads it for CoreDNS's template plugin: C{OWNER [TTL]
+[CLASS] TYPE RDATA} (TTL and CLASS either way round), names relative to the
+root, TTL 3600 when none is given, parentheses that join lines, C{;}
+comments, quoted strings and C{\\X} / C{\\DDD} escapes.  Only the first
+record of the text is read.
+
+Pure.  The types read are A, AAAA, NS, CNAME, PTR, DNAME, MX, SRV, TXT,
+SPF, SOA and HINFO; any other is an L{RRTextError} saying so, as is text
+that is no record.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+
+from twisted.names import dns
+
+DEFAULT_TTL = 3600  # miekg/dns's defaultTtl
+MAX_TTL = 2**32 - 1
+CLASSES = {"IN": dns.IN, "CS": dns.CS, "CH": dns.CH, "HS": dns.HS, "NONE": 254, "ANY": dns.ANY}
+_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|\(|\)|;[^\n]*|\n|[^\s"();]+|\S', re.DOTALL)
+_ESCAPE = re.compile(rb"\\(?:([0-9]{3})|(.))", re.DOTALL)
+_TTL_PART = re.compile(r"([0-9]+)([smhdwSMHDW])")
+_TTL_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+class RRTextError(ValueError):
+    """Text that is no resource record, or one of a type we do not read."""
+
+
+def parse_rr(text: str) -> dns.RRHeader:
+    """The first record of C{text}."""
+    if text.lstrip("\n")[:1] in (" ", "\t"):
+        raise RRTextError(f"no owner name in {text!r}")
+    tokens = _first_record_tokens(text)
+    if not tokens:
+        raise RRTextError(f"no record in {text!r}")
+    owner = _name(tokens[0])
+    ttl, cls, position = None, None, 1
+    while position < len(tokens):
+        word = tokens[position]
+        if ttl is None and word[:1].isdigit():
+            ttl = parse_ttl(word)
+        elif cls is None and word.upper() in CLASSES:
+            cls = CLASSES[word.upper()]
+        else:
+            break
+        position += 1
+    if position >= len(tokens):
+        raise RRTextError(f"no record type in {text!r}")
+    rtype = tokens[position].upper()
+    reader = _READERS.get(rtype)
+    if reader is None:
+        raise RRTextError(f"record type {tokens[position]!r} is not supported by kubernetai")
+    ttl = DEFAULT_TTL if ttl is None else ttl
+    try:
+        payload = reader(tokens[position + 1:], ttl)
+    except (ValueError, IndexError) as error:
+        raise RRTextError(f"bad {rtype} record in {text!r}: {error}") from None
+    return dns.RRHeader(owner, payload.TYPE, dns.IN if cls is None else cls, ttl, payload, auth=True)
+
+
+def _first_record_tokens(text: str) -> list[str]:
+    """The tokens of the first record, parentheses and comments gone; quoted strings keep their quotes."""
+    tokens: list[str] = []
+    depth = 0
+    for match in _TOKEN.finditer(text):
+        token = match.group()
+        if token.startswith(";"):
+            continue
+        if token == "\n":
+            if depth == 0 and tokens:
+                break
+        elif token == "(":
+            depth += 1
+        elif token == ")":
+            depth -= 1
+            if depth < 0:
+                raise RRTextError(f"extra closing brace in {text!r}")
+        else:
+            tokens.append(token)
+    if depth > 0:
+        raise RRTextError(f"unbalanced brace in {text!r}")
+    return tokens
+
+
+def parse_ttl(word: str) -> int:
+    """A TTL in seconds, or in BIND's units (C{1h30m})."""
+    if word.isdigit():
+        seconds = int(word)
+    else:
+        parts = _TTL_PART.findall(word)
+        if "".join(number + unit for number, unit in parts) != word:
+            raise RRTextError(f"not a TTL: {word!r}")
+        seconds = sum(int(number) * _TTL_UNITS[unit.lower()] for number, unit in parts)
+    if seconds > MAX_TTL:
+        raise RRTextError(f"not a TTL: {word!r}")
+    return seconds
+
+
+def _unescaped(word: str) -> bytes:
+    """C{word}'s bytes, C{\\DDD} and C{\\X} escapes undone."""
+    return _ESCAPE.sub(lambda m: bytes([int(m.group(1))]) if m.group(1) else m.group(2), word.encode("utf-8"))
+
+
+def _name(word: str) -> bytes:
+    """A domain name as Twisted keeps it (no final dot), relative names under the root."""
+    if word.startswith('"'):
+        raise RRTextError(f"bad name {word!r}")
+    if word == "@" or word == ".":
+        return b""
+    if "\\." in word:
+        raise RRTextError(f"a name with a dot inside a label ({word!r}) is not supported by kubernetai")
+    labels = [_unescaped(label) for label in word.rstrip(".").split(".")] if not word.endswith("\\.") else []
+    if any(not label or len(label) > 63 for label in labels) or sum(len(label) + 1 for label in labels) > 254:
+        raise RRTextError(f"bad name {word!r}")
+    return b".".join(labels)
+
+
+def _number(word: str, bits: int) -> int:
+    if not word.isdigit() or int(word) >= 1 << bits:
+        raise ValueError(f"bad number {word!r}")
+    return int(word)
+
+
+def _character_string(word: str) -> list[bytes]:
+    """A TXT string: a quoted or bare word, cut into strings of 255 octets as miekg/dns does."""
+    data = _unescaped(word[1:-1] if word.startswith('"') else word)
+    return [data[start:start + 255] for start in range(0, len(data), 255)] or [b""]
+
+
+def _only(args: list[str], count: int) -> list[str]:
+    if len(args) != count:
+        raise ValueError(f"expected {count} field(s), got {len(args)}")
+    return args
+
+
+def _address(version: int):
+    def read(args, ttl):
+        (text,) = _only(args, 1)
+        address = ipaddress.ip_address(text)
+        if address.version != version:
+            raise ValueError(f"not an IPv{version} address: {text!r}")
+        return (dns.Record_A if version == 4 else dns.Record_AAAA)(str(address), ttl)
+    return read
+
+
+def _target(record):
+    def read(args, ttl):
+        (text,) = _only(args, 1)
+        return record(_name(text), ttl)
+    return read
+
+
+def _strings(record):
+    def read(args, ttl):
+        if not args:
+            raise ValueError("no text")
+        return record(*[piece for word in args for piece in _character_string(word)], ttl=ttl)
+    return read
+
+
+def _mx(args, ttl):
+    preference, exchange = _only(args, 2)
+    return dns.Record_MX(_number(preference, 16), _name(exchange), ttl)
+
+
+def _srv(args, ttl):
+    priority, weight, port, target = _only(args, 4)
+    return dns.Record_SRV(_number(priority, 16), _number(weight, 16), _number(port, 16), _name(target), ttl)
+
+
+def _soa(args, ttl):
+    mname, rname, serial, *times = _only(args, 7)
+    return dns.Record_SOA(_name(mname), _name(rname), _number(serial, 32), *[parse_ttl(time) for time in times],
+                          ttl=ttl)
+
+
+def _hinfo(args, ttl):
+    cpu, os = _only(args, 2)
+    return dns.Record_HINFO(b"".join(_character_string(cpu)), b"".join(_character_string(os)), ttl)
+
+
+_READERS = {
+    "A": _address(4), "AAAA": _address(6),
+    "NS": _target(dns.Record_NS), "CNAME": _target(dns.Record_CNAME), "PTR": _target(dns.Record_PTR),
+    "DNAME": _target(dns.Record_DNAME),
+    "MX": _mx, "SRV": _srv, "SOA": _soa, "HINFO": _hinfo,
+    "TXT": _strings(dns.Record_TXT), "SPF": _strings(dns.Record_SPF),
+}
