@@ -66,6 +66,11 @@ EVERY_PLUGIN = """\
         response set aa
     }}
     minimal
+    template IN A example {{
+        match "^ip-(?P<a>[0-9]+)-(?P<b>[0-9]+)[.]example[.]$"
+        answer "{{{{ .Name }}}} 60 IN A 10.0.{{{{ .Group.a }}}}.{{{{ parseInt .Group.b 10 8 }}}}"
+        fallthrough
+    }}
     transfer cluster.local {{
         to 127.0.0.1
     }}
@@ -86,7 +91,7 @@ whoami.test:{dns} {{
 }}
 """
 PLUGINS = ("reload", "nsid", "bind", "debug", "ready", "health", "prometheus", "errors", "log", "local", "any", "chaos",
-           "loadbalance", "rewrite", "autopath", "acl", "cache", "header", "minimal", "transfer", "hosts",
+           "loadbalance", "rewrite", "autopath", "acl", "cache", "header", "minimal", "template", "transfer", "hosts",
            "kubernetai", "loop", "forward", "whoami")
 
 
@@ -207,6 +212,7 @@ class InstalledWheelTests(unittest.TestCase):
             ("printer.lan", "A", "192.0.2.80"),
             ("www.example.org", "A", "192.0.2.1"),
             ("alias.example.org", "A", "192.0.2.1"),
+            ("ip-1-2.example", "A", "10.0.1.2"),
         ]
         answered = yield deferToThread(ask_until_answered, ports["dns"], "web.default.svc.cluster.local")
         if not answered:
