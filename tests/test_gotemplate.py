@@ -10,7 +10,8 @@ from __future__ import annotations
 from twisted.names import dns
 from twisted.trial.unittest import SynchronousTestCase
 
-from kubernetai.gotemplate import NO_VALUE, Struct, TemplateError, Uint16, execute, go_string, parse
+from kubernetai.gorender import FUNCTIONS, NO_VALUE, Struct, Uint16, execute
+from kubernetai.gotemplate import FUNCTION_NAMES, TemplateError, go_string, parse
 from kubernetai.goregexp import GoRegexpError, compile_go
 from kubernetai.rrtext import RRTextError, parse_rr
 from tests.support import one_test_per_row
@@ -173,6 +174,9 @@ class GoTemplateTests(SynchronousTestCase):
 
     def test_no_value(self):
         self.assertEqual(repr(NO_VALUE), "<no value>")
+
+    def test_functions_parsed_are_those_run(self):
+        self.assertEqual(set(FUNCTIONS), FUNCTION_NAMES)
 
 
 @one_test_per_row("matched", MATCHED, lambda row: row[0])

@@ -102,7 +102,7 @@ def refused(line: int, message: str) -> str:
      refused(6, "error parsing extended DNS error code invalid: expected 0 to 65535")),
     (("template ANY ANY invalid {", "rcode NXDOMAIN", f"authority {SOA}", "ederror too many arguments", "}"),
      refused(6, "unexpected argument 'arguments': expected at most 2")),
-    *[((f"template ANY ANY example. {{", f"{first}", *rest, "}"),
+    *[(("template ANY ANY example. {", first, *rest, "}"),
        refused(4, f"'{first.split()[0]}' (the expr language) {NOT_SUPPORTED}"))
       for first, *rest in (
           ("var a 1",), ("var a 1", "var b a + 1"), ("var a group('a')",), ("var",), ("var a",), ("var 1a 1",),

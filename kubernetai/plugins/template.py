@@ -10,7 +10,8 @@ template's zones (the block's by default), of its class and type (C{ANY}
 on either side matches every one), whose name (lower case, with the final
 dot) one of its regexes matches (default C{.*}; Go's syntax, checked by
 L{kubernetai.goregexp}), is answered: authoritative, with RCODE (NOERROR by
-default) and each section's templates rendered (L{kubernetai.gotemplate})
+default) and each section's templates rendered (L{kubernetai.gotemplate},
+L{kubernetai.gorender})
 and read as zone-file lines (L{kubernetai.rrtext}).  A CNAME answered to an
 A or AAAA question is followed through the server, its records appended.
 With C{rcode SERVFAIL} the reply is a bare SERVFAIL.  A name no regex
@@ -46,7 +47,7 @@ from twisted.internet import defer
 from twisted.names import dns
 from zope.interface import implementer
 
-from kubernetai import gotemplate, options
+from kubernetai import gorender, gotemplate, options
 from kubernetai.chain import IHandler, PluginError, Request, Response, ServerConfig
 from kubernetai.corefile import Directive
 from kubernetai.goregexp import GoRegexpError, compile_go
@@ -143,30 +144,30 @@ def match(rule: Rule, name: str, qclass: int, qtype: int) -> Match | None:
     return None
 
 
-def template_data(request: Request, name: str, found: Match) -> gotemplate.Struct:
+def template_data(request: Request, name: str, found: Match) -> gorender.Struct:
     """What a template's dot is: CoreDNS's templateData."""
     message = request.message
     question = _question(request.qname, request.qclass, request.qtype)
-    header = {"Id": gotemplate.Uint16(message.id), "Response": bool(message.answer), "Opcode": message.opCode,
+    header = {"Id": gorender.Uint16(message.id), "Response": bool(message.answer), "Opcode": message.opCode,
               "Authoritative": bool(message.auth), "Truncated": bool(message.trunc),
               "RecursionDesired": bool(message.recDes), "RecursionAvailable": bool(message.recAv),
               "AuthenticatedData": bool(message.authenticData), "CheckingDisabled": bool(message.checkingDisabled),
               "Rcode": message.rCode, "Question": [question]}
     fields = {"Zone": found.zone, "Name": name, "Regex": found.regex, "Match": found.groups, "Group": found.named,
-              "Class": found.cls, "Type": found.type, "Message": gotemplate.Struct("*dns.Msg", header),
+              "Class": found.cls, "Type": found.type, "Message": gorender.Struct("*dns.Msg", header),
               "Question": question, "Remote": request.client[0]}
-    return gotemplate.Struct("*template.templateData", fields, {"Meta": ((str,), lambda _name: "")})
+    return gorender.Struct("*template.templateData", fields, {"Meta": ((str,), lambda _name: "")})
 
 
-def _question(qname: bytes, qclass: int, qtype: int) -> gotemplate.Struct:
+def _question(qname: bytes, qclass: int, qtype: int) -> gorender.Struct:
     name = (qname.decode("ascii", "replace").rstrip(".") + ".")
     cls = CLASS_NAMES.get(qclass, f"CLASS{qclass}")
     rtype = TYPE_NAMES.get(qtype, f"TYPE{qtype}")
-    fields = {"Name": name, "Qtype": gotemplate.Uint16(qtype), "Qclass": gotemplate.Uint16(qclass)}
-    return gotemplate.Struct("*dns.Question", fields, text=f";{name}\t{cls}\t {rtype}")
+    fields = {"Name": name, "Qtype": gorender.Uint16(qtype), "Qclass": gorender.Uint16(qclass)}
+    return gorender.Struct("*dns.Question", fields, text=f";{name}\t{cls}\t {rtype}")
 
 
-class Failures:
+class TemplateCounts:
     """The template plugin's counters, CoreDNS's three."""
 
     def __init__(self) -> None:
@@ -185,7 +186,7 @@ class Template:
     name = "template"
     next = None
 
-    def __init__(self, rules: tuple[Rule, ...], server: str, counts: Failures) -> None:
+    def __init__(self, rules: tuple[Rule, ...], server: str, counts: TemplateCounts) -> None:
         self.rules = rules
         self.zones = tuple(zone for rule in rules for zone in rule.zones)
         self.server = server
@@ -209,21 +210,21 @@ class Template:
             return self.answer(request, rule, found, template_data(request, name, found))
         return self.next.serve(request)
 
-    def answer(self, request: Request, rule: Rule, found: Match, data: gotemplate.Struct):
+    def answer(self, request: Request, rule: Rule, found: Match, data: gorender.Struct):
         sections = {section: [self.record(template, section, found, data) for template in getattr(rule, section)]
                     for section in SECTIONS}
         response = Response(rcode=rule.rcode, answers=sections["answer"], authority=sections["authority"],
                             additional=sections["additional"], authoritative=True,
                             edns_options=() if rule.ederror is None else ((EXTENDED_ERROR, rule.ederror),))
-        targets = [record.payload.name.name for record in response.answers if record.type == dns.CNAME] \
-            if request.qtype in (dns.A, dns.AAAA) else []
-        return follow(request, response, targets) if targets else response
+        if request.qtype in (dns.A, dns.AAAA) and any(record.type == dns.CNAME for record in response.answers):
+            return follow(request, response)
+        return response
 
     def record(self, template: gotemplate.Template, section: str, found: Match, data) -> dns.RRHeader:
         """One rendered record; a PluginError (SERVFAIL, logged) counted as CoreDNS counts it when it fails."""
         key = (self.server, found.zone, "", found.cls, found.type, section, gotemplate.go_string(template))
         try:
-            text = gotemplate.execute(template, data)
+            text = gorender.execute(template, data)
         except gotemplate.TemplateError as error:
             self.counts.templates.inc(key)
             raise PluginError(self.name, str(error)) from None
@@ -235,7 +236,7 @@ class Template:
 
 
 @defer.inlineCallbacks
-def follow(request: Request, response: Response, targets: list[bytes]):
+def follow(request: Request, response: Response):
     """C{response} with what the server answers for each CNAME target appended after its CNAME, as CoreDNS's upstream."""
     answers = []
     for record in response.answers:
@@ -244,7 +245,7 @@ def follow(request: Request, response: Response, targets: list[bytes]):
             continue
         try:
             resolved = yield request.lookup(record.payload.name.name.decode("ascii", "replace") + ".", request.qtype)
-        except Exception:
+        except PluginError:
             continue
         answers += resolved.answers
         response.truncated = resolved.truncated
@@ -256,7 +257,7 @@ def template_families(handlers: list[Template]):
     """The three counters of every template handler in the daemon."""
     if not handlers:
         return
-    total = Failures()
+    total = TemplateCounts()
     for handler in handlers:
         for mine, theirs in ((total.matches, handler.counts.matches), (total.templates, handler.counts.templates),
                              (total.records, handler.counts.records)):
@@ -271,7 +272,7 @@ def setup(directives: list[Directive], config: ServerConfig) -> Template:
     for rule in rules:
         config.classes |= {*ANY_CLASSES, dns.ANY} if rule.qclass == dns.ANY else {rule.qclass, dns.ANY}
         config.plan.append(rule.describe())
-    handler = Template(rules, block_server(config), Failures())
+    handler = Template(rules, block_server(config), TemplateCounts())
     instances(config, "template", template_families).append(handler)
     return handler
 
