@@ -22,7 +22,7 @@ from twisted.names import dns
 DEFAULT_TTL = 3600  # miekg/dns's defaultTtl
 MAX_TTL = 2**32 - 1
 CLASSES = {"IN": dns.IN, "CS": dns.CS, "CH": dns.CH, "HS": dns.HS, "NONE": 254, "ANY": dns.ANY}
-_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|\(|\)|;[^\n]*|\n|[^\s"();]+|\S', re.DOTALL)
+_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|\(|\)|;[^\n]*|\n|(?:[^\s"();\\]|\\.)+|\S', re.DOTALL)
 _ESCAPE = re.compile(rb"\\(?:([0-9]{3})|(.))", re.DOTALL)
 _TTL_PART = re.compile(r"([0-9]+)([smhdwSMHDW])")
 _TTL_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}

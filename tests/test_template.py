@@ -315,3 +315,14 @@ class MetricsTests(unittest.TestCase):
                                template="{{index .Match 1}}", **common), 1)
         self.assertEqual(value(samples, "coredns_template_rr_failures_total", type="MX", section="answer",
                                template="{{.Name}} MX x", **common), 1)
+
+
+class NameTests(unittest.TestCase):
+    """Ours: the name templates see is miekg/dns's presentation of it, lower case; .Question.Name keeps the case."""
+
+    @defer.inlineCallbacks
+    def test_escaped_name(self):
+        port = start_daemon(self, block("template IN TXT example {",
+                                        'answer "{{ .Name }} 60 IN TXT \\"{{ .Question.Name }}\\""', "}"))
+        reply = yield query(port, "A\\ b\\(.Example.", "TXT")
+        self.assertEqual(records(reply.answer), ['a\\032b\\(.example. 60 IN TXT "A b(.Example."'])

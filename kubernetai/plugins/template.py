@@ -11,8 +11,7 @@ on either side matches every one), whose name (lower case, with the final
 dot) one of its regexes matches (default C{.*}; Go's syntax, checked by
 L{kubernetai.goregexp}), is answered: authoritative, with RCODE (NOERROR by
 default) and each section's templates rendered (L{kubernetai.gotemplate},
-L{kubernetai.gorender})
-and read as zone-file lines (L{kubernetai.rrtext}).  A CNAME answered to an
+L{kubernetai.gorender}) and read as zone-file lines (L{kubernetai.rrtext}).  A CNAME answered to an
 A or AAAA question is followed through the server, its records appended.
 With C{rcode SERVFAIL} the reply is a bare SERVFAIL.  A name no regex
 matches goes to the next template (and after the last, the next plugin)
@@ -119,11 +118,11 @@ class Match:
     type: str
 
 
-def presentation_name(qname: bytes) -> str:
-    """The question's name as miekg/dns prints it, lower case, with the final dot (CoreDNS's C{state.Name()})."""
+def presentation(qname: bytes) -> str:
+    """A name from the wire as miekg/dns prints it: special and unprintable octets escaped, with the final dot."""
     labels = []
-    for label in qname.lower().split(b"."):
-        labels.append("".join(chr(byte) if 0x20 < byte < 0x7f and byte not in b"\\\"();@'$" else
+    for label in qname.split(b"."):
+        labels.append("".join(chr(byte) if 0x20 < byte < 0x7f and byte not in b"\\\"();@'" else
                               "\\" + chr(byte) if 0x20 <= byte < 0x7f else f"\\{byte:03d}" for byte in label))
     return ".".join(labels).rstrip(".") + "."
 
@@ -160,7 +159,7 @@ def template_data(request: Request, name: str, found: Match) -> gorender.Struct:
 
 
 def _question(qname: bytes, qclass: int, qtype: int) -> gorender.Struct:
-    name = (qname.decode("ascii", "replace").rstrip(".") + ".")
+    name = presentation(qname)
     cls = CLASS_NAMES.get(qclass, f"CLASS{qclass}")
     rtype = TYPE_NAMES.get(qtype, f"TYPE{qtype}")
     fields = {"Name": name, "Qtype": gorender.Uint16(qtype), "Qclass": gorender.Uint16(qclass)}
@@ -193,7 +192,7 @@ class Template:
         self.counts = counts
 
     def serve(self, request: Request):
-        name = presentation_name(request.qname)
+        name = presentation(request.qname).lower()  # CoreDNS's state.Name()
         if most_specific(name, self.zones) is None:
             return self.next.serve(request)
         for rule in self.rules:
