@@ -104,7 +104,15 @@ def parse_ttl(word: str) -> int:
 
 def _unescaped(word: str) -> bytes:
     """C{word}'s bytes, C{\\DDD} and C{\\X} escapes undone."""
-    return _ESCAPE.sub(lambda m: bytes([int(m.group(1))]) if m.group(1) else m.group(2), word.encode("utf-8"))
+    return _ESCAPE.sub(_unescape, word.encode("utf-8"))
+
+
+def _unescape(escape: re.Match) -> bytes:
+    if escape.group(2) is not None:
+        return escape.group(2)
+    if int(escape.group(1)) > 255:
+        raise RRTextError(f"bad escape \\{escape.group(1).decode()}")
+    return bytes([int(escape.group(1))])
 
 
 def _name(word: str) -> bytes:
@@ -142,6 +150,8 @@ def _only(args: list[str], count: int) -> list[str]:
 def _address(version: int):
     def read(args, ttl):
         (text,) = _only(args, 1)
+        if "%" in text:  # Python takes an IPv6 scope, Go's net.ParseIP does not
+            raise ValueError(f"not an address: {text!r}")
         address = ipaddress.ip_address(text)
         if address.version != version:
             raise ValueError(f"not an IPv{version} address: {text!r}")
