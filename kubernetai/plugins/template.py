@@ -63,6 +63,7 @@ TYPE_NAMES = {code: name for name, code in TYPES.items()}
 # miekg/dns's StringToRcode, as far as a reply without EDNS carries it.
 RCODES = {"NOERROR": 0, "FORMERR": 1, "SERVFAIL": 2, "NXDOMAIN": 3, "NOTIMP": 4, "REFUSED": 5, "YXDOMAIN": 6,
           "YXRRSET": 7, "NXRRSET": 8, "NOTAUTH": 9, "NOTZONE": 10}
+RCODE_NAMES = {code: name for name, code in RCODES.items()}
 EXTENDED_RCODES = ("BADSIG", "BADVERS", "BADKEY", "BADTIME", "BADMODE", "BADNAME", "BADALG", "BADTRUNC",
                    "BADCOOKIE")
 SECTIONS = ("answer", "additional", "authority")
@@ -100,10 +101,13 @@ class Rule:
 
     def describe(self) -> str:
         """The C{--validate} plan line."""
-        text = f"template {CLASS_NAMES[self.qclass]} {TYPE_NAMES.get(self.qtype, self.qtype)} {' '.join(self.zones)}"
-        text += f": {len(self.regexes)} regex(es), " + ", ".join(
-            f"{len(getattr(self, section))} {section}" for section in SECTIONS)
-        return text + (" fallthrough" if self.fallthrough is not None else "")
+        parts = [f"{len(self.regexes)} regex(es)", *(f"{len(getattr(self, part))} {part}" for part in SECTIONS)]
+        if self.rcode != dns.OK:
+            parts.append(f"rcode {RCODE_NAMES[self.rcode]}")
+        if self.fallthrough is not None:
+            parts.append("fallthrough")
+        qtype = TYPE_NAMES.get(self.qtype, self.qtype)
+        return f"template {CLASS_NAMES[self.qclass]} {qtype} {' '.join(self.zones)}: {', '.join(parts)}"
 
 
 @dataclass(frozen=True)
