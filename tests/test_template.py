@@ -202,17 +202,19 @@ def any_any(*lines: str) -> tuple[str, ...]:
                "NXDOMAIN", authority=("invalid. 60 IN SOA ns.invalid. hostmaster.invalid. 1 60 60 60 60",)),
 ])
 class TemplateHandlerTests(unittest.TestCase):
-    """Each row's template in a block with errors, then whoami; its question asked over UDP with EDNS."""
+    """Each row's template in a block with errors, then whoami; its question asked over UDP and TCP with EDNS."""
 
     @defer.inlineCallbacks
     def check(self, row: HandlerRow):
         logs = capture_logs(self)
         port = start_daemon(self, block("errors", *row.template))
-        reply = yield query(port, row.qname, row.qtype, use_edns=0)
+        udp = yield query(port, row.qname, row.qtype, use_edns=0)
+        reply = yield query(port, row.qname, row.qtype, tcp=True, use_edns=0)
         if row.rcode == "fallthrough":
             self.assertEqual((rcode_of(reply), reply.answer), ("NOERROR", []))
             self.assertIn(dns.rdatatype.SRV, [rrset.rdtype for rrset in reply.additional], "whoami answered")
             return
+        self.assertEqual(reply.to_text().split("\n", 1)[1], udp.to_text().split("\n", 1)[1], "UDP and TCP alike")
         self.assertEqual(rcode_of(reply), row.rcode)
         self.assertEqual(records(reply.answer), list(row.answer))
         self.assertEqual(records(reply.authority), list(row.authority))
@@ -304,7 +306,8 @@ class MetricsTests(unittest.TestCase):
                 "template IN MX example {", 'answer "{{ .Name }} MX x"', "}",
             )) + "    whoami\n}\n")
         port = yield running.dns_port()
-        for name, rdtype in (("ip-10-1-2-3.example.", "A"), ("ip-10-1-2-4.example.", "A"), ("x.example.", "TXT"),
+        # The same question twice: each reply built anew and counted, none sent again from kept replies.
+        for name, rdtype in (("ip-10-1-2-3.example.", "A"), ("ip-10-1-2-3.example.", "A"), ("x.example.", "TXT"),
                              ("x.example.", "MX"), ("other.example.", "A")):
             yield query(port, name, rdtype)
         samples = yield scrape(running)
