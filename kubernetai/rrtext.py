@@ -21,6 +21,7 @@ from twisted.names import dns
 
 DEFAULT_TTL = 3600  # miekg/dns's defaultTtl
 MAX_TTL = 2**32 - 1
+# miekg/dns's StringToClass.
 CLASSES = {"IN": dns.IN, "CS": dns.CS, "CH": dns.CH, "HS": dns.HS, "NONE": 254, "ANY": dns.ANY}
 _TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|\(|\)|;[^\n]*|\n|(?:[^\s"();\\]|\\.)+|\S', re.DOTALL)
 _ESCAPE = re.compile(rb"\\(?:([0-9]{3})|(.))", re.DOTALL)

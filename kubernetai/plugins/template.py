@@ -52,12 +52,11 @@ from kubernetai.corefile import Directive
 from kubernetai.goregexp import GoRegexpError, compile_go
 from kubernetai.metrics import NAMESPACE, Counts, block_server, instances
 from kubernetai.plugins.rewrite import TYPES
-from kubernetai.rrtext import RRTextError, parse_rr
+from kubernetai.rrtext import CLASSES, RRTextError, parse_rr
 from kubernetai.zones import Fallthrough, most_specific
 
 MAX_REGEX_LENGTH = 10000
 EXTENDED_ERROR = 15
-CLASSES = {"IN": dns.IN, "CS": dns.CS, "CH": dns.CH, "HS": dns.HS, "NONE": 254, "ANY": dns.ANY}
 CLASS_NAMES = {code: name for name, code in CLASSES.items()}
 TYPE_NAMES = {code: name for name, code in TYPES.items()}
 # miekg/dns's StringToRcode, as far as a reply without EDNS carries it.
