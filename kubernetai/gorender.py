@@ -22,6 +22,10 @@ class Uint64(int):
     """A Go uint64 (what parseInt returns)."""
 
 
+class Uint8(int):
+    """A Go byte (what index gives of a string)."""
+
+
 class Uint16(int):
     """A Go uint16 (a question's type and class, a message's ID)."""
 
@@ -105,7 +109,8 @@ class _Executor:
         if isinstance(first, Function):
             return self.call(first, command, args, dot, final)
         if args or final is not _MISSING:
-            raise self.fail(first, f"can't give argument to non-function {first}")
+            raise self.fail(command if isinstance(first, Pipeline) else first,
+                            f"can't give argument to non-function {first}")
         if isinstance(first, Pipeline):
             return self.pipeline(first, dot)
         return dot if isinstance(first, Dot) else first.value
@@ -133,8 +138,8 @@ class _Executor:
             if has_args:
                 raise self.fail(node, f"{name} is not a method but has arguments")
             return receiver.get(name, NO_VALUE)
-        if receiver is NO_VALUE:
-            raise self.fail(node, f"nil pointer evaluating interface {{}}.{name}")
+        if receiver is NO_VALUE:  # Go: a field of no value is no value, arguments or not
+            return NO_VALUE
         raise self.fail(node, f"can't evaluate field {name} in type {go_type(receiver)}")
 
     def call(self, node: Function, command: Node, args, dot, final):
@@ -142,7 +147,8 @@ class _Executor:
         return self.invoke(node, command, node.name, types, implementation, args, dot, final)
 
     def invoke(self, node: Node, command: Node, name: str, types, implementation, args, dot, final):
-        """Call C{implementation} with C{args} (then C{final}) checked against its parameter C{types}, as Go's evalCall does.
+        """Call C{implementation} with C{args} (then C{final}) checked against its parameter C{types}, as Go's
+        evalCall does.
 
         C{types} ends with C{...} for a variadic function taking any values after its fixed ones.
         """
@@ -205,6 +211,8 @@ def go_type(value) -> str:
         return "uint64"
     if isinstance(value, Uint16):
         return "uint16"
+    if isinstance(value, Uint8):
+        return "uint8"
     if isinstance(value, int):
         return "int"
     if isinstance(value, str):
@@ -245,14 +253,18 @@ def go_print(value) -> str:
 
 
 def index(item, *indexes):
-    """Go's C{index}: C{item[i][j]...} for lists (integer indexes) and maps (string keys; a missing key: "")."""
+    """Go's C{index}: C{item[i][j]...} of lists and strings (integer indexes; a string's bytes) and maps (string
+    keys; a missing key: "")."""
     for key in indexes:
-        if isinstance(item, list):
+        if isinstance(item, (list, str)):
+            if key is NO_VALUE:
+                raise _CallError("cannot index slice/array with nil")
             if isinstance(key, bool) or not isinstance(key, int):
                 raise _CallError(f"cannot index slice/array with type {go_type(key)}")
-            if not 0 <= key < len(item):
+            sequence = item.encode("utf-8") if isinstance(item, str) else item
+            if not 0 <= key < len(sequence):
                 raise _CallError(f"index out of range: {key}")
-            item = item[key]
+            item = Uint8(sequence[key]) if isinstance(item, str) else sequence[key]
         elif isinstance(item, dict):
             if not isinstance(key, str):
                 raise _CallError(f"value has type {go_type(key)}; should be string")
@@ -260,7 +272,7 @@ def index(item, *indexes):
         elif item is NO_VALUE or item is None:
             raise _CallError("index of untyped nil")
         else:
-            raise _CallError(f"can't index item of type {go_type(item)}")
+            raise _CallError(f"can't index item of type {go_type(item).lstrip('*')}")
     return item
 
 

@@ -41,11 +41,13 @@ RENDERED = [
     ("{{ range .Group }}{{ . }},{{ end }}", "ip-10-95-12-8.example.,95,12,"),
     ('{{ .Meta "foo" }}', "m-foo"),
     ("{{ .Meta (index .Match 2) }}", "m-95"),
-    ("{{ .Question.Name }} {{ .Question.Qtype }} {{ .Question }}", "IP-10-95-12-8.example. 1 ;IP-10-95-12-8.example.\tIN\t A"),
+    ("{{ .Question.Name }} {{ .Question.Qtype }} {{ .Question }}",
+     "IP-10-95-12-8.example. 1 ;IP-10-95-12-8.example.\tIN\t A"),
     ("{{ .Match }} {{ .Group }}", "[ip-10-95-12-8.example.  95] map[0:ip-10-95-12-8.example. b:95 c:12]"),
     ('{{ "a\\tb" }}{{ `\\t` }}{{ 010 }}{{ true }}', "a\tb\\t8true"),
     ("{{ .Group.c | index .Group }}|{{ .Group.b | printf }}", None),
     ("{{ .Group.c | index .Group }}|", "|"),
+    ("{{ .Group.zz.b }}|{{ .Name | }}|{{ index .Question.Name 2 }}", "<no value>|ip-10-95-12-8.example.|45"),
     ("{{ range 3 }}{{ . }}{{ else }}none{{ end }}{{ range .Group.zz }}{{ else }}none{{ end }}", "012none"),
 ]
 
@@ -60,13 +62,18 @@ FAILED = [
      'template: t:1:3: executing "t" at <parseInt "1ff" 16 8>: error calling parseInt: strconv.ParseUint: parsing '
      '"1ff": value out of range'),
     ("{{ parseInt }}", 'template: t:1:3: executing "t" at <parseInt>: wrong number of args for parseInt: want 3 got 0'),
-    ("{{ parseInt .Group.zz 16 8 }}", 'template: t:1:12: executing "t" at <.Group.zz>: invalid value; expected string'),
+    ("{{ parseInt .Group.zz 16 8 }}", 'template: t:1:18: executing "t" at <.Group.zz>: invalid value; expected string'),
     ("{{ .Group.b | parseInt 16 8 }}", 'template: t:1:23: executing "t" at <16>: expected string; found 16'),
     ("{{ parseInt .Question.Qtype 10 8 }}",
-     'template: t:1:12: executing "t" at <.Question.Qtype>: wrong type for value; expected string; got uint16'),
+     'template: t:1:21: executing "t" at <.Question.Qtype>: wrong type for value; expected string; got uint16'),
     ("\n{{ .Grup.d }}",
-     'template: t:2:3: executing "t" at <.Grup.d>: can\'t evaluate field Grup in type *template.templateData'),
-    ("{{ .Name 1 }}", 'template: t:1:3: executing "t" at <.Name>: Name has arguments but cannot be invoked as function'),
+     'template: t:2:8: executing "t" at <.Grup.d>: can\'t evaluate field Grup in type *template.templateData'),
+    ("{{ .Question.Nam }}",
+     'template: t:1:12: executing "t" at <.Question.Nam>: can\'t evaluate field Nam in type *dns.Question'),
+    ('{{ index "ab" 2 }}',
+     'template: t:1:3: executing "t" at <index "ab" 2>: error calling index: index out of range: 2'),
+    ("{{ .Name 1 }}",
+     'template: t:1:3: executing "t" at <.Name>: Name has arguments but cannot be invoked as function'),
     ("{{ .Meta 1 }}", 'template: t:1:9: executing "t" at <1>: expected string; found 1'),
     ('{{ "x" 1 }}', 'template: t:1:3: executing "t" at <"x">: can\'t give argument to non-function "x"'),
     ('{{ index .Match "a" }}',
@@ -87,8 +94,13 @@ REFUSED = [
     ("{{/* note */}}", "template: t:1: comments ({{/* */}}) are not supported by kubernetai"),
     ('{{ eq .Type "A" }}', 'template: t:1: function "eq" is not supported by kubernetai'),
     ("{{ 1.5 }}", "template: t:1: the constant 1.5 is not supported by kubernetai (integers only)"),
-    ("{{ (.Group).b }}", "template: t:1: fields of a parenthesized value are not supported by kubernetai"),
+    ("{{ (.Group).b }}",
+     "template: t:1: fields of a function's or parenthesized value (.b) are not supported by kubernetai"),
     ('{{ "\\q" }}', 'template: t:1: malformed string: "\\q"'),
+    ('{{ "x".Name }}', "template: t:1: unexpected .Name in operand"),
+    ("{{ .Name ) }}", "template: t:1: unexpected right paren"),
+    ("{{ index.Name }}", "template: t:1: fields of a function's or parenthesized value (.Name) are not supported by "
+                         "kubernetai"),
 ]
 
 # (Go pattern, a name, what Go's FindStringSubmatch gives; None: no match)
@@ -100,6 +112,8 @@ MATCHED = [
     ("\\w+", "é-x", ["x"]),
     ("a{2}", "a", None),
     ("$^", "x.", None),
+    ("\\101\\12", "xA\n", ["A\n"]),
+    ("[\\]a-]+", "x]a-", ["]a-"]),
 ]
 
 # (Go pattern, why refused)
@@ -107,12 +121,15 @@ BAD_PATTERNS = [
     ("[[:alpha:]]", "POSIX character classes ([[:name:]]) are not supported by kubernetai"),
     ("a{,3}", "the repeat {,3} is not supported by kubernetai (Go reads it as text)"),
     ("(?=a)", "invalid or unsupported Perl syntax: (?=a"),
-    ("(a)\\1", "invalid escape sequence: \\1 (Go has no back-references; octal: \\0NN)"),
+    ("(a)\\1", "invalid escape sequence: \\1 (Go has no back-references)"),
     ("a*+", "invalid nested repetition operator: *+"),
     ("(?x)a", "invalid or unsupported Perl syntax: (?x)"),
     ("a{1001}", "invalid repeat count: {1001}"),
-    ("\\pL", "invalid or unsupported escape sequence: \\p"),
-    ("(?P<x>", "missing ), unterminated subpattern at position 0"),
+    ("(?P<x>", "missing ), unterminated subpattern at position 0 (Python's re does not take it: not supported by "
+               "kubernetai)"),
+    ("[\\b]", "invalid or unsupported escape sequence: \\b"),
+    ("a(?i)b", "flags (?i) after the start of the pattern are not supported by kubernetai (write (?i:...))"),
+    ("\\pL", "Unicode classes (\\p...) are not supported by kubernetai"),
 ]
 
 # (text, the record as Twisted shows it, its TTL and class)

@@ -110,7 +110,8 @@ def refused(line: int, message: str) -> str:
           ("var a 1 +",), ("var a invalid expression",), ("var a b + 1", "var b 1"), ("var a undefined",),
           ("var a 1", "var a 2"), ("expr name() == 'a.example.'",), ("expr incidr(client_ip(), '10.0.0.0/8')",),
           ("expr 1",), ("expr",), ("expr name() ==",), ("expr invalid expression",), ("expr undefined == 1",))],
-    (("template ANY A example.com {", "match " + "a" * 10001, "}"), refused(4, "regex pattern too long: 10001 > 10000")),
+    (("template ANY A example.com {", "match " + "a" * 10001, "}"),
+     refused(4, "regex pattern too long: 10001 > 10000")),
     # Ours: what Go reads otherwise than Python, and what the interpreter does not run, refused at start-up.
     (("template ANY ANY {", "match [[:alpha:]]", "}"),
      refused(4, "could not parse regex: [[:alpha:]], POSIX character classes ([[:name:]]) are not supported by "
@@ -166,7 +167,8 @@ def any_any(*lines: str) -> tuple[str, ...]:
                logged="no record type in 'test.example.'"),
     HandlerRow("test.example.", A, ("template IN A {", 'answer "{{ .Name }} 60 IN A {{ .Remote }}"', "fallthrough",
                                     "}"), "NOERROR", answer=("test.example. 60 IN A 127.0.0.1",)),
-    HandlerRow("ip-10-95-12-8.example.", A, IP_TEMPLATE, "NOERROR", answer=("ip-10-95-12-8.example. 60 IN A 10.95.12.8",)),
+    HandlerRow("ip-10-95-12-8.example.", A, IP_TEMPLATE, "NOERROR",
+               answer=("ip-10-95-12-8.example. 60 IN A 10.95.12.8",)),
     HandlerRow("ip0a5f0c09.example.", A, any_any(
         'match "^ip0a(?P<b>[a-f0-9]{2})(?P<c>[a-f0-9]{2})(?P<d>[a-f0-9]{2})[.]example[.]$"',
         'answer "{{ .Name }} 60 IN A 10.{{ parseInt .Group.b 16 8 }}.{{ parseInt .Group.c 16 8 }}.'
@@ -182,7 +184,8 @@ def any_any(*lines: str) -> tuple[str, ...]:
     HandlerRow("ip-10-95-12-8.example.", A, any_any(f"match {IP_REGEX}", f"answer {IP_ANSWER}",
                                                     'additional "ns0.example. IN A 203.0.113.8"',
                                                     'authority "example. IN NS ns0.example.com."'), "NOERROR",
-               answer=("ip-10-95-12-8.example. 60 IN A 10.95.12.8",), authority=("example. 3600 IN NS ns0.example.com.",),
+               answer=("ip-10-95-12-8.example. 60 IN A 10.95.12.8",),
+               authority=("example. 3600 IN NS ns0.example.com.",),
                additional=("ns0.example. 3600 IN A 203.0.113.8",)),
     HandlerRow("test.invalid.", MX, any_any('match "[.]invalid[.]$"', "rcode NXDOMAIN",
                                             'answer "invalid. 60 {{ .Class }} SOA a.invalid. b.invalid. '

@@ -239,7 +239,8 @@ class Template:
 
 @defer.inlineCallbacks
 def follow(request: Request, response: Response):
-    """C{response} with what the server answers for each CNAME target appended after its CNAME, as CoreDNS's upstream."""
+    """C{response} with what the server answers for each CNAME target appended after its CNAME, as CoreDNS's
+    upstream does."""
     answers = []
     for record in response.answers:
         answers.append(record)
