@@ -57,7 +57,8 @@ from kubernetai.zones import Fallthrough, most_specific
 
 MAX_REGEX_LENGTH = 10000
 EXTENDED_ERROR = 15
-CLASS_NAMES = {code: name for name, code in CLASSES.items()}
+QCLASSES = {**CLASSES, "ANY": dns.ANY}  # miekg/dns's StringToClass
+CLASS_NAMES = {code: name for name, code in QCLASSES.items()}
 TYPE_NAMES = {code: name for name, code in TYPES.items()}
 # miekg/dns's StringToRcode, as far as a reply without EDNS carries it.
 RCODES = {"NOERROR": 0, "FORMERR": 1, "SERVFAIL": 2, "NXDOMAIN": 3, "NOTIMP": 4, "REFUSED": 5, "YXDOMAIN": 6,
@@ -283,7 +284,7 @@ def setup(directives: list[Directive], config: ServerConfig) -> Template:
 def parse_rule(directive: Directive, server_zones) -> Rule:
     """One C{template CLASS TYPE [ZONE...] { ... }}."""
     args = options.arg_count(directive, 2, None)
-    if args[0] not in CLASSES:
+    if args[0] not in QCLASSES:
         raise options.error(directive, f"invalid query class {args[0]}")
     if args[1] not in TYPES:
         raise options.error(directive, f"invalid RR type {args[1]}")
@@ -292,7 +293,7 @@ def parse_rule(directive: Directive, server_zones) -> Rule:
         parse_option(option, fields)
     regexes = tuple(fields.pop("regexes")) or (_regex(directive, ".*"),)
     sections = {section: tuple(fields.pop(section)) for section in SECTIONS}
-    return Rule(options.zones(directive, args[2:], server_zones), CLASSES[args[0]], TYPES[args[1]], regexes,
+    return Rule(options.zones(directive, args[2:], server_zones), QCLASSES[args[0]], TYPES[args[1]], regexes,
                 **sections, **fields)
 
 
