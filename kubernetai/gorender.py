@@ -205,25 +205,18 @@ def go_type_name(kind: type) -> str:
 
 def go_type(value) -> str:
     """The Go type a value stands for, as Go's errors name it."""
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, Uint64):
-        return "uint64"
-    if isinstance(value, Uint16):
-        return "uint16"
-    if isinstance(value, Uint8):
-        return "uint8"
-    if isinstance(value, int):
-        return "int"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "[]" + (go_type(value[0]) if value else "string")
-    if isinstance(value, dict):
-        return "map[string]string"
     if isinstance(value, Struct):
         return value.type_name
+    if isinstance(value, list):
+        return "[]" + (go_type(value[0]) if value else "string")
+    for kind, name in _GO_TYPES:  # bool and the unsigned before int, which they subclass
+        if isinstance(value, kind):
+            return name
     return "interface {}"
+
+
+_GO_TYPES = ((bool, "bool"), (Uint64, "uint64"), (Uint16, "uint16"), (Uint8, "uint8"), (int, "int"), (str, "string"),
+             (dict, "map[string]string"))
 
 
 def truth(value) -> bool:
