@@ -5,7 +5,7 @@ Go's text/template executes it, with Go's errors where Go fails (worded as
 Go's, at the same line and column).
 
 Pure.  The data's values are Python's (str, int, bool, list, dict) and
-L{Struct}s, with L{Uint64} and L{Uint16} for Go's unsigned integers and
+L{Struct}s, with L{Uint64}, L{Uint16} and L{Uint8} for Go's unsigned integers and
 L{NO_VALUE} for Go's invalid value (a missing map key).
 """
 

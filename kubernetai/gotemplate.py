@@ -166,7 +166,8 @@ class _Parser:
         self.name = name
         self.text = text
         self.items = self._split()
-        self.index = 0
+        self.index = 0  # of the next item to parse
+        self._at = 0  # of the next token of the action being parsed
 
     def error(self, line: int, message: str) -> TemplateError:
         return TemplateError(f"template: {self.name}:{line}: {message}")
