@@ -127,6 +127,7 @@ def refused(line: int, message: str) -> str:
     (("template ANY ANY {", 'answer "{{ .Message.Answer }} A 1.2.3.4"', "}"),
      refused(4, f"could not compile template: .Message.Answer (field Answer) {NOT_SUPPORTED}")),
     (("template ANY ANY {", "rcode BADVERS", "}"), refused(4, f"rcode BADVERS {NOT_SUPPORTED} (it needs EDNS)")),
+    (("template ANY ANY {", "match a {", "b", "}", "}"), refused(5, "unknown option 'b'")),
 ))
 class TemplateSetupTests(SetupTable):
     pass

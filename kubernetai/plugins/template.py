@@ -303,6 +303,7 @@ def parse_option(option: Directive, fields: dict) -> None:
         raise options.error(option, f"{option.name!r} (the expr language) is not supported by kubernetai")
     if option.name not in OPTIONS:
         raise options.unknown(option, "option", OPTIONS)
+    options.no_block(option)
     if option.name == "match":
         fields["regexes"] += [_regex(option, text) for text in options.arg_count(option, 1, None)]
     elif option.name in SECTIONS:
