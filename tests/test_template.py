@@ -325,7 +325,8 @@ class MetricsTests(unittest.TestCase):
 
 
 class NameTests(unittest.TestCase):
-    """Ours: the name templates see is miekg/dns's presentation of it, lower case; .Question.Name keeps the case."""
+    """Ours: what templates see of the query: its name as miekg/dns prints it (lower case; .Question.Name keeps
+    the case), the message's header and question, the class, type, zone and regex matched."""
 
     @defer.inlineCallbacks
     def test_escaped_name(self):
@@ -333,3 +334,12 @@ class NameTests(unittest.TestCase):
                                         'answer "{{ .Name }} 60 IN TXT \\"{{ .Question.Name }}\\""', "}"))
         reply = yield query(port, "A\\ b\\(.Example.", "TXT")
         self.assertEqual(records(reply.answer), ['a\\032b\\(.example. 60 IN TXT "A b(.Example."'])
+
+    @defer.inlineCallbacks
+    def test_message_and_question(self):
+        port = start_daemon(self, block(
+            "template ANY ANY example {",
+            'answer "{{ .Name }} 60 IN TXT \\"{{ .Message.RecursionDesired }} {{ range .Message.Question }}'
+            '{{ .Qtype }}/{{ .Qclass }}{{ end }} {{ .Class }} {{ .Type }} {{ .Zone }} {{ .Regex }}\\""', "}"))
+        reply = yield query(port, "x.example.", "TXT")
+        self.assertEqual(records(reply.answer), ['x.example. 60 IN TXT "true 16/1 IN TXT example. .*"'])
