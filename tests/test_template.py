@@ -324,7 +324,7 @@ class MetricsTests(unittest.TestCase):
                                template="{{.Name}} MX x", **common), 1)
 
 
-class NameTests(unittest.TestCase):
+class TemplateDataTests(unittest.TestCase):
     """Ours: what templates see of the query: its name as miekg/dns prints it (lower case; .Question.Name keeps
     the case), the message's header and question, the class, type, zone and regex matched."""
 
