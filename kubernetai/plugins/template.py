@@ -259,8 +259,6 @@ def follow(request: Request, response: Response):
 
 def template_families(handlers: list[Template]):
     """The three counters of every template handler in the daemon."""
-    if not handlers:
-        return
     total = TemplateCounts()
     for handler in handlers:
         for mine, theirs in ((total.matches, handler.counts.matches), (total.templates, handler.counts.templates),
@@ -318,7 +316,7 @@ def parse_option(option: Directive, fields: dict) -> None:
     elif option.name == "ederror":
         args = options.arg_count(option, 1, 2)
         code = args[0]
-        if not code.isdigit() or int(code) > 0xFFFF:
+        if not (code.isascii() and code.isdigit()) or int(code) > 0xFFFF:
             raise options.error(option, f"error parsing extended DNS error code {code}: expected 0 to 65535")
         fields["ederror"] = struct.pack("!H", int(code)) + (args[1].encode("utf-8") if len(args) == 2 else b"")
     elif option.name == "fallthrough":
