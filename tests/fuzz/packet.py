@@ -3,7 +3,7 @@
 Fuzz target: any bytes as a DNS query, the whole way a UDP datagram or a TCP
 stream takes through the server (decode, route, the chain, encode), without
 sockets.  The zone table is a real Corefile's: whoami, rewrite, autopath,
-cache, hosts, and two kubernetai stanzas answering from the cluster of
+cache, hosts, template, and two kubernetai stanzas answering from the cluster of
 CoreDNS's handler tests (L{tests.k8sdata.SERVE_TEST}) as if synced.
 
 Besides "no exception" (a failure our code logs and swallows counts as one),
@@ -67,6 +67,21 @@ COREFILE = r"""
     }
 }
 whoami.test {
+    whoami
+}
+template.test {
+    errors
+    template IN A template.test {
+        match "^ip-(?P<a>[0-9]+)-(?P<b>[0-9a-f]{1,2})[.]template[.]test[.]$"
+        answer "{{ .Name }} 60 IN A 10.0.{{ .Group.a }}.{{ parseInt .Group.b 16 8 }}"
+        fallthrough
+    }
+    template ANY ANY template.test {
+        match "^(?P<label>[^.]*)[.]"
+        answer "{{ .Name }} 60 {{ .Class }} TXT \"{{ .Group.label }}\" \"{{ .Question.Name }}\" {{ .Message.Id }}"
+        additional "{{ if index .Match 1 }}{{ index .Match 1 }}.template.test. 60 IN CNAME {{ .Name }}{{ end }}"
+        ederror 21 "{{ .Remote }}"
+    }
     whoami
 }
 """
