@@ -35,6 +35,9 @@ from kubernetai.systemd import notify, start_watchdog
 log = Logger(namespace="kubernetai.plugins.reload")
 
 
+DNS_LISTENERS = "dns listeners"
+
+
 @dataclass
 class Daemon:
     """Everything a Corefile asks for, built but not yet listening."""
@@ -117,6 +120,9 @@ class DaemonService(service.MultiService):
         self.running_services: list[service.IService] = []
         self.dns = DNSService(daemon.tables, reactor, daemon.startup_waits(), reuse_port=worker)
         self.dns.setName("dns")
+        # The stanzas' synced flags turn true on their watch threads a moment before the DNS
+        # ports open on the reactor: ready only once the ports answer.
+        daemon.shared.readiness.append((DNS_LISTENERS, lambda: self.dns.listening.called))
         self.failed_reloads = 0
         self.checksum = daemon.checksum()
         self.next_check = None
