@@ -62,11 +62,11 @@ class Daemon:
 
     def plugin_services(self) -> list[service.IService]:
         """Every plugin's own services: per server block, then those shared by all blocks."""
-        return [svc for config in self.configs for svc in config.services] + list(self.shared.services.values())
+        return [svc for config in self.configs for svc in config.services] + list(self.shared.http_listeners.values())
 
     def http_listeners(self) -> dict[tuple[str, int], HTTPService]:
         """The HTTP listeners of health, ready and prometheus, by the (host, port) the Corefile names."""
-        return {key[1:]: svc for key, svc in self.shared.services.items() if isinstance(svc, HTTPService)}
+        return self.shared.http_listeners
 
     def startup_waits(self) -> list:
         return [wait for config in self.configs for wait in config.startup_waits]
@@ -223,7 +223,7 @@ class DaemonService(service.MultiService):
             return False
         self._own_http(new)
         kept = {stanza.cluster for stanza in new.shared.stanzas} & {stanza.cluster for stanza in old.shared.stanzas}
-        carried = _carry_over(old.shared.services, new.shared.services)
+        carried = _carry_over(old.shared.http_listeners, new.shared.http_listeners)
         stopping = [s for s in self.running_services if getattr(s, "cluster", None) not in kept and s not in carried]
         await defer.gatherResults([defer.maybeDeferred(s.stopService) for s in reversed(stopping)])
         starting = [s for s in new.plugin_services() if s not in carried]

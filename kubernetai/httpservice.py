@@ -4,7 +4,7 @@ The HTTP listeners of the plugins that answer over HTTP (health, ready).
 
 There is one listener per address, however many server blocks and plugins
 ask for it: each plugin attaches its path (C{/health}, C{/ready}) to the
-listener of its address, kept in C{config.shared.services}.  Any other path
+listener of its address, kept in C{config.shared.http_listeners}.  Any other path
 is 404, as with Go's ServeMux.  Requests are not logged (CoreDNS logs none,
 and probes come every few seconds).
 
@@ -133,10 +133,10 @@ class HTTPService(service.Service):
 
 def listener(config: ServerConfig, host: str, port: int) -> HTTPService:
     """The listener on (host, port) that every server block shares, made on first use."""
-    key = ("http", host, port)
-    if key not in config.shared.services:
-        config.shared.services[key] = HTTPService(host, port, config.reactor)
-    return config.shared.services[key]
+    key = (host, port)
+    if key not in config.shared.http_listeners:
+        config.shared.http_listeners[key] = HTTPService(host, port, config.reactor)
+    return config.shared.http_listeners[key]
 
 
 def plain(request, code: int, text: str) -> bytes:

@@ -42,7 +42,7 @@ class Running:
 
     def http(self, host: str = "127.0.0.1", port: int = 0) -> HTTPService:
         """The HTTP listener for (host, port) as the Corefile names it."""
-        return self.daemon.shared.services[("http", host, port)]
+        return self.daemon.shared.http_listeners[(host, port)]
 
     def http_port(self, host: str = "127.0.0.1", port: int = 0) -> int:
         """The port the listener for (host, port) got."""
@@ -224,7 +224,7 @@ class ReadyTests(unittest.TestCase):
         root = daemon.service(reactor)
         root.startService()
         self.addCleanup(root.stopService)
-        http_port = daemon.shared.services[("http", "127.0.0.1", 0)].port.getHost().port
+        http_port = daemon.shared.http_listeners[("127.0.0.1", 0)].port.getHost().port
         before = yield get(http_port, "/ready")
         last_stanza_synced.callback(None)
         after = yield get(http_port, "/ready")
@@ -305,7 +305,7 @@ class ParseTests(unittest.SynchronousTestCase):
         (config,) = build(f".:53 {{\n {line}\n whoami\n}}\n")
         self.assertEqual(config.plan, [plan, "whoami"], line)
         self.assertEqual([handler.name for handler in config.handlers], ["whoami"], line)
-        self.assertEqual(list(config.shared.services), [("http", *address)], line)
+        self.assertEqual(list(config.shared.http_listeners), [address], line)
 
     def check_bad(self, row):
         line, message = row

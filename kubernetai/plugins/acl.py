@@ -29,7 +29,8 @@ from twisted.names import dns
 from zope.interface import implementer
 
 from kubernetai import options
-from kubernetai.chain import IHandler, Request, Response, ServerConfig, always, not_reusable
+from kubernetai.chain import IHandler, Request, Response, ServerConfig
+from kubernetai.reuse import always, not_reusable
 from kubernetai.corefile import Directive
 
 ALLOW, BLOCK, FILTER, DROP = "allow", "block", "filter", "drop"

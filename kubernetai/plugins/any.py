@@ -12,7 +12,8 @@ from twisted.names import dns
 from zope.interface import implementer
 
 from kubernetai import options
-from kubernetai.chain import IHandler, Request, Response, ServerConfig, always
+from kubernetai.chain import IHandler, Request, Response, ServerConfig
+from kubernetai.reuse import always
 from kubernetai.corefile import Directive
 
 RFC8482_TTL = 8482

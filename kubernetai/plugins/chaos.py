@@ -23,7 +23,8 @@ from twisted.names import dns
 from zope.interface import implementer
 
 from kubernetai import __version__, options
-from kubernetai.chain import IHandler, Request, Response, ServerConfig, always
+from kubernetai.chain import IHandler, Request, Response, ServerConfig
+from kubernetai.reuse import always
 from kubernetai.corefile import Directive
 
 DEFAULT_VERSION = f"kubernetai-{__version__}"

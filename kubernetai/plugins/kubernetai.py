@@ -29,7 +29,8 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from kubernetai import options
-from kubernetai.chain import EndOfChain, IHandler, Request, Response, ServerConfig, all_valid, also_valid_while
+from kubernetai.chain import EndOfChain, IHandler, Request, Response, ServerConfig
+from kubernetai.reuse import all_valid, also_valid_while
 from kubernetai.corefile import Directive
 from kubernetai.interfaces import local_ips
 from kubernetai.kubernetes.cluster import PROGRAMMING_BUCKETS, Cluster

@@ -22,7 +22,8 @@ from zope.interface import implementer
 
 from kubernetai import options
 from kubernetai.logs import debugging
-from kubernetai.chain import IHandler, Request, Response, ServerConfig, always
+from kubernetai.chain import IHandler, Request, Response, ServerConfig
+from kubernetai.reuse import always
 from kubernetai.corefile import Directive
 
 log = Logger(namespace="kubernetai.plugins.local")

@@ -139,19 +139,18 @@ class MetricsPage(resource.Resource):
         return generate_latest(self.registry)
 
 
-def daemon_metrics(config: ServerConfig) -> DNSMetrics:
+def daemon_metrics(config: ServerConfig) -> tuple[DNSMetrics, CollectorRegistry]:
     """The daemon's DNSMetrics and registry, made by the first block that asks."""
     shared = config.shared
-    key = ("prometheus", "counts")
-    if key not in shared.singletons:
+    if shared.dns_metrics is None:
         counts = DNSMetrics()
         registry = CollectorRegistry(auto_describe=False)
         registry.register(_Collector(shared))
         ProcessCollector(registry=registry)
         PlatformCollector(registry=registry)
-        shared.singletons[key] = (counts, registry)
+        shared.dns_metrics = (counts, registry)
         shared.metric_sources.append(counts.families)
-    return shared.singletons[key]
+    return shared.dns_metrics
 
 
 def setup(directives: list[Directive], config: ServerConfig) -> Metrics:
