@@ -83,7 +83,7 @@ class Daemon:
     def service(self, reactor=None, default_port: int = 53, handle_signals: bool = False,
                 worker: bool = False) -> DaemonService:
         """The service that runs this daemon (and, with C{handle_signals}, reloads it on SIGHUP);
-        C{worker}: as one of several processes (L{kubernetai.workers})."""
+        C{worker}: as one of several processes (L{kubernetai.supervisor})."""
         return DaemonService(self, reactor, default_port, handle_signals, worker)
 
 

@@ -19,7 +19,7 @@ C{running} is false: ready answers "Shutting down" then.
 
 A worker (C{--workers}) listens on a private port of 127.0.0.1 instead of
 the configured address; the supervisor serves that address by asking its
-workers (L{kubernetai.workers}).
+workers (L{kubernetai.supervisor}).
 """
 
 from __future__ import annotations
@@ -105,7 +105,7 @@ class HTTPService(service.Service):
 
     def listen_privately(self) -> None:
         """Listen on a port of 127.0.0.1 the system picks, not the configured address: a worker's
-        listener, which the supervisor asks (L{kubernetai.workers})."""
+        listener, which the supervisor asks (L{kubernetai.supervisor})."""
         self.host, self.port_number = PRIVATE_HOST, 0
 
     def startService(self) -> None:

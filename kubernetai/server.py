@@ -274,7 +274,7 @@ class DNSService(service.Service):
     Binds a UDP and a TCP listener per zone table once every start-up wait
     has fired (stanzas synced or timed out); C{listening} fires then, and
     C{ports} holds what was bound.  With C{reuse_port} (a worker of
-    L{kubernetai.workers}) every socket is bound with C{SO_REUSEPORT}, so
+    L{kubernetai.supervisor}) every socket is bound with C{SO_REUSEPORT}, so
     that the workers share each port and the kernel spreads queries over them.
     """
 

@@ -15,7 +15,7 @@ import kubernetai
 
 from kubernetai.corefile import CorefileError
 from kubernetai.daemon import build_daemon
-from kubernetai.workers import Supervisor, check_shareable, describe, worker_count
+from kubernetai.supervisor import Supervisor, check_shareable, describe, worker_count
 
 
 class Options(usage.Options):

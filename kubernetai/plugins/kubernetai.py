@@ -32,7 +32,7 @@ from kubernetai import options
 from kubernetai.chain import EndOfChain, IHandler, Request, Response, ServerConfig
 from kubernetai.reuse import all_valid, also_valid_while
 from kubernetai.corefile import Directive
-from kubernetai.interfaces import local_ips
+from kubernetai.hostaddresses import local_ips
 from kubernetai.kubernetes.cluster import PROGRAMMING_BUCKETS, Cluster
 from kubernetai.kubernetes.config import parse_stanza
 from kubernetai.kubernetes.connection import ConnectionSetupError, api_client
