@@ -28,6 +28,7 @@ import dns.rdatatype
 from kubernetes import client
 from twisted.trial.unittest import SynchronousTestCase
 
+from kubernetai.apiserver.resources import load_balancer
 from tests.e2e.controlplane import ControlPlane, die_with_parent, end_process, missing
 from tests.e2e.identities import Identities, admin_client
 from tests.test_daemon import free_port
@@ -206,6 +207,11 @@ class Admin:
         metadata = pod["metadata"]
         self.core.create_namespaced_pod(metadata["namespace"], _creatable(pod))
         self.core.patch_namespaced_pod_status(metadata["name"], metadata["namespace"], {"status": pod["status"]})
+
+    def load_balancer(self, namespace: str, name: str, ingress: list[str]) -> None:
+        """Set a Service's LoadBalancer ingress (IPs and host names) through the status subresource, as a
+        load-balancer controller does."""
+        self.core.patch_namespaced_service_status(name, namespace, {"status": load_balancer(ingress)})
 
     def delete(self, kind: str, namespace: str, name: str) -> None:
         functions = {"services": self.core.delete_namespaced_service, "pods": self.core.delete_namespaced_pod,
