@@ -18,8 +18,8 @@ from kubernetai.kubernetes.config import ExternalNames
 from kubernetai.kubernetes.records import View
 from kubernetai.kubernetes.xfr import zone_transfer
 from tests.k8sdata import HTTP, snapshot
-from tests.support import wait_until
 from tests.test_health_ready import Running
+from tests.test_k8s_external import wait_for_row
 from tests.test_kubernetes_fidelity import ask_daemon, corefile, difference, served_here, start_api
 from tests.test_kubernetes_records import (
     NOERROR,
@@ -164,15 +164,8 @@ class ThroughDaemonTests(unittest.TestCase):
         got, _ = yield ask_daemon(port, pending)
         self.assertEqual(got, expected(pending))
         api.service_status("testns", "pending", ["192.0.2.5"])
-        ready = Row("pending.testns.svc.cluster.local.", dns.A, NOERROR,
-                    answer=("pending.testns.svc.cluster.local. 5 IN A 192.0.2.5",))
-
-        @defer.inlineCallbacks
-        def answered():
-            got, _ = yield ask_daemon(port, ready)
-            return got == expected(ready)
-
-        yield wait_until(answered, "the new ingress IP answered")
+        yield wait_for_row(port, Row("pending.testns.svc.cluster.local.", dns.A, NOERROR,
+                                     answer=("pending.testns.svc.cluster.local. 5 IN A 192.0.2.5",)))
 
 
 class TransferTests(unittest.SynchronousTestCase):

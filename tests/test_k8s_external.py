@@ -25,7 +25,7 @@ from kubernetai.apiserver.resources import make_endpoint_slice, make_namespace, 
 from kubernetai.kubernetes.external import external_entries, external_name_server_ips
 from kubernetai.kubernetes.records import View
 from tests.k8sdata import HTTP, NS_TEST, snapshot
-from tests.support import FakeUpstream, build
+from tests.support import FakeUpstream, build, wait_until
 from tests.test_health_ready import Running
 from tests.test_kubernetes_fidelity import ask_daemon, difference, start_api
 from tests.test_kubernetes_records import NOERROR, NXDOMAIN, Row, expected, stanza, table
@@ -55,6 +55,17 @@ def corefile(url: str, external: str, stanzas: str = "") -> str:
     return (f".:0 {{\n    bind 127.0.0.1\n    {external}\n"
             f"    kubernetai cluster.local {{\n        endpoint {url}\n        namespaces testns\n    }}\n"
             f"{stanzas}}}\n")
+
+
+def wait_for_row(port: int, row: Row):
+    """A Deferred firing once the daemon on C{port} answers C{row}'s question as the row says."""
+
+    @defer.inlineCallbacks
+    def answered():
+        got, _ = yield ask_daemon(port, row)
+        return got == expected(row)
+
+    return wait_until(answered, f"{row.qname} answered as {row.answer}")
 
 
 class DaemonRows(unittest.TestCase):
@@ -340,19 +351,8 @@ class StanzasTests(unittest.TestCase):
         row = Row("web.west.example.com.", dns.A, NXDOMAIN, ns=(SOA,))
         yield self.ask(port, row)
         second.service_status("west", "web", ["5.6.7.8"])
-        yield self.wait_for(port, Row("web.west.example.com.", dns.A, NOERROR,
-                                      answer=("web.west.example.com. 5 IN A 5.6.7.8",)))
-
-    @defer.inlineCallbacks
-    def wait_for(self, port, row: Row):
-        from tests.support import wait_until
-
-        @defer.inlineCallbacks
-        def answered():
-            got, _ = yield ask_daemon(port, row)
-            return got == expected(row)
-
-        yield wait_until(answered, f"{row.qname} answered as {row.answer}")
+        yield wait_for_row(port, Row("web.west.example.com.", dns.A, NOERROR,
+                                     answer=("web.west.example.com. 5 IN A 5.6.7.8",)))
 
     @defer.inlineCallbacks
     def test_fallthrough(self):

@@ -91,6 +91,22 @@ def rcode(reply: dns.message.Message) -> str:
     return dns.rcode.to_text(reply.rcode())
 
 
+def wrong_answers(daemon: Daemon, rows, tcp: bool) -> list[str]:
+    """What the daemon answers otherwise than C{rows} say: (question, type, rcode, answer records as
+    L{records} writes them, or None to compare the rcode alone)."""
+    wrong = []
+    for question, rdtype, expected_rcode, expected in rows:
+        reply = daemon.ask(question, rdtype, tcp=tcp)
+        got = (rcode(reply), records(reply))
+        if expected is None:
+            got, expected = got[0], expected_rcode
+        else:
+            expected = (expected_rcode, expected)
+        if got != expected:
+            wrong.append(f"{question} {rdtype}: {got} instead of {expected}")
+    return wrong
+
+
 class Daemon:
     """kubernetai as a subprocess on a free port of 127.0.0.1, serving one server block of
     C{body} (plugins and stanzas) with C{ready} and C{prometheus} on a second port."""

@@ -9,7 +9,7 @@ pending, which gets its address while the daemon runs.
 from __future__ import annotations
 
 from kubernetai.apiserver.resources import make_service
-from tests.e2e.support import Daemon, E2ETestCase, eventually, rcode, records, stanza
+from tests.e2e.support import Daemon, E2ETestCase, eventually, rcode, records, stanza, wrong_answers
 
 NAMESPACE = "external"
 HTTP = {"name": "http", "port": 80, "protocol": "TCP"}
@@ -66,13 +66,7 @@ class ExternalNamesTests(E2ETestCase):
         self.daemon.wait_ready()
 
     def check(self, tcp: bool) -> None:
-        wrong = []
-        for question, rdtype, expected_rcode, expected in ROWS:
-            reply = self.daemon.ask(question, rdtype, tcp=tcp)
-            got = (rcode(reply), records(reply))
-            if got != (expected_rcode, expected):
-                wrong.append(f"{question} {rdtype}: {got} instead of {(expected_rcode, expected)}")
-        self.assertEqual(wrong, [])
+        self.assertEqual(wrong_answers(self.daemon, ROWS, tcp), [])
 
     def test_names_over_udp(self):
         self.check(tcp=False)
