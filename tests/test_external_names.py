@@ -80,7 +80,8 @@ CLUSTER = [
     Row("hdls.testns.svc.cluster.local.", dns.A, NOERROR, answer=("hdls.testns.svc.cluster.local. 5 IN A 172.0.0.1",)),
     Row("external.testns.svc.cluster.local.", dns.CNAME, NOERROR,
         answer=("external.testns.svc.cluster.local. 5 IN CNAME ext.interwebs.test.",)),
-    Row("ep1.lb.testns.svc.cluster.local.", dns.A, NOERROR, answer=("ep1.lb.testns.svc.cluster.local. 5 IN A 172.0.0.10",)),
+    Row("ep1.lb.testns.svc.cluster.local.", dns.A, NOERROR,
+        answer=("ep1.lb.testns.svc.cluster.local. 5 IN A 172.0.0.10",)),
     # PTR: the addresses the names answer with, and no other.
     Row("1.2.0.192.in-addr.arpa.", dns.PTR, NOERROR,
         answer=("1.2.0.192.in-addr.arpa. 5 IN PTR lb.testns.svc.cluster.local.",)),

@@ -155,10 +155,12 @@ class DaemonRows(unittest.TestCase):
         "endpoint-svc-1.svc-headless.testns.example.com.	5	IN	A	1.2.3.5",
     )),
     Row("endpoint-svc-0.svc-headless.testns.example.com.", dns.SRV, NOERROR, answer=(
-        "endpoint-svc-0.svc-headless.testns.example.com.	5	IN	SRV	0	100	80	endpoint-svc-0.svc-headless.testns.example.com.",
+        "endpoint-svc-0.svc-headless.testns.example.com.	5	IN	SRV	0	100	80	"
+        "endpoint-svc-0.svc-headless.testns.example.com.",
     ), extra=("endpoint-svc-0.svc-headless.testns.example.com.	5	IN	A	1.2.3.4",)),
     Row("endpoint-svc-1.svc-headless.testns.example.com.", dns.SRV, NOERROR, answer=(
-        "endpoint-svc-1.svc-headless.testns.example.com.	5	IN	SRV	0	100	80	endpoint-svc-1.svc-headless.testns.example.com.",
+        "endpoint-svc-1.svc-headless.testns.example.com.	5	IN	SRV	0	100	80	"
+        "endpoint-svc-1.svc-headless.testns.example.com.",
     ), extra=("endpoint-svc-1.svc-headless.testns.example.com.	5	IN	A	1.2.3.5",)),
     Row("endpoint-svc-0.svc-headless.testns.example.com.", dns.A, NOERROR, answer=(
         "endpoint-svc-0.svc-headless.testns.example.com.	5	IN	A	1.2.3.4",
@@ -305,6 +307,11 @@ class SetupErrorTests(unittest.SynchronousTestCase):
     def test_apex_without_name(self):
         self.assertEqual(self.refused("k8s_external example.org {", "apex", "}"),
                          "Corefile:3: plugin/k8s_external: expected at least 1 argument(s), got 0")
+
+    def test_apex_not_a_label(self):
+        self.assertEqual(self.refused("k8s_external example.org {", "apex dns.example", "}"),
+                         "Corefile:3: plugin/k8s_external: apex must be one DNS label (letters, digits, '-', '_'): "
+                         "'dns.example'")
 
     def test_unknown_property(self):
         self.assertEqual(self.refused("k8s_external example.org {", "headles", "}"),

@@ -32,6 +32,7 @@ one block is an error.
 from __future__ import annotations
 
 import math
+import re
 
 from twisted.internet import defer
 from twisted.names import dns
@@ -49,6 +50,7 @@ DEFAULT_TTL = 5
 DEFAULT_APEX = "dns"
 HOSTMASTER = "hostmaster"
 STANZA_DIRECTIVES = ("kubernetes", "kubernetai")
+_LABEL = re.compile(r"[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?")
 
 
 @implementer(IHandler)
@@ -146,7 +148,8 @@ class External:
 
     def soa(self, zone: str) -> dns.RRHeader:
         serial = max((stanza.cluster.snapshot.modified for stanza in self.stanzas), default=0)
-        soa = dns.Record_SOA(mname=_owner(self.name_server(zone)), rname=_owner(_join(HOSTMASTER, _join(self.apex, zone))),
+        soa = dns.Record_SOA(mname=_owner(self.name_server(zone)),
+                             rname=_owner(_join(HOSTMASTER, _join(self.apex, zone))),
                              serial=serial, refresh=7200, retry=1800, expire=86400, minimum=self.ttl, ttl=self.ttl)
         return record(_owner(zone), dns.SOA, self.ttl, soa)
 
@@ -158,7 +161,6 @@ class External:
         if not answers:
             return self.nodata(zone)
         return Response(answers=list(answers), additional=list(additional), authoritative=True, truncated=truncated)
-
 
 
 def _kept(result, unchanged):
@@ -272,6 +274,14 @@ def _owner(name: str) -> str:
     return name.rstrip(".")
 
 
+def parse_apex(option: Directive) -> str:
+    """C{apex APEX}: one DNS label (CoreDNS reads the first argument and checks nothing)."""
+    apex = options.arg_count(option, 1, None)[0].lower()
+    if not _LABEL.fullmatch(apex):
+        raise options.error(option, f"apex must be one DNS label (letters, digits, '-', '_'): {apex!r}")
+    return apex
+
+
 def setup(directives: list[Directive], config: ServerConfig) -> External:
     """C{k8s_external [ZONES...] { apex APEX; ttl TTL; headless; fallthrough [ZONES...] }}, once per block."""
     directive = options.only_once(directives)
@@ -288,7 +298,7 @@ def setup(directives: list[Directive], config: ServerConfig) -> External:
             if not 0 <= settings["ttl"] <= 3600:
                 raise options.error(option, f"ttl must be in range [0, 3600]: {settings['ttl']}")
         elif option.name == "apex":
-            settings["apex"] = options.arg_count(option, 1, None)[0].rstrip(".").lower()
+            settings["apex"] = parse_apex(option)
         elif option.name == "headless":
             options.arg_count(option, 0, 0)
             settings["headless"] = True
