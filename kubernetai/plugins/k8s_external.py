@@ -26,7 +26,9 @@ stanza's, and the SOA's serial is the last change of any stanza's data.
 
 Where we differ from CoreDNS: no zone transfers of these zones (the
 transfer plugin serves the stanzas' zones only); a second k8s_external in
-one block is an error.
+one block is an error, and so is an APEX that is not one DNS label; a host
+name ingress of a service with several ports gives one CNAME, not one per
+port.
 """
 
 from __future__ import annotations
