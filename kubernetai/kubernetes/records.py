@@ -7,6 +7,11 @@ C{handler.go}, C{reverse.go}, C{ns.go} and C{plugin/backend_lookup.go}).
 As in CoreDNS, a name first becomes a list of L{Entry} (an address or a
 CNAME target, a port, the name that owns it), and each query type turns
 that list into records.  Everything here is pure: no I/O, no clock.
+
+Ours, not CoreDNS's: with the stanza option C{external_names}, the name of a
+service with a cluster IP answers with the addresses L{service_addresses}
+gives (its LoadBalancer ingress or external IPs), and its SRV, PTR and NS
+records follow them.
 """
 
 from __future__ import annotations
