@@ -275,7 +275,8 @@ def _update_external(key: ServiceKey, before: Service | None, after: Service | N
         else:
             external_reverse.pop(ip, None)
     for ip in external_addresses(after):
-        external_reverse[ip] = external_reverse.get(ip, ()) + (key,)
+        # Sorted: the services sharing an address come in the same order whatever order the changes came in.
+        external_reverse[ip] = tuple(sorted(external_reverse.get(ip, ()) + (key,)))
 
 
 def external_addresses(service: Service | None) -> set[str]:
