@@ -83,7 +83,7 @@ PLUGIN_ORDER: tuple[tuple[str, str | None], ...] = (
     ("route53", None),
     ("azure", None),
     ("clouddns", None),
-    ("k8s_external", None),
+    ("k8s_external", "kubernetai.plugins.k8s_external"),
     ("kubernetes", "kubernetai.plugins.kubernetai"),
     ("kubernetai", "kubernetai.plugins.kubernetai"),
     ("file", None),

@@ -289,6 +289,22 @@ class WatchTests(ApiServerTestCase):
         self.assertEqual(seen[1]["object"]["spec"]["clusterIP"], "10.0.0.9")
 
     @defer.inlineCallbacks
+    def test_service_status_is_a_modification(self):
+        """A Service's LoadBalancer status set as its controller sets it: one MODIFIED with the ingress,
+        the spec unchanged; a Service that does not exist has no status to set."""
+        self.api.service("default", "lb", cluster_ips=["10.0.0.9"], type="LoadBalancer")
+        core = self.core()
+        listed = yield deferToThread(core.list_service_for_all_namespaces)
+        events = yield self.open_watch(core.list_service_for_all_namespaces,
+                                       resource_version=listed.metadata.resource_version)
+        self.api.service_status("default", "lb", ["192.0.2.1", "lb.example.net"])
+        (seen,) = yield deferToThread(events.read, 1)
+        self.assertEqual((seen["type"], seen["object"]["status"], seen["object"]["spec"]["clusterIP"]),
+                         ("MODIFIED", {"loadBalancer": {"ingress": [{"ip": "192.0.2.1"},
+                                                                   {"hostname": "lb.example.net"}]}}, "10.0.0.9"))
+        self.assertRaises(KeyError, self.api.service_status, "default", "missing", ["192.0.2.1"])
+
+    @defer.inlineCallbacks
     def test_watch_without_version_starts_with_current_objects(self):
         self.add_services("a", "b")
         events = yield self.open_watch(self.core().list_service_for_all_namespaces)

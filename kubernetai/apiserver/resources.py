@@ -4,6 +4,7 @@ The pure half of the fake API server in L{kubernetai.apiserver.server}: resource
 label selectors, watch-event filtering and builders of objects in real Kubernetes JSON shape.
 """
 
+import ipaddress
 import re
 from dataclasses import dataclass
 from typing import Callable
@@ -244,16 +245,33 @@ def list_item(obj):
 
 
 def make_service(namespace, name, cluster_ips=(), ports=(), type="ClusterIP", external_name=None,
-                 labels=None, headless=False):
-    """A core/v1 Service; C{ports} are dicts like C{{"name": "http", "port": 80}}."""
+                 labels=None, headless=False, external_ips=(), ingress=()):
+    """A core/v1 Service; C{ports} are dicts like C{{"name": "http", "port": 80}}; C{external_ips} its
+    spec.externalIPs, C{ingress} its status.loadBalancer.ingress (IPs and host names, see L{load_balancer})."""
     spec = {"type": type, "ports": [{"protocol": "TCP", **port} for port in ports]}
+    if external_ips:
+        spec["externalIPs"] = list(external_ips)
     if type == "ExternalName":
         spec["externalName"] = external_name
     else:
         ips = ["None"] if headless else list(cluster_ips)
         if ips:
             spec.update(clusterIP=ips[0], clusterIPs=ips)
-    return _object("Service", "v1", namespace, name, labels, spec=spec, status={"loadBalancer": {}})
+    return _object("Service", "v1", namespace, name, labels, spec=spec, status=load_balancer(ingress))
+
+
+def load_balancer(ingress=()):
+    """A Service's status with LoadBalancer C{ingress} points: each an IP (C{{"ip": ...}}) or else a host name."""
+    points = [{"ip": point} if _is_ip(point) else {"hostname": point} for point in ingress]
+    return {"loadBalancer": {"ingress": points} if points else {}}
+
+
+def _is_ip(text):
+    try:
+        ipaddress.ip_address(text)
+        return True
+    except ValueError:
+        return False
 
 
 def make_endpoint_slice(namespace, name, service, endpoints=(), ports=(), address_type="IPv4",

@@ -17,7 +17,7 @@ import math
 import os
 import re
 from dataclasses import dataclass, field, replace
-from typing import Callable, Iterable, Mapping, Sequence
+from typing import Callable, Iterable, Mapping, NamedTuple, Sequence
 from urllib.parse import urlsplit
 
 from kubernetai import options
@@ -25,6 +25,8 @@ from kubernetai.corefile import Directive, parse_key
 from kubernetai.zones import Fallthrough, in_zones
 
 POD_MODES = ("disabled", "verified", "insecure")
+LOADBALANCER, EXTERNALIPS = "loadbalancer", "externalips"
+CLUSTERIP, NXDOMAIN = "clusterip", "nxdomain"
 _GO_INT = (-(2**63), 2**63 - 1)
 _DECIMAL = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 _REVERSE_SUFFIXES = ("in-addr.arpa.", "ip6.arpa.")
@@ -40,6 +42,14 @@ _DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]
 _LABEL_NAME_RULE = (
     "alphanumeric characters, '-', '_' or '.', starting and ending with an alphanumeric character"
 )
+
+
+class ExternalNames(NamedTuple):
+    """C{external_names}: where a service's name takes its addresses from, in order, and what it answers
+    when none of them has any (C{clusterip} or C{nxdomain})."""
+
+    sources: tuple[str, ...]
+    fallback: str = NXDOMAIN
 
 
 @dataclass(frozen=True)
@@ -79,6 +89,8 @@ class StanzaConfig:
     # Ours, not CoreDNS's: hand queries on instead of SERVFAIL while the stanza has not synced, and,
     # with a duration, while its watches have been down longer than that.  None: off.
     failover: float | None = None
+    # Ours: answer services' names with their LoadBalancer ingress or external IPs.  None: off.
+    external_names: ExternalNames | None = None
     # Ours: what metrics, /ready and the logs call the stanza instead of "#N ZONES".  Not compared:
     # renaming a stanza keeps its watches across a reload.
     name: str | None = field(default=None, compare=False)
@@ -343,6 +355,28 @@ def _name(option: Directive, config: StanzaConfig) -> StanzaConfig:
     return replace(config, name=name)
 
 
+def _external_names(option: Directive, config: StanzaConfig) -> StanzaConfig:
+    """C{external_names SOURCE... [fallback clusterip|nxdomain]}: ours, not CoreDNS's."""
+    args = list(options.arg_count(option, 1, None))
+    fallback = NXDOMAIN
+    if "fallback" in args:
+        at = args.index("fallback")
+        rest = args[at + 1:]
+        if len(rest) != 1 or rest[0] not in (CLUSTERIP, NXDOMAIN):
+            raise options.error(option, f"fallback takes one of {CLUSTERIP}, {NXDOMAIN}: "
+                                        f"{' '.join(rest) or 'nothing given'}")
+        fallback, args = rest[0], args[:at]
+    for source in args:
+        if source not in (LOADBALANCER, EXTERNALIPS):
+            raise options.error(option, f"unknown external_names source {source!r}: expected "
+                                        f"{LOADBALANCER} or {EXTERNALIPS}")
+    if not args:
+        raise options.error(option, f"external_names needs a source: {LOADBALANCER} or {EXTERNALIPS}")
+    if len(set(args)) != len(args):
+        raise options.error(option, f"external_names names a source twice: {' '.join(args)}")
+    return replace(config, external_names=ExternalNames(tuple(args), fallback))
+
+
 def _multicluster(option: Directive, config: StanzaConfig) -> StanzaConfig:
     # Without arguments CoreDNS sets no multicluster zones; a later line replaces an earlier one.
     return replace(config, multicluster=_zones(option, option.args))
@@ -369,6 +403,7 @@ _OPTION_PARSERS: dict[str, _OptionParser] = {
     "zonal": _flag("zonal"),
     "failover": _failover,
     "name": _name,
+    "external_names": _external_names,
 }
 
 
