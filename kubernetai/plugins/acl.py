@@ -30,8 +30,8 @@ from zope.interface import implementer
 
 from kubernetai import options
 from kubernetai.chain import IHandler, Request, Response, ServerConfig
-from kubernetai.reuse import always, not_reusable
 from kubernetai.corefile import Directive
+from kubernetai.reuse import always, not_reusable
 
 ALLOW, BLOCK, FILTER, DROP = "allow", "block", "filter", "drop"
 ACTIONS = (ALLOW, BLOCK, FILTER, DROP)

@@ -13,8 +13,8 @@ from zope.interface import implementer
 
 from kubernetai import options
 from kubernetai.chain import IHandler, Request, Response, ServerConfig
-from kubernetai.reuse import always
 from kubernetai.corefile import Directive
+from kubernetai.reuse import always
 
 RFC8482_TTL = 8482
 

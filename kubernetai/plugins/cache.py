@@ -48,10 +48,10 @@ from kubernetai.cache.rules import (
     records_at, response_type,
 )
 from kubernetai.chain import IHandler, PluginError, Request, Response, ServerConfig, then
-from kubernetai.reuse import Countdown
 from kubernetai.corefile import Directive
-from kubernetai.zones import in_zones
 from kubernetai.metrics import NAMESPACE, block_server, counter, gauge, instances
+from kubernetai.reuse import Countdown
+from kubernetai.zones import in_zones
 
 log = Logger(namespace="kubernetai.plugins.cache")
 

@@ -24,8 +24,8 @@ from zope.interface import implementer
 
 from kubernetai import __version__, options
 from kubernetai.chain import IHandler, Request, Response, ServerConfig
-from kubernetai.reuse import always
 from kubernetai.corefile import Directive
+from kubernetai.reuse import always
 
 DEFAULT_VERSION = f"kubernetai-{__version__}"
 DEFAULT_AUTHORS = ("The kubernetai authors",)

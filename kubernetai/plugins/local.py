@@ -21,10 +21,10 @@ from twisted.names import dns
 from zope.interface import implementer
 
 from kubernetai import options
-from kubernetai.logs import debugging
 from kubernetai.chain import IHandler, Request, Response, ServerConfig
-from kubernetai.reuse import always
 from kubernetai.corefile import Directive
+from kubernetai.logs import debugging
+from kubernetai.reuse import always
 
 log = Logger(namespace="kubernetai.plugins.local")
 

@@ -35,8 +35,8 @@ from zope.interface import implementer
 
 from kubernetai import options
 from kubernetai.chain import IHandler, PluginError, Request, Response, ServerConfig
-from kubernetai.reuse import not_reusable
 from kubernetai.corefile import Directive
+from kubernetai.reuse import not_reusable
 
 STOP = "stop"
 CONTINUE = "continue"
