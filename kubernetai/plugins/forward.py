@@ -36,6 +36,7 @@ from zope.interface import implementer
 from kubernetai import options, resolvconf, upstream
 from kubernetai.chain import IHandler, PluginError, Request, Response, ServerConfig
 from kubernetai.corefile import Directive, normalize_zone
+from kubernetai.dnsnames import RCODES
 from kubernetai.metrics import NAMESPACE, counter, instances
 from kubernetai.zones import in_zone
 
@@ -46,8 +47,6 @@ DEFAULT_HEALTH_CHECK = 0.5
 DEFAULT_MAX_FAILS = 2
 CONNECT_ATTEMPTS_PER_UPSTREAM = 3
 POLICIES = ("random", "round_robin", "sequential")
-RCODES = {"NOERROR": 0, "FORMERR": 1, "SERVFAIL": 2, "NXDOMAIN": 3, "NOTIMP": 4, "REFUSED": 5,
-          "YXDOMAIN": 6, "YXRRSET": 7, "NXRRSET": 8, "NOTAUTH": 9, "NOTZONE": 10}
 PORTS = {"dns": 53, "tls": 853}
 
 

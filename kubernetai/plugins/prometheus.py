@@ -34,7 +34,7 @@ from kubernetai.chain import IHandler, Request, Response, ServerConfig
 from kubernetai.corefile import Directive
 from kubernetai.httpservice import listener, parse_address
 from kubernetai.metrics import NAMESPACE, SIZE_BUCKETS, TIME_BUCKETS, Counts, Histograms, gauge, server_label
-from kubernetai.plugins.log import rcode_name, type_name
+from kubernetai.dnsnames import rcode_name, type_name
 
 DEFAULT_ADDRESS = ":9153"
 MONITORED_TYPES = frozenset({
