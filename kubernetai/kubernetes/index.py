@@ -21,11 +21,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Iterable, NamedTuple
 
+from kubernetai.kubernetes.kinds import Kind
 from kubernetai.kubernetes.objects import Endpoint, EndpointSlice, Pod, Service, ServiceImport, is_address
 from kubernetai.kubernetes.shardedmap import ShardedMap
 
-SERVICES, ENDPOINT_SLICES, PODS, NAMESPACES = "services", "endpointslices", "pods", "namespaces"
-SERVICE_IMPORTS, MULTICLUSTER_ENDPOINT_SLICES = "serviceimports", "multicluster-endpointslices"
 
 ServiceKey = tuple[str, str]
 
@@ -132,18 +131,18 @@ class Store:
         self.changed_imports: set[ServiceKey] = set()
         self.pods_before: dict[tuple[str, str], Pod | None] = {}
 
-    def replace(self, kind: str, objects: Iterable, namespace: str | None = None) -> None:
+    def replace(self, kind: Kind, objects: Iterable, namespace: str | None = None) -> None:
         """Make C{objects} the whole of C{kind} (in C{namespace}, or everywhere), as after a list."""
-        if kind == NAMESPACES:
+        if kind == Kind.NAMESPACES:
             self.namespaces = {namespace.name for namespace in objects}
             return
         fresh = {(obj.namespace, obj.name): obj for obj in objects}
         current = {
-            SERVICES: self.services,
-            ENDPOINT_SLICES: self.slices.by_key,
-            PODS: self.pods,
-            SERVICE_IMPORTS: self.imports,
-            MULTICLUSTER_ENDPOINT_SLICES: self.multicluster_slices.by_key,
+            Kind.SERVICES: self.services,
+            Kind.ENDPOINT_SLICES: self.slices.by_key,
+            Kind.PODS: self.pods,
+            Kind.SERVICE_IMPORTS: self.imports,
+            Kind.MULTICLUSTER_ENDPOINT_SLICES: self.multicluster_slices.by_key,
         }[kind]
         gone = [key for key in current if key not in fresh and namespace in (None, key[0])]
         for key in gone:
@@ -151,42 +150,55 @@ class Store:
         for obj in fresh.values():
             self.put(kind, obj)
 
-    def put(self, kind: str, obj) -> None:
+    def put(self, kind: Kind, obj) -> None:
         """Add or replace one object."""
-        key = (obj.namespace, obj.name)
-        if kind == SERVICES:
-            self.services[key] = obj
-            self.changed_services.add(key)
-        elif kind == ENDPOINT_SLICES:
-            self.changed_services |= self.slices.put(obj)
-        elif kind == PODS:
-            self.pods_before.setdefault(key, self.pods.get(key))
-            self.pods[key] = obj
-        elif kind == NAMESPACES:
-            self.namespaces.add(obj.name)
-        elif kind == SERVICE_IMPORTS:
-            self.imports[key] = obj
-            self.changed_imports.add(key)
-        elif kind == MULTICLUSTER_ENDPOINT_SLICES:
-            self.changed_imports |= self.multicluster_slices.put(obj)
+        _PUT[kind](self, (obj.namespace, obj.name), obj)
 
-    def delete(self, kind: str, key: tuple[str, str]) -> None:
+    def delete(self, kind: Kind, key: tuple[str, str]) -> None:
         """Remove one object by (namespace, name)."""
-        if kind == SERVICES:
-            if self.services.pop(key, None) is not None:
-                self.changed_services.add(key)
-        elif kind == ENDPOINT_SLICES:
-            self.changed_services |= self.slices.delete(key)
-        elif kind == PODS:
-            if key in self.pods:
-                self.pods_before.setdefault(key, self.pods.pop(key))
-        elif kind == NAMESPACES:
-            self.namespaces.discard(key[1])
-        elif kind == SERVICE_IMPORTS:
-            if self.imports.pop(key, None) is not None:
-                self.changed_imports.add(key)
-        elif kind == MULTICLUSTER_ENDPOINT_SLICES:
-            self.changed_imports |= self.multicluster_slices.delete(key)
+        _DELETE[kind](self, key)
+
+    def _put_service(self, key: ServiceKey, service: Service) -> None:
+        self.services[key] = service
+        self.changed_services.add(key)
+
+    def _delete_service(self, key: ServiceKey) -> None:
+        if self.services.pop(key, None) is not None:
+            self.changed_services.add(key)
+
+    def _put_slice(self, key: tuple[str, str], endpoint_slice: EndpointSlice) -> None:
+        self.changed_services |= self.slices.put(endpoint_slice)
+
+    def _delete_slice(self, key: tuple[str, str]) -> None:
+        self.changed_services |= self.slices.delete(key)
+
+    def _put_pod(self, key: tuple[str, str], pod: Pod) -> None:
+        self.pods_before.setdefault(key, self.pods.get(key))
+        self.pods[key] = pod
+
+    def _delete_pod(self, key: tuple[str, str]) -> None:
+        if key in self.pods:
+            self.pods_before.setdefault(key, self.pods.pop(key))
+
+    def _put_namespace(self, key: tuple[str, str], namespace) -> None:
+        self.namespaces.add(namespace.name)
+
+    def _delete_namespace(self, key: tuple[str, str]) -> None:
+        self.namespaces.discard(key[1])
+
+    def _put_import(self, key: ServiceKey, service_import: ServiceImport) -> None:
+        self.imports[key] = service_import
+        self.changed_imports.add(key)
+
+    def _delete_import(self, key: ServiceKey) -> None:
+        if self.imports.pop(key, None) is not None:
+            self.changed_imports.add(key)
+
+    def _put_multicluster_slice(self, key: tuple[str, str], endpoint_slice: EndpointSlice) -> None:
+        self.changed_imports |= self.multicluster_slices.put(endpoint_slice)
+
+    def _delete_multicluster_slice(self, key: tuple[str, str]) -> None:
+        self.changed_imports |= self.multicluster_slices.delete(key)
 
     def merged_endpoints(self, service_key: ServiceKey) -> tuple[Endpoint, ...]:
         """The service's endpoints across its slices, the first of each (addresses, ports) kept."""
@@ -237,6 +249,25 @@ class Store:
         )
         self.changed_services, self.changed_imports, self.pods_before = set(), set(), {}
         return self.snapshot
+
+
+# What a change of each kind does to the store.
+_PUT = {
+    Kind.SERVICES: Store._put_service,
+    Kind.ENDPOINT_SLICES: Store._put_slice,
+    Kind.PODS: Store._put_pod,
+    Kind.NAMESPACES: Store._put_namespace,
+    Kind.SERVICE_IMPORTS: Store._put_import,
+    Kind.MULTICLUSTER_ENDPOINT_SLICES: Store._put_multicluster_slice,
+}
+_DELETE = {
+    Kind.SERVICES: Store._delete_service,
+    Kind.ENDPOINT_SLICES: Store._delete_slice,
+    Kind.PODS: Store._delete_pod,
+    Kind.NAMESPACES: Store._delete_namespace,
+    Kind.SERVICE_IMPORTS: Store._delete_import,
+    Kind.MULTICLUSTER_ENDPOINT_SLICES: Store._delete_multicluster_slice,
+}
 
 
 def _update_service(store: Store, key: ServiceKey, old: Snapshot, services, endpoints, reverse) -> None:
