@@ -227,13 +227,14 @@ class DNSStreamFactory(protocol.ServerFactory):
 
 
 def listener_tables(configs: list[ServerConfig]) -> dict[tuple[str, int], ZoneTable]:
-    """One zone table per (host, port) that some server block listens on."""
+    """One zone table per (host, port) that some server block listens on; blocks sharing a zone there must
+    all have a view but for at most one."""
     tables: dict[tuple[str, int], ZoneTable] = {}
     for config in configs:
         for address in config.zones:
             for host in config.bind_hosts or [""]:
                 table = tables.setdefault((host, address.port), ZoneTable())
-                if address.zone in table.configs:
+                if config.admits is None and any(other.admits is None for other in table.configs.get(address.zone, ())):
                     block = config.block
                     raise CorefileError(
                         block.file,
