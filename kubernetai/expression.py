@@ -30,6 +30,12 @@ from typing import Any, Callable
 Query = Any
 
 STR, INT, BOOL = "string", "int", "bool"
+# Deeper nesting of parentheses and calls, and longer expressions, are refused: parsing and evaluating
+# recurse, and Python's recursion is limited.
+MAX_DEPTH = 64
+MAX_TOKENS = 256
+# Unbounded repeats (*, +, {n,}) a regular expression may have: each can multiply Python's backtracking.
+MAX_UNBOUNDED_REPEATS = 2
 
 # expr's binary operators that CoreDNS's expressions use, by precedence (expr's parser/operator).
 PRECEDENCE = {"or": 10, "||": 10, "and": 15, "&&": 15, "==": 20, "!=": 20, "<": 20, ">": 20, "<=": 20,
@@ -103,7 +109,10 @@ class Parser:
 
     def __init__(self, text: str) -> None:
         self.tokens = tokenize(text)
+        if len(self.tokens) > MAX_TOKENS:
+            raise ValueError(f"expression longer than {MAX_TOKENS} tokens")
         self.position = 0
+        self.depth = 0
 
     def peek(self) -> str | None:
         return self.tokens[self.position] if self.position < len(self.tokens) else None
@@ -121,6 +130,15 @@ class Parser:
             raise ValueError(f"expected {token!r}, found {found!r}")
 
     def expression(self, precedence: int = 0) -> Node:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise ValueError(f"expression nested more than {MAX_DEPTH} deep")
+        try:
+            return self._expression(precedence)
+        finally:
+            self.depth -= 1
+
+    def _expression(self, precedence: int) -> Node:
         left = self.unary()
         last_precedence = None
         while (token := self.peek()) is not None:
@@ -143,10 +161,14 @@ class Parser:
         return left
 
     def unary(self) -> Node:
-        if self.peek() in ("not", "!"):
+        negations = 0
+        while self.peek() in ("not", "!"):
             self.take()
-            return negation(self.unary())
-        return self.primary()
+            negations += 1
+        node = self.primary()
+        for _ in range(negations):
+            node = negation(node)
+        return node
 
     def primary(self) -> Node:
         token = self.take()
@@ -193,17 +215,23 @@ class Parser:
         return Node(result, lambda query: implementation(query, *(evaluate(query) for evaluate in evaluators)))
 
     def array(self) -> Node:
-        items = []
+        values = []
         while self.peek() != "]":
-            if items:
+            if values:
                 self.expect(",")
-            items.append(self.primary())
+            token = self.take()
+            if token[0] in "'\"":
+                values.append(unquote(token))
+            elif re.fullmatch(r"[0-9]+", token):
+                values.append(int(token))
+            else:
+                raise ValueError(f"an array must hold string or integer literals, not {token!r}")
         self.take()
-        kinds = {item.kind for item in items}
-        if len(kinds) != 1 or not all(item.literal for item in items):
+        kinds = {type(value) for value in values}
+        if len(kinds) != 1:
             raise ValueError("an array must hold string or integer literals, all of one type")
-        values = tuple(item.evaluate(None) for item in items)
-        return Node("[]" + kinds.pop(), lambda query: values)
+        items = tuple(values)
+        return Node("[]" + (STR if kinds.pop() is str else INT), lambda query: items)
 
 
 def tokenize(text: str) -> list[str]:
@@ -287,25 +315,40 @@ _REGEX_PIECE = re.compile(r"""
 
 def go_regex(node: Node) -> re.Pattern:
     """The literal regular expression of C{node} compiled for Python; ValueError for one it is not
-    sure Go reads the same way (flags, backreferences, POSIX classes, possessive repeats...)."""
+    sure Go reads the same way (flags, backreferences, POSIX classes, possessive repeats...), or that
+    Python's backtracking might take long on (Go's RE2 never backtracks): a repeated group holding a
+    repeat or C{|}, or more than L{MAX_UNBOUNDED_REPEATS} unbounded repeats."""
     if not node.literal:
         raise ValueError("the right of 'matches' must be a string literal")
     pattern = node.evaluate(None)
-    translated, position = [], 0
+    translated, position, groups, closed_risky, unbounded = [], 0, [], False, 0
     while position < len(pattern):
         match = _REGEX_PIECE.match(pattern, position)
         if match is None or (match.lastgroup == "escape" and match.group("escape") not in _REGEX_ESCAPES):
             raise ValueError(f"unsupported regular expression {pattern!r} at {pattern[position:position + 10]!r}")
-        if match.lastgroup == "escape":
-            translated.append(_REGEX_ESCAPES[match.group("escape")])
-        elif match.lastgroup == "end":
-            translated.append(r"\Z")
-        else:
-            translated.append(match.group())
+        kind, text = match.lastgroup, match.group()
+        if kind == "repeat":
+            if closed_risky:
+                raise ValueError(f"regular expression {pattern!r}: a repeated group holds a repeat or '|', "
+                                 "which Python may take exponential time to match")
+            unbounded += text[0] in "*+" or text.endswith(",}") or text.endswith(",}?")
+            if unbounded > MAX_UNBOUNDED_REPEATS:
+                raise ValueError(f"regular expression {pattern!r}: more than {MAX_UNBOUNDED_REPEATS} unbounded "
+                                 "repeats, which Python may take long to match")
+        risky = kind == "repeat" or text == "|"
+        if kind == "close" and groups:
+            risky = groups.pop()
+        closed_risky = kind == "close" and risky
+        if kind == "group":
+            groups.append(False)
+        elif risky and groups:
+            groups[-1] = True
+        translated.append(_REGEX_ESCAPES[match.group("escape")] if kind == "escape" else r"\Z" if kind == "end"
+                          else text)
         position = match.end()
     try:
         return re.compile("".join(translated), re.ASCII)
-    except re.error as err:
+    except (re.error, RecursionError, OverflowError) as err:
         raise ValueError(f"error parsing regexp {pattern!r}: {err}") from None
 
 
