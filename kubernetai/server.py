@@ -354,7 +354,7 @@ class DNSService(service.Service):
         for key, table in tables.items():
             current = self.tables.get(key)
             if current is not None:
-                current.configs = table.configs
+                current.configs, current.has_views = table.configs, table.has_views
                 current.forget_replies()
             elif self.running:
                 self.ports += self._listen(key[0], key[1], table)

@@ -6,14 +6,16 @@ order, REFUSED when no block admits them.
 """
 
 import dns.message
-from twisted.internet import defer
+from twisted.internet import defer, reactor
 from twisted.trial import unittest
 
-from kubernetai.corefile import CorefileError, parse_corefile
 from kubernetai.chain import build_server
+from kubernetai.corefile import CorefileError, parse_corefile
+from kubernetai.daemon import build_daemon
 from kubernetai.plugins.view import presentation_name
 from kubernetai.server import listener_tables
-from tests.support import build, one_test_per_row, query, rcode_of, refusal, send, start_daemon
+from tests.support import build, one_test_per_row, query, rcode_of, refusal, send, start_daemon, write_corefile
+from tests.test_daemon import free_port
 
 # CoreDNS's TestSetup rows: (the block's view lines, expressions compiled, or the error).
 SETUP = [
@@ -174,4 +176,26 @@ class EndToEndTests(unittest.TestCase):
             message = dns.message.make_query("version.bind.", "TXT", "CH")
             message.id = query_id
             reply = yield send(self.port, message)
+            self.assertEqual([item.to_text() for rrset in reply.answer for item in rrset], [expected])
+
+
+class ReloadTests(unittest.TestCase):
+    @defer.inlineCallbacks
+    def test_view_added_by_a_reload_is_never_replayed(self):
+        """A listener kept across a reload learns that its blocks now have views: no reply is kept."""
+        port = free_port()
+        plain = f"bind:{port} {{\n bind 127.0.0.1\n chaos high\n}}\n"
+        path = write_corefile(self, plain)
+        root = build_daemon(path).service(reactor)
+        root.startService()
+        self.addCleanup(root.stopService)
+        yield root.dns.listening
+        with open(path, "w") as corefile:
+            corefile.write(f"bind:{port} {{\n bind 127.0.0.1\n view low-ids {{\n  expr id() < 100\n }}\n"
+                           f" chaos low\n}}\n" + plain)
+        self.assertTrue((yield root.reload()))
+        for query_id, expected in [(5, '"low"'), (500, '"high"'), (5, '"low"')]:
+            message = dns.message.make_query("version.bind.", "TXT", "CH")
+            message.id = query_id
+            reply = yield send(port, message)
             self.assertEqual([item.to_text() for rrset in reply.answer for item in rrset], [expected])

@@ -159,7 +159,7 @@ def parse_rule(directive: Directive) -> tuple[Rule, frozenset[int]]:
             raise ValueError(f'invalid rule type "{args[0]}"')
     except ValueError as err:
         raise options.error(directive, str(err)) from None
-    return Rule(mode, apply, f"{mode} {kind} {' '.join(rest)}"), frozenset(codes)
+    return Rule(mode, apply, f"{mode} {kind} {' '.join(rest)}", kind), frozenset(codes)
 
 
 RESPONSE_RULES = {"ttl": ttl_rule, "rcode": rcode_rule, "cname": cname_rule}
@@ -171,5 +171,5 @@ def setup(directives: list[Directive], config: ServerConfig) -> Rewrite:
     for rule, _ in parsed:
         config.plan.append(f"rewrite {rule.text}")
     reflected = frozenset().union(*(codes for _, codes in parsed))
-    edns = any(rule.text.split()[1] == "edns0" for rule, _ in parsed)
+    edns = any(rule.kind == "edns0" for rule, _ in parsed)
     return Rewrite([rule for rule, _ in parsed], reflected, edns)

@@ -53,6 +53,7 @@ class Rule:
     mode: str
     apply: Callable[[Question], list[Any] | None]
     text: str
+    kind: str = ""
 
 
 def rewrite_question(rules: list[Rule], question: Question) -> list[Any] | None:
