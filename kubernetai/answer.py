@@ -140,7 +140,8 @@ class ZoneTable:
         """The (zone, config) serving C{request}: of the blocks of the longest zone that is a suffix
         of its name, the first (in Corefile order) whose view admits it; with none, a shorter zone's.
 
-        DS records live in the parent zone, so for DS the least specific match wins.
+        DS records live in the parent zone, so for DS the least specific match wins (of its blocks, the
+        last that admits the query, as CoreDNS's server keeps looking).
         """
         match = None
         name = request.name
@@ -152,7 +153,6 @@ class ZoneTable:
                     match = (zone, config)
                     if request.qtype != DS:
                         return match
-                    break
         return match
 
 

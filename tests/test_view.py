@@ -9,12 +9,13 @@ import dns.message
 from twisted.internet import defer, reactor
 from twisted.trial import unittest
 
+from kubernetai.answer import ZoneTable
 from kubernetai.chain import build_server
 from kubernetai.corefile import CorefileError, parse_corefile
 from kubernetai.daemon import build_daemon
 from kubernetai.plugins.view import presentation_name
 from kubernetai.server import listener_tables
-from tests.support import build, one_test_per_row, query, rcode_of, refusal, send, start_daemon, write_corefile
+from tests.support import build, make_request, one_test_per_row, query, rcode_of, refusal, send, start_daemon, write_corefile
 from tests.test_daemon import free_port
 
 # CoreDNS's TestSetup rows: (the block's view lines, expressions compiled, or the error).
@@ -199,3 +200,38 @@ class ReloadTests(unittest.TestCase):
             message.id = query_id
             reply = yield send(port, message)
             self.assertEqual([item.to_text() for rrset in reply.answer for item in rrset], [expected])
+
+
+class RouteTests(unittest.SynchronousTestCase):
+    """ZoneTable.route as CoreDNS's server chooses a block (core/dnsserver/server.go)."""
+
+    def table(self, parent=True):
+        blocks = parse_corefile(blocks_of_views(parent), "Corefile")
+        table = ZoneTable()
+        for block in blocks:
+            config = build_server(block)
+            table.add(config.zones[0].zone, config)
+        return table
+
+    def routed(self, name, rdtype, parent=True):
+        zone, config = self.table(parent).route(make_request(name, rdtype))
+        return zone, config.block.line
+
+    def test_first_admitting_block_of_the_longest_zone(self):
+        self.assertEqual(self.routed("a.b.example.org.", "A"), ("b.example.org.", 1))
+        self.assertEqual(self.routed("a.b.example.org.", "AAAA"), ("b.example.org.", 7))
+
+    def test_no_admitting_block_falls_to_a_shorter_zone(self):
+        self.assertEqual(self.routed("a.b.example.org.", "MX"), ("example.org.", 13))
+
+    def test_ds_takes_the_last_admitting_block_of_the_least_specific_zone(self):
+        self.assertEqual(self.routed("a.b.example.org.", "DS"), ("example.org.", 13))
+        self.assertEqual(self.routed("b.example.org.", "DS"), ("example.org.", 13))
+        self.assertEqual(self.routed("a.b.example.org.", "DS", parent=False), ("b.example.org.", 7))
+
+
+def blocks_of_views(parent: bool) -> str:
+    """Two blocks with views on b.example.org (lines 1 and 7), and one without on example.org (line 13)."""
+    a_or_ds = " view a {\n  expr type() in ['A', 'DS']\n }"
+    aaaa = " view aaaa {\n  expr type() in ['AAAA', 'DS']\n }"
+    return blocks(a_or_ds, aaaa, key="b.example.org:53") + (blocks(" log", key="example.org:53") if parent else "")
