@@ -28,6 +28,7 @@ SETUP = [
     ("view example {\n expr invalid expression\n}", "Corefile:3: plugin/view: expr 'invalid expression': "
                                                     "unknown name invalid"),
     ("view x {\n foo bar\n}", "Corefile:3: plugin/view: unknown property 'foo'"),
+    ("view x {\n expr true {\n  y\n }\n}", "Corefile:4: plugin/view: unknown option 'y'"),
     ("view a { \n}\nview b {\n}", "Corefile:4: plugin/view: this plugin can only be used once per server block"),
     ("view a {\n expr name() =~ 'x'\n}", "Corefile:3: plugin/view: expr \"name() =~ 'x'\": unsupported character"),
 ]

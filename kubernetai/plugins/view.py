@@ -135,6 +135,7 @@ def parse_view(directives: list[Directive]) -> View:
     for line in directive.block:
         if line.name != "expr":
             raise options.error(line, f"unknown property '{line.name}'")
+        options.no_block(line)
         text = " ".join(line.args)
         try:
             expressions.append(compile_expression(text))
