@@ -29,7 +29,7 @@ from kubernetai.chain import Response
 from kubernetai.mnemonics import RCODES
 from kubernetai.plugins.rewrite.rules import MATCH_KINDS, Question, compile_pattern, fqdn, name_test, normalize
 
-log = Logger(namespace="kubernetai.plugins.rewrite")
+log = Logger(namespace="kubernetai.plugins.rewrite.response")
 
 # CoreDNS's bound of a TTL range left open above.
 MAX_TTL = 2147483647
