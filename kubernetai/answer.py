@@ -19,7 +19,7 @@ from twisted.python.failure import Failure
 
 from kubernetai.chain import PluginError, Request, Response, ServerConfig, then
 from kubernetai.message import Rejected, decode_query, encode_reply, encode_transfer
-from kubernetai.reuse import KeptReplies
+from kubernetai.reuse import KeptReplies, not_reusable
 
 log = Logger(namespace="kubernetai.answer")
 
@@ -30,24 +30,32 @@ class ZoneTable(KeptReplies):
     """The server blocks listening on one address, by zone, and the replies kept to send again
     (L{KeptReplies}, with the rules of L{kubernetai.reuse})."""
 
-    configs: dict[str, ServerConfig] = field(default_factory=dict)
+    configs: dict[str, list[ServerConfig]] = field(default_factory=dict)
+    # Some block has a view: which block answers depends on more than the query's bytes.
+    has_views: bool = False
+
     def add(self, zone: str, config: ServerConfig) -> None:
-        self.configs[zone] = config
+        self.configs.setdefault(zone, []).append(config)
+        if config.admits is not None:
+            self.has_views = True
 
-    def route(self, name: str, qtype: int) -> tuple[str, ServerConfig] | None:
-        """The (zone, config) serving C{name}: the longest zone that is a suffix of it.
+    def route(self, request: Request) -> tuple[str, ServerConfig] | None:
+        """The (zone, config) serving C{request}: of the blocks of the longest zone that is a suffix
+        of its name, the first (in Corefile order) whose view admits it; with none, a shorter zone's.
 
-        DS records live in the parent zone, so for DS the least specific match wins.
+        DS records live in the parent zone, so for DS the least specific match wins (of its blocks, the
+        last that admits the query, as CoreDNS's server keeps looking).
         """
         match = None
+        name = request.name
         labels = name.rstrip(".").split(".") if name != "." else []
         for start in range(len(labels) + 1):
             zone = ".".join(labels[start:]) + "." if start < len(labels) else "."
-            config = self.configs.get(zone)
-            if config is not None:
-                match = (zone, config)
-                if qtype != DS:
-                    return match
+            for config in self.configs.get(zone, ()):
+                if config.admits is None or config.admits(request):
+                    match = (zone, config)
+                    if request.qtype != DS:
+                        return match
         return match
 
 
@@ -77,7 +85,7 @@ def _answer(table: ZoneTable, packet: bytes, client: tuple[str, int], transport:
 
 def _serve(table: ZoneTable, request: Request):
     """The Response of the chain of the block serving C{request}'s zone, or a Deferred firing with it."""
-    routed = table.route(request.name, request.qtype)
+    routed = table.route(request)
     if routed is None or request.qclass not in routed[1].classes:
         return Response(rcode=dns.EREFUSED)
     request.zone, config = routed
@@ -87,7 +95,9 @@ def _serve(table: ZoneTable, request: Request):
     except Exception:
         return _failure_response(Failure())
     if isinstance(result, defer.Deferred):
-        return result.addErrback(_failure_response)
+        result.addErrback(_failure_response)
+    if table.has_views:
+        return not_reusable(result)
     return result
 
 
@@ -99,6 +109,7 @@ def _lookup(table: ZoneTable, origin: Request, name: str, qtype: int) -> defer.D
     message.addQuery(name.rstrip(".").encode("ascii", "replace"), qtype, dns.IN)
     request = Request(message.toStr(), message, origin.client, origin.protocol)
     request.depth = origin.depth + 1
+    request.local = origin.local
     return defer.maybeDeferred(_serve, table, request)
 
 

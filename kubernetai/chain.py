@@ -97,7 +97,7 @@ PLUGIN_ORDER: tuple[tuple[str, str | None], ...] = (
     ("whoami", "kubernetai.plugins.whoami"),
     ("on", None),
     ("sign", None),
-    ("view", None),
+    ("view", "kubernetai.plugins.view"),
     ("nomad", None),
 )
 
@@ -316,6 +316,8 @@ class ServerConfig:
     plan: list[str] = field(default_factory=list)
     # The query classes the chain answers; any other class is REFUSED before it (chaos adds CH).
     classes: set[int] = field(default_factory=lambda: {dns.IN})
+    # The view plugin's test: the block serves only the queries it admits (None: every query).
+    admits: Callable[[Request], bool] | None = None
     reactor: Any = field(default_factory=_global_reactor)
     shared: Shared = field(default_factory=Shared)
 

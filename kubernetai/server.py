@@ -223,13 +223,14 @@ class DNSStreamFactory(protocol.ServerFactory):
 
 
 def listener_tables(configs: list[ServerConfig]) -> dict[tuple[str, int], ZoneTable]:
-    """One zone table per (host, port) that some server block listens on."""
+    """One zone table per (host, port) that some server block listens on; blocks sharing a zone there must
+    all have a view but for at most one."""
     tables: dict[tuple[str, int], ZoneTable] = {}
     for config in configs:
         for address in config.zones:
             for host in config.bind_hosts or [""]:
                 table = tables.setdefault((host, address.port), ZoneTable())
-                if address.zone in table.configs:
+                if config.admits is None and any(other.admits is None for other in table.configs.get(address.zone, ())):
                     block = config.block
                     raise CorefileError(
                         block.file,
@@ -349,7 +350,7 @@ class DNSService(service.Service):
         for key, table in tables.items():
             current = self.tables.get(key)
             if current is not None:
-                current.configs = table.configs
+                current.configs, current.has_views = table.configs, table.has_views
                 current.forget_replies()
             elif self.running:
                 self.ports += self._listen(key[0], key[1], table)

@@ -57,6 +57,7 @@ EVERY_PLUGIN = """\
     chaos
     loadbalance
     rewrite name exact alias.example.org www.example.org
+    rewrite continue rcode exact nothing.invalid SERVFAIL NXDOMAIN
     autopath @kubernetai
     acl {{
         block type MX
@@ -84,12 +85,15 @@ EVERY_PLUGIN = """\
 }}
 whoami.test:{dns} {{
     bind 127.0.0.1
+    view loopback {{
+        expr incidr(client_ip(), '127.0.0.0/8')
+    }}
     whoami
 }}
 """
 PLUGINS = ("reload", "nsid", "bind", "debug", "ready", "health", "prometheus", "errors", "log", "local", "any", "chaos",
            "loadbalance", "rewrite", "autopath", "acl", "cache", "header", "minimal", "transfer", "hosts",
-           "k8s_external", "kubernetai", "loop", "forward", "whoami")
+           "k8s_external", "kubernetai", "loop", "forward", "whoami", "view")
 
 
 def run(*command, **kwargs) -> subprocess.CompletedProcess:
