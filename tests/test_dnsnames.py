@@ -7,7 +7,7 @@ from tests.support import one_test_per_row
 
 TYPE_ROWS = [(1, "A"), (28, "AAAA"), (33, "SRV"), (255, "ANY"), (252, "AXFR"), (43, "DS"), (65, "HTTPS"),
              (257, "CAA"), (65280, "TYPE65280")]
-RCODE_ROWS = [(0, "NOERROR"), (3, "NXDOMAIN"), (5, "REFUSED"), (16, "BADVERS"), (11, "RCODE11")]
+RCODE_ROWS = [(0, "NOERROR"), (3, "NXDOMAIN"), (5, "REFUSED"), (16, "BADVERS"), (11, "DSOTYPENI"), (30, "RCODE30")]
 
 
 @one_test_per_row("type", TYPE_ROWS, lambda row: row[1])

@@ -20,7 +20,7 @@ from zope.interface import implementer
 from kubernetai import options
 from kubernetai.chain import IHandler, Request, Response, ServerConfig
 from kubernetai.corefile import Directive, normalize_zone
-from kubernetai.dnsnames import OPCODE_NAMES, rcode_name, type_name
+from kubernetai.dnsnames import OPCODE_NAMES, class_name, rcode_name, type_name
 from kubernetai.zones import in_zone
 
 log = Logger(namespace="kubernetai.plugins.log")
@@ -43,10 +43,6 @@ class Rule:
     zone: str
     format: str
     classes: frozenset[str]
-
-
-def class_name(qclass: int) -> str:
-    return dns.QUERY_CLASSES.get(qclass) or f"CLASS{qclass}"
 
 
 def reply_class(response: Response) -> str:

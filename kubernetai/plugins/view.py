@@ -26,7 +26,7 @@ from kubernetai import options
 from kubernetai.chain import Request, ServerConfig
 from kubernetai.corefile import Directive
 from kubernetai.expression import Expression, compile_expression
-from kubernetai.mnemonics import class_name, type_name
+from kubernetai.dnsnames import class_name, type_name
 
 # miekg/dns escapes these in a label with a backslash (the dot is lost in Twisted's names).
 SPECIAL = frozenset(b" '@;()\"\\")

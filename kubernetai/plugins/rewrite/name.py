@@ -20,7 +20,7 @@ from typing import Callable
 
 from twisted.names import dns
 
-from kubernetai.mnemonics import CLASSES, TYPES
+from kubernetai.dnsnames import CLASSES, TYPES
 from kubernetai.plugins.rewrite.rules import MAX_REGEX_LENGTH, Question, fqdn, normalize
 
 # The attribute holding the name inside each record type whose value C{answer value} rewrites.

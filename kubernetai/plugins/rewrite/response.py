@@ -26,7 +26,7 @@ from twisted.logger import Logger
 from twisted.names import dns
 
 from kubernetai.chain import Response
-from kubernetai.mnemonics import RCODES
+from kubernetai.dnsnames import RCODES
 from kubernetai.plugins.rewrite.rules import MATCH_KINDS, Question, compile_pattern, fqdn, name_test, normalize
 
 log = Logger(namespace="kubernetai.plugins.rewrite.response")
