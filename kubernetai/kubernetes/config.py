@@ -82,6 +82,9 @@ class StanzaConfig:
     # Ours: what metrics, /ready and the logs call the stanza instead of "#N ZONES".  Not compared:
     # renaming a stanza keeps its watches across a reload.
     name: str | None = field(default=None, compare=False)
+    # Ours: the group whose stanzas of one server block answer together (kubernetai.kubernetes.merge).
+    # Not compared: it changes no watch.
+    merge: str | None = field(default=None, compare=False)
 
     @property
     def watches_pods(self) -> bool:
@@ -343,6 +346,15 @@ def _name(option: Directive, config: StanzaConfig) -> StanzaConfig:
     return replace(config, name=name)
 
 
+def _merge(option: Directive, config: StanzaConfig) -> StanzaConfig:
+    """C{merge GROUP}: ours; the stanzas of a block naming one GROUP answer together."""
+    (group,) = options.arg_count(option, 1, 1)
+    if not _STANZA_NAME.fullmatch(group):
+        raise options.error(option, f"invalid merge group {group!r}: expected at most 63 letters, digits, "
+                                    "'.', '_' or '-', starting with a letter or digit")
+    return replace(config, merge=group)
+
+
 def _multicluster(option: Directive, config: StanzaConfig) -> StanzaConfig:
     # Without arguments CoreDNS sets no multicluster zones; a later line replaces an earlier one.
     return replace(config, multicluster=_zones(option, option.args))
@@ -369,6 +381,7 @@ _OPTION_PARSERS: dict[str, _OptionParser] = {
     "zonal": _flag("zonal"),
     "failover": _failover,
     "name": _name,
+    "merge": _merge,
 }
 
 
