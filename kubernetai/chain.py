@@ -46,6 +46,7 @@ PLUGIN_ORDER: tuple[tuple[str, str | None], ...] = (
     ("debug", "kubernetai.plugins.debug"),
     ("trace", None),
     ("ready", "kubernetai.plugins.ready"),
+    ("explain", "kubernetai.plugins.explain"),
     ("health", "kubernetai.plugins.health"),
     ("pprof", None),
     ("shed", None),
@@ -356,6 +357,8 @@ class Shared:
     reload: tuple[float, float] | None = None
     metric_sources: list[Callable[[], Any]] = field(default_factory=list)
     singletons: dict[Any, Any] = field(default_factory=dict)
+    # The zone tables by listening (host, port), once every block is built (explain routes through them).
+    tables: dict[Any, Any] = field(default_factory=dict)
 
 
 @dataclass
