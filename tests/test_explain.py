@@ -8,7 +8,6 @@ Corefile mistakes with their lines.
 """
 
 import json
-import os
 
 from twisted.internet import defer
 from twisted.trial import unittest
@@ -16,8 +15,9 @@ from twisted.trial import unittest
 from kubernetai.apiserver.server import ApiServer
 from kubernetai.plugins.explain import DEFAULT_ADDRESS
 from tests.support import build, query, refusal, write_corefile
-from tests.test_daemon import TWISTD, twistd
+from tests.test_daemon import twistd
 from tests.test_health_ready import Running, get
+from tests.test_kubernetes_stanza import StanzaTestCase
 
 DEAD = "http://127.0.0.1:1"
 
@@ -37,14 +37,7 @@ def stanza(url: str, extra: str = "") -> str:
     return f"    kubernetai cluster.local {{\n        endpoint {url}\n        startup_timeout 100ms\n        {extra}\n    }}\n"
 
 
-class ExplainTestCase(unittest.TestCase):
-    def start_api(self, populate) -> ApiServer:
-        api = ApiServer()
-        api.start()
-        self.addCleanup(api.stop)
-        populate(api)
-        return api
-
+class ExplainTestCase(StanzaTestCase):
     @defer.inlineCallbacks
     def start(self, stanzas: str, plugins: str = ""):
         """A daemon with C{explain 127.0.0.1:0}; (DNS port, explain port) once it listens."""

@@ -18,13 +18,8 @@ from kubernetai.apiserver.server import ApiServer
 from kubernetai.chain import Response
 from kubernetai.kubernetes.merge import merge_replies
 from kubernetai.kubernetes.records import address_record
-from tests.support import build, query, rcode_of, refusal, start_daemon_listening, wait_until
-
-
-def texts(section):
-    """A reply section as sorted zone-file lines without TTLs."""
-    return sorted(f"{rrset.name} {dns.rdatatype.to_text(rrset.rdtype)} {item.to_text()}"
-                  for rrset in section for item in rrset)
+from tests.support import build, query, rcode_of, refusal, wait_until
+from tests.test_kubernetes_stanza import StanzaTestCase, texts
 
 
 def east(api: ApiServer) -> None:
@@ -50,17 +45,8 @@ def stanza(api_url: str, extra: str = "", zones: str = "cluster.local in-addr.ar
     return f"    kubernetai {zones} {{\n        endpoint {api_url}\n        {extra}\n    }}\n"
 
 
-class MergeTestCase(unittest.TestCase):
-    def start_api(self, populate=None) -> ApiServer:
-        api = ApiServer()
-        api.start()
-        self.addCleanup(api.stop)
-        if populate is not None:
-            populate(api)
-        return api
-
-    def start(self, stanzas: str, after: str = ""):
-        return start_daemon_listening(self, f".:0 {{\n    bind 127.0.0.1\n{after}{stanzas}}}\n")
+class MergeTestCase(StanzaTestCase):
+    """A daemon of stanzas and plugins (C{after}) on test API servers."""
 
 
 class MergedAnswerTests(MergeTestCase):

@@ -339,20 +339,21 @@ def _failover(option: Directive, config: StanzaConfig) -> StanzaConfig:
 
 def _name(option: Directive, config: StanzaConfig) -> StanzaConfig:
     """C{name NAME}: ours, not CoreDNS's; a label safe in metrics, logs and /ready's comma-separated list."""
-    (name,) = options.arg_count(option, 1, 1)
-    if not _STANZA_NAME.fullmatch(name):
-        raise options.error(option, f"invalid stanza name {name!r}: expected at most 63 letters, digits, "
+    return replace(config, name=_label_argument(option, "stanza name"))
+
+
+def _label_argument(option: Directive, what: str) -> str:
+    """The one argument of C{option}, a label as C{name} takes it; an error calls it C{what}."""
+    (label,) = options.arg_count(option, 1, 1)
+    if not _STANZA_NAME.fullmatch(label):
+        raise options.error(option, f"invalid {what} {label!r}: expected at most 63 letters, digits, "
                                     "'.', '_' or '-', starting with a letter or digit")
-    return replace(config, name=name)
+    return label
 
 
 def _merge(option: Directive, config: StanzaConfig) -> StanzaConfig:
     """C{merge GROUP}: ours; the stanzas of a block naming one GROUP answer together."""
-    (group,) = options.arg_count(option, 1, 1)
-    if not _STANZA_NAME.fullmatch(group):
-        raise options.error(option, f"invalid merge group {group!r}: expected at most 63 letters, digits, "
-                                    "'.', '_' or '-', starting with a letter or digit")
-    return replace(config, merge=group)
+    return replace(config, merge=_label_argument(option, "merge group"))
 
 
 def _multicluster(option: Directive, config: StanzaConfig) -> StanzaConfig:
