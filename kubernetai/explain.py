@@ -324,10 +324,11 @@ def _plugin_words(step: dict) -> str:
     return f"answered {returned}"
 
 
-def _stanza_lines(stanza: dict, indent: str) -> list[str]:
+def _stanza_lines(stanza: dict, indent: str, bullet: str = "") -> list[str]:
     synced = "" if "synced" not in stanza else (", synced" if stanza["synced"] else ", not synced")
-    lines = [f"{indent}{stanza['stanza']}{synced}: {stanza.get('outcome', 'not asked')}"]
+    lines = [f"{indent}{bullet}{stanza['stanza']}{synced}: {stanza.get('outcome', 'not asked')}"]
+    indent += " " * len(bullet)
     lines += [f"{indent}    {record}" for record in stanza.get("records", ())]
     for member in stanza.get("members", ()):
-        lines += _stanza_lines(member, indent + "  - ")
+        lines += _stanza_lines(member, indent + "  ", "- ")
     return lines

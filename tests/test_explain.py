@@ -146,6 +146,9 @@ class CacheAndFailoverTests(ExplainTestCase):
                          [["web.default.svc.cluster.local. 5 IN A 10.0.0.10"],
                           ["web.default.svc.cluster.local. 5 IN A 10.9.0.10"]])
         self.assertEqual(len(document["answer"]["answers"]), 2)
+        _, _, text = yield get(http, "/explain?name=web.default.svc.cluster.local")
+        self.assertIn(b"\n       merge g: answered: 2 record(s)\n", text)
+        self.assertIn(b"\n         - kubernetai #2 cluster.local. (", text)
 
     @defer.inlineCallbacks
     def test_no_secret_in_the_answer(self):
