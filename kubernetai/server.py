@@ -20,7 +20,7 @@ from twisted.protocols.policies import TimeoutMixin
 from zope.interface import implementer
 
 from kubernetai.answer import ZoneTable, answer_packet, client_address
-from kubernetai.chain import ServerConfig
+from kubernetai.chain import ServerConfig, then
 from kubernetai.corefile import CorefileError
 from kubernetai.message import StreamError, frame, message_at
 
@@ -68,11 +68,7 @@ class DNSDatagramProtocol(protocol.DatagramProtocol):
                 replay(address[0], time.monotonic() - started)
             return
         client = client_address(address[0], address[1])
-        reply = answer_packet(self.table, datagram, client, "udp", self.local)
-        if isinstance(reply, defer.Deferred):
-            reply.addCallback(self._send, address)
-        else:
-            self._send(reply, address)
+        then(answer_packet(self.table, datagram, client, "udp", self.local), self._send, address)
 
     def _send(self, reply: bytes | None, address) -> None:
         if reply is not None and self.transport is not None:
@@ -278,7 +274,7 @@ class DNSService(service.Service):
     Binds a UDP and a TCP listener per zone table once every start-up wait
     has fired (stanzas synced or timed out); C{listening} fires then, and
     C{ports} holds what was bound.  With C{reuse_port} (a worker of
-    L{kubernetai.workers}) every socket is bound with C{SO_REUSEPORT}, so
+    L{kubernetai.supervisor}) every socket is bound with C{SO_REUSEPORT}, so
     that the workers share each port and the kernel spreads queries over them.
     """
 

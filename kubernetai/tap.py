@@ -24,7 +24,7 @@ from kubernetai.daemon import build_daemon
 from kubernetai.explain import as_text, explain, name_problem, type_code
 from kubernetai.httpservice import HTTPService
 from kubernetai.plugins.loop import LoopProbe
-from kubernetai.workers import Supervisor, check_shareable, describe, worker_count
+from kubernetai.supervisor import Supervisor, check_shareable, describe, worker_count
 
 
 class Options(usage.Options):

@@ -169,11 +169,11 @@ class CacheAndFailoverTests(ExplainTestCase):
 
 class CorefileTests(unittest.SynchronousTestCase):
     def test_off_without_the_directive(self):
-        self.assertEqual(build(".:53 {\n    whoami\n}\n").shared.services, {})
+        self.assertEqual(build(".:53 {\n    whoami\n}\n").shared.http_listeners, {})
 
     def test_loopback_by_default(self):
         self.assertEqual(DEFAULT_ADDRESS, "127.0.0.1:8182")
-        self.assertIn(("http", "127.0.0.1", 8182), build(".:53 {\n    explain\n}\n").shared.services)
+        self.assertIn(("127.0.0.1", 8182), build(".:53 {\n    explain\n}\n").shared.http_listeners)
 
     def test_one_address_at_most(self):
         self.assertEqual(refusal(".:53 {\n    whoami\n    explain :1 :2\n}\n"),

@@ -13,7 +13,7 @@ from twisted.trial import unittest
 
 from kubernetai.chain import build_server
 from kubernetai.corefile import CorefileError, parse_corefile
-from kubernetai.plugins.forward import nameservers_in, parse_forward
+from kubernetai.plugins.forward.config import nameservers_in, parse_forward
 from kubernetai.upstream import Address as Upstream
 from tests.support import (
     FakeUpstream,

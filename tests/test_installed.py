@@ -73,10 +73,12 @@ EVERY_PLUGIN = """\
     hosts {hosts} {{
         fallthrough
     }}
+    k8s_external example.net
     kubernetai cluster.local in-addr.arpa {{
         endpoint {api}
         pods verified
         fallthrough in-addr.arpa
+        external_names loadbalancer externalips fallback clusterip
     }}
     loop
     forward . 127.0.0.1:{upstream}
@@ -88,7 +90,7 @@ whoami.test:{dns} {{
 """
 PLUGINS = ("reload", "nsid", "bind", "debug", "ready", "explain", "health", "prometheus", "errors", "log", "local", "any", "chaos",
            "loadbalance", "rewrite", "autopath", "acl", "cache", "header", "minimal", "transfer", "hosts",
-           "kubernetai", "loop", "forward", "whoami")
+           "k8s_external", "kubernetai", "loop", "forward", "whoami")
 
 
 def run(*command, **kwargs) -> subprocess.CompletedProcess:
@@ -195,6 +197,8 @@ class InstalledWheelTests(unittest.TestCase):
         self.addCleanup(api.stop)
         api.namespace("default")
         api.service("default", "web", cluster_ips=["10.0.0.10"], ports=[{"name": "http", "port": 80}])
+        api.service("default", "edge", cluster_ips=["10.0.0.11"], ports=[{"name": "http", "port": 80}],
+                    type="LoadBalancer", ingress=["192.0.2.20"])
         upstream = FakeUpstream({("www.example.org.", "A"): ["192.0.2.1"]})
         ports = dict(dns=free_port(), ready=free_port(), health=free_port(), metrics=free_port(),
                      explain=free_port(), api=api.url, upstream=upstream.start(self))
@@ -207,6 +211,8 @@ class InstalledWheelTests(unittest.TestCase):
             ("web.default.svc.cluster.local", "A", "10.0.0.10"),
             ("10.0.0.10.in-addr.arpa", "PTR", "web.default.svc.cluster.local."),
             ("printer.lan", "A", "192.0.2.80"),
+            ("edge.default.svc.cluster.local", "A", "192.0.2.20"),
+            ("edge.default.example.net", "A", "192.0.2.20"),
             ("www.example.org", "A", "192.0.2.1"),
             ("alias.example.org", "A", "192.0.2.1"),
         ]

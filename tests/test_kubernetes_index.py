@@ -27,7 +27,7 @@ from kubernetai.kubernetes.objects import (
     reduce_service,
     reduce_service_import,
 )
-from kubernetai.apiserver.resources import make_multicluster_endpoint_slice, make_service_import
+from kubernetai.apiserver.resources import make_multicluster_endpoint_slice, make_service, make_service_import
 
 HTTP = {"name": "http", "port": 80}
 
@@ -77,6 +77,18 @@ class ReduceTests(unittest.SynchronousTestCase):
     def test_external_name(self):
         service = reduce_service(service_json("default", "ext", None, "ExternalName", "example.org"))
         self.assertEqual((service.external_name, service.cluster_ips, service.headless), ("example.org", (), False))
+
+    def test_external_ips_and_load_balancer_ingress(self):
+        """spec.externalIPs, and each ingress point's IP or else its host name (fully qualified, lower case);
+        what is neither is left out."""
+        raw = make_service("default", "lb", ["10.0.0.1"], [HTTP], type="LoadBalancer",
+                           external_ips=["198.51.100.1", "not-an-ip"], ingress=["192.0.2.1", "LB.Example.NET"])
+        raw["status"]["loadBalancer"]["ingress"] += [{"ip": "192.0.2.2", "hostname": "ignored.example"},
+                                                     {"hostname": "bad..name"}, {"ports": []}, "junk"]
+        service = reduce_service(raw)
+        self.assertEqual((service.external_ips, service.ingress),
+                         (("198.51.100.1",), ("192.0.2.1", "lb.example.net.", "192.0.2.2")))
+        self.assertEqual(reduce_service(make_service("default", "web", ["10.0.0.2"])).ingress, ())
 
     def test_only_ready_endpoints_are_kept(self):
         raw = slice_json("default", "db-1", "db", [
@@ -134,6 +146,21 @@ class StoreTests(unittest.SynchronousTestCase):
         self.assertIsNone(after.service("default", "web"))
         self.assertEqual(after.reverse, {})
         self.assertIsNotNone(snapshot.service("default", "web"), "a published snapshot never changes")
+
+    def test_external_reverse_follows_changes(self):
+        """Each external IP and ingress IP maps to its services; a host name ingress does not."""
+        self.store.put(SERVICES, reduce_service(make_service("default", "lb", ["10.0.0.1"], type="LoadBalancer",
+                                                             ingress=["192.0.2.1", "lb.example.net"])))
+        self.store.put(SERVICES, reduce_service(make_service("other", "ext", ["10.0.0.2"],
+                                                             external_ips=["192.0.2.1"])))
+        first = self.store.publish()
+        self.assertEqual(dict(first.external_reverse), {"192.0.2.1": (("default", "lb"), ("other", "ext"))})
+        self.store.put(SERVICES, reduce_service(make_service("default", "lb", ["10.0.0.1"], type="LoadBalancer",
+                                                             ingress=["192.0.2.9"])))
+        self.store.delete(SERVICES, ("other", "ext"))
+        after = self.store.publish()
+        self.assertEqual(dict(after.external_reverse), {"192.0.2.9": (("default", "lb"),)})
+        self.assertEqual(len(first.external_reverse), 1, "a published snapshot never changes")
 
     def test_endpoints_merged_across_slices_without_duplicates(self):
         self.store.put(SERVICES, reduce_service(service_json("default", "db", ())))

@@ -24,7 +24,7 @@ from kubernetai.corefile import CorefileError
 from kubernetai.daemon import build_daemon
 from kubernetai.metrics import counter, gauge
 from kubernetai.worker import event_line
-from kubernetai.workers import (
+from kubernetai.supervisor import (
     RESTART_DELAY_FIRST,
     RESTART_DELAY_MAX,
     Families,
@@ -346,7 +346,7 @@ class SupervisorPartsTests(unittest.SynchronousTestCase):
     def test_other_output_relayed_as_text(self):
         event = relayed_event("Traceback (most recent call last):", 0, LogLevel.error)
         self.assertEqual((formatEvent(event), event["log_level"]), ("Traceback (most recent call last):", LogLevel.error))
-        self.assertEqual(event["log_system"], "kubernetai.workers#error worker 0")
+        self.assertEqual(event["log_system"], "kubernetai.supervisor#error worker 0")
 
     def test_lines(self):
         lines = Lines()

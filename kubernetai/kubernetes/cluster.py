@@ -22,7 +22,7 @@ from kubernetes import client
 from twisted.internet import defer
 from twisted.logger import Logger
 
-from kubernetai.kubernetes.config import EXISTS, Requirement, format_label_selector, parse_label_selector
+from kubernetai.kubernetes.selector import EXISTS, Requirement, format_label_selector, parse_label_selector
 from kubernetai.kubernetes.index import (
     ENDPOINT_SLICES,
     MULTICLUSTER_ENDPOINT_SLICES,

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Iterable, NamedTuple
 
-from kubernetai.kubernetes.objects import Endpoint, EndpointSlice, Pod, Service, ServiceImport
+from kubernetai.kubernetes.objects import Endpoint, EndpointSlice, Pod, Service, ServiceImport, is_address
 from kubernetai.kubernetes.shardedmap import ShardedMap
 
 SERVICES, ENDPOINT_SLICES, PODS, NAMESPACES = "services", "endpointslices", "pods", "namespaces"
@@ -52,6 +52,8 @@ class Snapshot:
     multicluster_modified: int = 0
     imports: dict[ServiceKey, ServiceImport] = field(default_factory=dict)
     multicluster_slices: dict[ServiceKey, tuple[EndpointSlice, ...]] = field(default_factory=dict)
+    # The services each of their external IPs and LoadBalancer ingress IPs belongs to.
+    external_reverse: Mapping[str, tuple[ServiceKey, ...]] = field(default_factory=ShardedMap)
 
     def service(self, namespace: str, name: str) -> Service | None:
         return self.services.get((namespace, name))
@@ -209,11 +211,15 @@ class Store:
         changed = bool(self.changed_services or self.pods_before) or self.namespaces != old.namespaces
         modified = now if changed else old.modified
         services, endpoints, reverse, pods_by_ip = old.services, old.endpoints, old.reverse, old.pods_by_ip
+        external_reverse = old.external_reverse
         if self.changed_services:
             services, endpoints, reverse = services.editor(), endpoints.editor(), reverse.editor()
+            external_reverse = external_reverse.editor()
             for key in self.changed_services:
                 _update_service(self, key, old, services, endpoints, reverse)
+                _update_external(key, old.services.get(key), self.services.get(key), external_reverse)
             services, endpoints, reverse = services.build(), endpoints.build(), reverse.build()
+            external_reverse = external_reverse.build()
         if self.pods_before:
             pods_by_ip = pods_by_ip.editor()
             for key, before in self.pods_before.items():
@@ -227,7 +233,7 @@ class Store:
                 _update_import(self, key, imports, slices)
         self.snapshot = Snapshot(
             old.generation + 1, modified, services, endpoints, reverse, pods_by_ip, namespaces,
-            multicluster_modified, imports, slices,
+            multicluster_modified, imports, slices, external_reverse,
         )
         self.changed_services, self.changed_imports, self.pods_before = set(), set(), {}
         return self.snapshot
@@ -258,6 +264,26 @@ def _update_service(store: Store, key: ServiceKey, old: Snapshot, services, endp
                     reverse[ip] = reverse.get(ip, ()) + (ReverseEntry(namespace, name, endpoint),)
     else:
         endpoints.pop(key, None)
+
+
+def _update_external(key: ServiceKey, before: Service | None, after: Service | None, external_reverse) -> None:
+    """Move one service's entries in the external-IP table being edited from its old addresses to its new ones."""
+    for ip in external_addresses(before):
+        remaining = tuple(entry for entry in external_reverse.get(ip, ()) if entry != key)
+        if remaining:
+            external_reverse[ip] = remaining
+        else:
+            external_reverse.pop(ip, None)
+    for ip in external_addresses(after):
+        # Sorted: the services sharing an address come in the same order whatever order the changes came in.
+        external_reverse[ip] = tuple(sorted(external_reverse.get(ip, ()) + (key,)))
+
+
+def external_addresses(service: Service | None) -> set[str]:
+    """The IP addresses among a service's external IPs and ingress points (not its ingress hostnames)."""
+    if service is None:
+        return set()
+    return {host for host in service.external_ips + service.ingress if is_address(host)}
 
 
 def _update_import(store: Store, key: ServiceKey, imports, multicluster_slices) -> None:

@@ -32,7 +32,8 @@ from io import BytesIO
 from twisted.names import dns
 
 from kubernetai import options
-from kubernetai.chain import Response, all_valid
+from kubernetai.chain import Response
+from kubernetai.reuse import all_valid
 
 
 @dataclass(frozen=True)

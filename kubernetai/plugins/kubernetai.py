@@ -30,15 +30,16 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from kubernetai import options
-from kubernetai.chain import EndOfChain, IHandler, Request, Response, ServerConfig, all_valid, also_valid_while
+from kubernetai.chain import EndOfChain, IHandler, Request, Response, ServerConfig
 from kubernetai.corefile import Directive
-from kubernetai.interfaces import local_ips
+from kubernetai.hostaddresses import local_ips
 from kubernetai.kubernetes.cluster import PROGRAMMING_BUCKETS, Cluster
 from kubernetai.kubernetes.config import parse_stanza
 from kubernetai.kubernetes.connection import ConnectionSetupError, api_client
 from kubernetai.kubernetes.merge import merged_order
 from kubernetai.kubernetes.stanza import Stanza, stanza_label
 from kubernetai.metrics import DEFAULT_BUCKETS, NAMESPACE, Counts, Histograms, counter, gauge, instances
+from kubernetai.reuse import all_valid, also_valid_while
 
 log = Logger(namespace="kubernetai.plugins.kubernetai")
 

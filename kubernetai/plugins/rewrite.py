@@ -34,8 +34,9 @@ from twisted.names import dns
 from zope.interface import implementer
 
 from kubernetai import options
-from kubernetai.chain import IHandler, PluginError, Request, Response, ServerConfig, not_reusable
+from kubernetai.chain import IHandler, PluginError, Request, Response, ServerConfig
 from kubernetai.corefile import Directive
+from kubernetai.reuse import not_reusable
 
 STOP = "stop"
 CONTINUE = "continue"

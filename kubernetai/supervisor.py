@@ -77,7 +77,7 @@ from kubernetai.plugins.ready import render_readiness
 from kubernetai.systemd import notify, start_watchdog
 from kubernetai.worker import CONTROL_FD
 
-log = Logger(namespace="kubernetai.workers")
+log = Logger(namespace="kubernetai.supervisor")
 
 ASK_TIMEOUT = 2.0
 STOP_GRACE = 20.0
