@@ -509,6 +509,8 @@ class WorkersExplain(_Answering):
     """C{/explain}: the first worker's answer to the same question, its number in
     C{X-Kubernetai-Worker} (each worker answers from its own watches, cache and kept replies)."""
 
+    asked = "/explain"
+
     def asked_for(self, request) -> str:
         return request.uri.decode("ascii", "replace")
 
