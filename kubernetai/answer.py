@@ -101,6 +101,12 @@ def _serve(table: ZoneTable, request: Request):
     return result
 
 
+def lookup_through(table: ZoneTable):
+    """The C{resolver} of a request that C{table} routed (as L{_serve} sets it inline, on the query path):
+    other names resolved through its chains."""
+    return lambda origin, name, qtype: _lookup(table, origin, name, qtype)
+
+
 def _lookup(table: ZoneTable, origin: Request, name: str, qtype: int) -> defer.Deferred:
     """Resolve C{name} through C{table}'s chains on behalf of C{origin}, at most MAX_LOOKUP_DEPTH deep."""
     if origin.depth >= MAX_LOOKUP_DEPTH:

@@ -26,6 +26,7 @@ from kubernetai.corefile import CorefileError, Directive, ServerBlock, ZoneAddre
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
+    from kubernetai.answer import ZoneTable
     from kubernetai.httpservice import HTTPService
     from kubernetai.kubernetes.cluster import Cluster
     from kubernetai.kubernetes.config import StanzaConfig
@@ -56,6 +57,7 @@ PLUGIN_ORDER: tuple[tuple[str, str | None], ...] = (
     ("debug", "kubernetai.plugins.debug"),
     ("trace", None),
     ("ready", "kubernetai.plugins.ready"),
+    ("explain", "kubernetai.plugins.explain"),
     ("health", "kubernetai.plugins.health"),
     ("pprof", None),
     ("shed", None),
@@ -301,6 +303,8 @@ class Shared:
     plugin_instances: dict[str, list] = field(default_factory=dict)
     # prometheus's counts and registry.
     dns_metrics: tuple[DNSMetrics, CollectorRegistry] | None = None
+    # The zone tables by listening (host, port), once every block is built (explain routes through them).
+    tables: dict[tuple[str, int], ZoneTable] = field(default_factory=dict)
 
 
 @dataclass

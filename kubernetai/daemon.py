@@ -96,7 +96,8 @@ def build_daemon(path: str, default_port: int = 53, reusable=None) -> Daemon:
     blocks = load_corefile(path, default_port=default_port)
     shared = Shared(reusable={config: list(clusters) for config, clusters in (reusable or {}).items()})
     configs = [build_server(block, shared) for block in blocks]
-    return Daemon(path, configs, listener_tables(configs), shared)
+    shared.tables = listener_tables(configs)
+    return Daemon(path, configs, shared.tables, shared)
 
 
 class DaemonService(service.MultiService):

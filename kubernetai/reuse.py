@@ -21,7 +21,7 @@ L{Response} it returns:
     it read is still the one loaded); L{not_reusable} when the change
     depends on the client, the clock or chance (autopath, acl by network,
     loadbalance's shuffle).  L{all_valid} combines checks; any None makes
-    None.
+    None (a C{merge} group's reply: the checks of every member it asked).
  3. A plugin that must see every reply (log, prometheus, cache hits) calls
     C{request.observe_reply(observer)}.  The observer runs once the reply is
     written, with (request, response, reply bytes), and returns a

@@ -46,6 +46,7 @@ EVERY_PLUGIN = """\
     nsid installed
     debug
     ready 127.0.0.1:{ready}
+    explain 127.0.0.1:{explain}
     health 127.0.0.1:{health} {{
         lameduck 1s
     }}
@@ -91,7 +92,7 @@ whoami.test:{dns} {{
     whoami
 }}
 """
-PLUGINS = ("reload", "nsid", "bind", "debug", "ready", "health", "prometheus", "errors", "log", "local", "any", "chaos",
+PLUGINS = ("reload", "nsid", "bind", "debug", "ready", "explain", "health", "prometheus", "errors", "log", "local", "any", "chaos",
            "loadbalance", "rewrite", "autopath", "acl", "cache", "header", "minimal", "transfer", "hosts",
            "k8s_external", "kubernetai", "loop", "forward", "whoami", "view")
 
@@ -186,7 +187,8 @@ class InstalledWheelTests(unittest.TestCase):
 
     def test_every_plugin_validates(self):
         path = self.write_corefile(dict(dns=free_port(), ready=free_port(), health=free_port(),
-                                        metrics=free_port(), api="http://127.0.0.1:1", upstream=53))
+                                        metrics=free_port(), explain=free_port(), api="http://127.0.0.1:1",
+                                        upstream=53))
         result = run(self.twistd, "-n", "kubernetai", "-c", path, "--validate", cwd=self.directory)
         steps = [line.split()[0] for line in result.stdout.splitlines() if line.startswith("    ")]
         self.assertEqual(sorted(set(steps)), sorted(PLUGINS))
@@ -202,8 +204,8 @@ class InstalledWheelTests(unittest.TestCase):
         api.service("default", "edge", cluster_ips=["10.0.0.11"], ports=[{"name": "http", "port": 80}],
                     type="LoadBalancer", ingress=["192.0.2.20"])
         upstream = FakeUpstream({("www.example.org.", "A"): ["192.0.2.1"]})
-        ports = dict(dns=free_port(), ready=free_port(), health=free_port(), metrics=free_port(), api=api.url,
-                     upstream=upstream.start(self))
+        ports = dict(dns=free_port(), ready=free_port(), health=free_port(), metrics=free_port(),
+                     explain=free_port(), api=api.url, upstream=upstream.start(self))
         path = self.write_corefile(ports)
         daemon = subprocess.Popen([self.twistd, "-n", "--pidfile=", "kubernetai", "-c", path], cwd=self.directory,
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **self.as_daemon_user)
@@ -247,7 +249,8 @@ class InstalledWheelTests(unittest.TestCase):
         whoami = yield deferToThread(dns.query.tcp, dns.message.make_query("whoami.test", "A"), "127.0.0.1",
                                      port=ports["dns"], timeout=5)
         self.assertEqual(whoami.additional[0].name.to_text(), "whoami.test.")
-        for name, path_ in (("health", "/health"), ("ready", "/ready"), ("metrics", "/metrics")):
+        for name, path_ in (("health", "/health"), ("ready", "/ready"), ("metrics", "/metrics"),
+                            ("explain", "/explain?name=web.default.svc.cluster.local")):
             body = yield deferToThread(http_get, f"http://127.0.0.1:{ports[name]}{path_}")
             self.assertTrue(body, name)
         daemon.send_signal(signal.SIGTERM)

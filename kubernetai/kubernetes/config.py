@@ -84,6 +84,9 @@ class StanzaConfig:
     # Ours: what metrics, /ready and the logs call the stanza instead of "#N ZONES".  Not compared:
     # renaming a stanza keeps its watches across a reload.
     name: str | None = field(default=None, compare=False)
+    # Ours: the group whose stanzas of one server block answer together (kubernetai.kubernetes.merge).
+    # Not compared: it changes no watch.
+    merge: str | None = field(default=None, compare=False)
 
     @property
     def watches_pods(self) -> bool:
@@ -293,11 +296,21 @@ def _failover(option: Directive, config: StanzaConfig) -> StanzaConfig:
 
 def _name(option: Directive, config: StanzaConfig) -> StanzaConfig:
     """C{name NAME}: ours, not CoreDNS's; a label safe in metrics, logs and /ready's comma-separated list."""
-    (name,) = options.arg_count(option, 1, 1)
-    if not _STANZA_NAME.fullmatch(name):
-        raise options.error(option, f"invalid stanza name {name!r}: expected at most 63 letters, digits, "
+    return replace(config, name=_label_argument(option, "stanza name"))
+
+
+def _label_argument(option: Directive, what: str) -> str:
+    """The one argument of C{option}, a label as C{name} takes it; an error calls it C{what}."""
+    (label,) = options.arg_count(option, 1, 1)
+    if not _STANZA_NAME.fullmatch(label):
+        raise options.error(option, f"invalid {what} {label!r}: expected at most 63 letters, digits, "
                                     "'.', '_' or '-', starting with a letter or digit")
-    return replace(config, name=name)
+    return label
+
+
+def _merge(option: Directive, config: StanzaConfig) -> StanzaConfig:
+    """C{merge GROUP}: ours; the stanzas of a block naming one GROUP answer together."""
+    return replace(config, merge=_label_argument(option, "merge group"))
 
 
 def _external_names(option: Directive, config: StanzaConfig) -> StanzaConfig:
@@ -349,6 +362,7 @@ _OPTION_PARSERS: dict[str, _OptionParser] = {
     "failover": _failover,
     "name": _name,
     "external_names": _external_names,
+    "merge": _merge,
 }
 
 
