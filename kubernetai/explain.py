@@ -26,21 +26,18 @@ from twisted.internet import defer
 from twisted.names import dns
 
 from kubernetai.answer import lookup_through
-from kubernetai.chain import EndOfChain, PluginError, Response
+from kubernetai.chain import EndOfChain, PluginError, Request, Response
+from kubernetai.dnsnames import TYPES, rcode_name, type_name
 from kubernetai.kubernetes.merge import MergedStanzas
 from kubernetai.message import decode_query
 from kubernetai.plugins.kubernetai import Kubernetai
-
-RCODES = {dns.OK: "NOERROR", dns.EFORMAT: "FORMERR", dns.ESERVER: "SERVFAIL", dns.ENAME: "NXDOMAIN",
-          dns.ENOTIMP: "NOTIMP", dns.EREFUSED: "REFUSED"}
 
 
 def type_code(text: str) -> int | None:
     """The query type named C{text} (C{A}, C{srv}, C{TYPE65}), or None."""
     text = text.upper()
-    for code, name in {**dns.QUERY_TYPES, **dns.EXT_QUERIES}.items():
-        if name == text:
-            return code
+    if text in TYPES:
+        return TYPES[text]
     if text.startswith("TYPE") and text[4:].isdigit() and int(text[4:]) < 65536:
         return int(text[4:])
     return None
@@ -58,10 +55,6 @@ def name_problem(name: str) -> str | None:
     return None
 
 
-def type_name(qtype: int) -> str:
-    return dns.QUERY_TYPES.get(qtype) or dns.EXT_QUERIES.get(qtype) or f"TYPE{qtype}"
-
-
 def explain(tables: dict, name: str, qtype: int, client: str = "127.0.0.1", port: int | None = None):
     """A Deferred firing with why C{name} C{qtype}, asked over UDP by C{client}, gets its answer
     from the server blocks of C{tables} ({(host, port): ZoneTable}; C{port}: only that port's)."""
@@ -71,7 +64,7 @@ def explain(tables: dict, name: str, qtype: int, client: str = "127.0.0.1", port
 async def _explain(tables: dict, name: str, qtype: int, client: str, port: int | None) -> dict:
     request = _request(name, qtype, client)
     document = {"question": {"name": request.name, "type": type_name(qtype), "client": client}}
-    found = _route(tables, request.name, qtype, port)
+    found = _route(tables, request, port)
     if found is None:
         document.update(server_block=None, steps=[], answer=summary(Response(rcode=dns.EREFUSED)))
         return document
@@ -99,12 +92,12 @@ def _request(name: str, qtype: int, client: str):
     return decode_query(message.toStr(), (client, 0), "udp")
 
 
-def _route(tables: dict, name: str, qtype: int, port: int | None):
-    """((host, port), table, zone, config) of the first listener with a block for C{name}, or None."""
+def _route(tables: dict, request: Request, port: int | None):
+    """((host, port), table, zone, config) of the first listener with a block for C{request}, or None."""
     for address, table in tables.items():
         if port is not None and address[1] != port:
             continue
-        routed = table.route(name, qtype)
+        routed = table.route(request)
         if routed is not None:
             return (address, table, *routed)
     return None
@@ -164,7 +157,7 @@ class _TracedHandler:
         after = len(self.steps)
 
         def returned(response: Response) -> Response:
-            step.update(handed_on=len(self.steps) > after, returned=RCODES.get(response.rcode, str(response.rcode)))
+            step.update(handed_on=len(self.steps) > after, returned=rcode_name(response.rcode))
             return response
 
         def failed(failure):
@@ -250,12 +243,12 @@ def outcome(response: Response, synced: bool) -> str:
         return f"answered: {len(response.answers)} record(s)" if response.answers else "NODATA: the name has no such records"
     if response.rcode == dns.ESERVER and not synced:
         return "SERVFAIL: not synced yet, the name is not known"
-    return RCODES.get(response.rcode, str(response.rcode))
+    return rcode_name(response.rcode)
 
 
 def summary(response: Response) -> dict:
     """The reply: rcode, sections as zone-file lines, and whether the server may send it again as it is."""
-    return {"rcode": RCODES.get(response.rcode, str(response.rcode)),
+    return {"rcode": rcode_name(response.rcode),
             "answers": [record_text(record) for record in response.answers],
             "authority": [record_text(record) for record in response.authority],
             "additional": [record_text(record) for record in response.additional],
