@@ -16,7 +16,7 @@ import math
 import os
 import re
 from dataclasses import dataclass, field, replace
-from typing import Callable, NamedTuple, Sequence
+from typing import NamedTuple, Sequence
 from urllib.parse import urlsplit
 
 from kubernetai import options
@@ -105,13 +105,7 @@ def parse_stanza(directive: Directive, server_zones: Sequence[str]) -> StanzaCon
     primary = next((zone for zone in zones if not _is_reverse(zone)), None)
     if primary is None:
         raise options.error(directive, "non-reverse zone name must be used")
-    config = StanzaConfig(zones=zones, primary_zone=primary)
-    for option in directive.block:
-        parse = _OPTION_PARSERS.get(option.name)
-        if parse is None:
-            raise options.unknown(option, "property", _OPTION_PARSERS)
-        options.no_block(option)
-        config = parse(option, config)
+    config = options.parse_options(directive, StanzaConfig(zones=zones, primary_zone=primary), _OPTION_PARSERS)
     _cross_check(directive, config)
     return config
 
@@ -160,20 +154,9 @@ def _last(directive: Directive, *names: str) -> Directive:
     return [option for option in directive.block if option.name in names][-1]
 
 
-_OptionParser = Callable[[Directive, StanzaConfig], StanzaConfig]
 
 
-def _flag(field: str) -> _OptionParser:
-    """An option without arguments that sets C{field}."""
-
-    def parse(option: Directive, config: StanzaConfig) -> StanzaConfig:
-        options.arg_count(option, 0, 0)
-        return replace(config, **{field: True})
-
-    return parse
-
-
-def _count(field: str) -> _OptionParser:
+def _count(field: str) -> options.OptionParser:
     """An option with one integer argument, at least 0 (C{apiserver_burst}, C{apiserver_max_inflight})."""
 
     def parse(option: Directive, config: StanzaConfig) -> StanzaConfig:
@@ -186,7 +169,7 @@ def _count(field: str) -> _OptionParser:
     return parse
 
 
-def _selector(field: str, what: str) -> _OptionParser:
+def _selector(field: str, what: str) -> options.OptionParser:
     """An option whose arguments, joined by spaces, are a label selector (C{labels}, C{namespace_labels})."""
 
     # CoreDNS refuses "!=" here (its LabelSelector conversion has no such
@@ -340,7 +323,7 @@ def _multicluster(option: Directive, config: StanzaConfig) -> StanzaConfig:
     return replace(config, multicluster=_zones(option, option.args))
 
 
-_OPTION_PARSERS: dict[str, _OptionParser] = {
+_OPTION_PARSERS: dict[str, options.OptionParser] = {
     "endpoint": _endpoint,
     "tls": _tls,
     "kubeconfig": _kubeconfig,
@@ -348,9 +331,9 @@ _OPTION_PARSERS: dict[str, _OptionParser] = {
     "namespace_labels": _selector("namespace_labels", "namespace_label"),
     "labels": _selector("labels", "label"),
     "pods": _pods,
-    "endpoint_pod_names": _flag("endpoint_pod_names"),
+    "endpoint_pod_names": options.flag("endpoint_pod_names"),
     "ttl": _ttl,
-    "noendpoints": _flag("noendpoints"),
+    "noendpoints": options.flag("noendpoints"),
     "fallthrough": _fallthrough,
     "ignore": _ignore,
     "startup_timeout": _startup_timeout,
@@ -358,7 +341,7 @@ _OPTION_PARSERS: dict[str, _OptionParser] = {
     "apiserver_burst": _count("apiserver_burst"),
     "apiserver_max_inflight": _count("apiserver_max_inflight"),
     "multicluster": _multicluster,
-    "zonal": _flag("zonal"),
+    "zonal": options.flag("zonal"),
     "failover": _failover,
     "name": _name,
     "external_names": _external_names,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 
 from twisted.names import dns
 
@@ -24,13 +24,13 @@ POLICIES = ("random", "round_robin", "sequential")
 PORTS = {"dns": 53, "tls": 853}
 
 
-@dataclass
+@dataclass(frozen=True)
 class ForwardConfig:
     """One forward directive, parsed."""
 
     zone: str
-    upstreams: list[upstream.Address]
-    excepted: list[str] = field(default_factory=list)
+    upstreams: tuple[upstream.Address, ...]
+    excepted: tuple[str, ...] = ()
     force_tcp: bool = False
     prefer_udp: bool = False
     policy: str = "random"
@@ -45,8 +45,8 @@ class ForwardConfig:
     read_timeout: float = DEFAULT_READ_TIMEOUT
     tls: tuple[str, ...] | None = None
     tls_servername: str | None = None
-    next_rcodes: list[int] = field(default_factory=list)
-    failover_rcodes: list[int] = field(default_factory=list)
+    next_rcodes: tuple[int, ...] = ()
+    failover_rcodes: tuple[int, ...] = ()
     next_on_nodata: bool = False
     failfast_all_unhealthy_upstreams: bool = False
     max_connect_attempts: int | None = None
@@ -60,19 +60,14 @@ def parse_forward(directive: Directive) -> ForwardConfig:
         upstreams += parse_upstream(directive, target)
     if not upstreams:
         raise options.error(directive, "no nameservers found in " + " ".join(args[1:]))
-    forward = ForwardConfig(zone=normalize_zone(args[0]), upstreams=list(dict.fromkeys(upstreams)))
-    for option in directive.block:
-        parser = OPTION_PARSERS.get(option.name)
-        if parser is None:
-            raise options.unknown(option, "property", OPTION_PARSERS)
-        parser(forward, option)
+    forward = ForwardConfig(zone=normalize_zone(args[0]), upstreams=tuple(dict.fromkeys(upstreams)))
+    forward = options.parse_options(directive, forward, OPTION_PARSERS)
     if forward.max_age and forward.max_age < forward.expire:
         raise options.error(directive, f"max_age ({forward.max_age}s) must not be less than expire ({forward.expire}s)")
     if forward.tls_servername:
-        forward.upstreams = [
+        forward = replace(forward, upstreams=tuple(
             upstream.Address(a.host, a.port, a.transport, forward.tls_servername) if a.transport == "tls" else a
-            for a in forward.upstreams
-        ]
+            for a in forward.upstreams))
     return forward
 
 
@@ -120,103 +115,81 @@ def nameservers_in(path: str) -> list[upstream.Address]:
     return found
 
 
-def _flag(name: str):
-    def parse(forward: ForwardConfig, option: Directive) -> None:
-        options.arg_count(option, 0, 0)
-        setattr(forward, name, True)
-
-    return parse
-
-
-def _duration(name: str, positive: bool = False):
-    def parse(forward: ForwardConfig, option: Directive) -> None:
-        (text,) = options.arg_count(option, 1, 1)
-        seconds = options.parse_duration(option, text)
-        if positive and seconds <= 0:
-            raise options.error(option, f"{name} must be positive: {text}")
-        setattr(forward, name, seconds)
-
-    return parse
-
-
-def _count(name: str):
-    def parse(forward: ForwardConfig, option: Directive) -> None:
-        (text,) = options.arg_count(option, 1, 1)
-        setattr(forward, name, options.parse_int(option, text, 0, 2**31 - 1))
-
-    return parse
-
-
-def _rcodes(name: str, allow_noerror: bool = True):
-    def parse(forward: ForwardConfig, option: Directive) -> None:
+def _rcodes(name: str, allow_noerror: bool = True) -> options.OptionParser:
+    def parse(option: Directive, forward: ForwardConfig) -> ForwardConfig:
+        rcodes = []
         for text in options.arg_count(option, 1, None):
             rcode = RCODES.get(text.upper())
             if rcode is None:
                 raise options.error(option, f"{text} is not a valid rcode")
             if rcode == dns.OK and not allow_noerror:
                 raise options.error(option, "NoError cannot be used in failover")
-            getattr(forward, name).append(rcode)
+            rcodes.append(rcode)
+        return replace(forward, **{name: getattr(forward, name) + tuple(rcodes)})
 
     return parse
 
 
-def _except(forward: ForwardConfig, option: Directive) -> None:
-    forward.excepted += [normalize_zone(zone) for zone in options.arg_count(option, 1, None)]
+def _except(option: Directive, forward: ForwardConfig) -> ForwardConfig:
+    zones = tuple(normalize_zone(zone) for zone in options.arg_count(option, 1, None))
+    return replace(forward, excepted=forward.excepted + zones)
 
 
-def _policy(forward: ForwardConfig, option: Directive) -> None:
+def _policy(option: Directive, forward: ForwardConfig) -> ForwardConfig:
     (policy,) = options.arg_count(option, 1, 1)
     if policy not in POLICIES:
         raise options.error(option, f"unknown policy '{policy}'")
-    forward.policy = policy
+    return replace(forward, policy=policy)
 
 
-def _health_check(forward: ForwardConfig, option: Directive) -> None:
+def _health_check(option: Directive, forward: ForwardConfig) -> ForwardConfig:
     args = list(options.arg_count(option, 1, None))
-    forward.health_check = options.parse_duration(option, args.pop(0))
+    forward = replace(forward, health_check=options.parse_duration(option, args.pop(0)))
     while args:
         word = args.pop(0)
         if word == "no_rec":
-            forward.health_check_recursion = False
+            forward = replace(forward, health_check_recursion=False)
         elif word == "domain" and args:
-            forward.health_check_domain = normalize_zone(args.pop(0))
+            forward = replace(forward, health_check_domain=normalize_zone(args.pop(0)))
         elif word == "domain":
             raise options.error(option, "health_check: domain needs a name")
         else:
             raise options.error(option, f"health_check: unknown option {word}")
+    return forward
 
 
-def _tls(forward: ForwardConfig, option: Directive) -> None:
+def _tls(option: Directive, forward: ForwardConfig) -> ForwardConfig:
     files = options.arg_count(option, 0, 3)
     for path in files:
         if not os.path.isfile(path):
             raise options.error(option, f"tls: cannot read {path}")
-    forward.tls = tuple(files)
+    return replace(forward, tls=tuple(files))
 
 
-def _tls_servername(forward: ForwardConfig, option: Directive) -> None:
-    (forward.tls_servername,) = options.arg_count(option, 1, 1)
+def _tls_servername(option: Directive, forward: ForwardConfig) -> ForwardConfig:
+    (servername,) = options.arg_count(option, 1, 1)
+    return replace(forward, tls_servername=servername)
 
 
-def _unsupported(forward: ForwardConfig, option: Directive) -> None:
+def _unsupported(option: Directive, forward: ForwardConfig) -> ForwardConfig:
     raise options.error(option, f"option '{option.name}' is not supported by kubernetai (no DNS-over-HTTPS or hostname upstreams)")
 
 
 OPTION_PARSERS = {
     "except": _except,
-    "force_tcp": _flag("force_tcp"),
-    "prefer_udp": _flag("prefer_udp"),
-    "next_on_nodata": _flag("next_on_nodata"),
-    "failfast_all_unhealthy_upstreams": _flag("failfast_all_unhealthy_upstreams"),
+    "force_tcp": options.flag("force_tcp"),
+    "prefer_udp": options.flag("prefer_udp"),
+    "next_on_nodata": options.flag("next_on_nodata"),
+    "failfast_all_unhealthy_upstreams": options.flag("failfast_all_unhealthy_upstreams"),
     "policy": _policy,
-    "max_concurrent": _count("max_concurrent"),
-    "max_fails": _count("max_fails"),
-    "max_connect_attempts": _count("max_connect_attempts"),
-    "max_idle_conns": _count("max_idle_conns"),
+    "max_concurrent": options.count("max_concurrent"),
+    "max_fails": options.count("max_fails"),
+    "max_connect_attempts": options.count("max_connect_attempts"),
+    "max_idle_conns": options.count("max_idle_conns"),
     "health_check": _health_check,
-    "expire": _duration("expire"),
-    "max_age": _duration("max_age"),
-    "read_timeout": _duration("read_timeout", positive=True),
+    "expire": options.duration("expire"),
+    "max_age": options.duration("max_age"),
+    "read_timeout": options.duration("read_timeout", positive=True),
     "tls": _tls,
     "tls_servername": _tls_servername,
     "next": _rcodes("next_rcodes"),
