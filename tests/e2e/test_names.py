@@ -13,7 +13,7 @@ from __future__ import annotations
 import dns.reversename
 
 from kubernetai.apiserver.resources import make_endpoint_slice, make_pod, make_service
-from kubernetai.kubernetes.watch import ENDPOINT_SLICE_PAGE_SIZE
+from kubernetai.kubernetes.kinds import ENDPOINT_SLICE_PAGE_SIZE
 from tests.e2e.support import Daemon, E2ETestCase, rcode, records, stanza, wrong_answers
 
 NAMESPACE = "names"
