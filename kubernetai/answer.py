@@ -10,162 +10,53 @@ any of this.
 
 from __future__ import annotations
 
-import math
-import time
 from dataclasses import dataclass, field
-from typing import Callable
 
 from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.names import dns
 from twisted.python.failure import Failure
 
-from kubernetai.chain import Countdown, PluginError, Request, Response, ServerConfig
-from kubernetai.message import Rejected, decode_query, encode_reply, encode_transfer, record_ttl_offsets, with_ttl
+from kubernetai.chain import PluginError, Request, Response, ServerConfig, then
+from kubernetai.message import Rejected, decode_query, encode_reply, encode_transfer
+from kubernetai.reuse import KeptReplies, not_reusable
 
 log = Logger(namespace="kubernetai.answer")
 
 DS = 43
 MAX_LOOKUP_DEPTH = 8
-# What the replies kept to send again may hold, both generations together (see L{ZoneTable}): a
-# reply is counted as its bytes, its query's, and READY_REPLY_OVERHEAD for the objects around them
-# (the entry, its checks and observers' replays: about 1.5 KB with prometheus and cache, as
-# tracemalloc counts them in a running daemon).  Hot replies stay however many others come and
-# go; one not asked again within one to two READY_REPLIES_SECONDS is dropped at the next reply
-# kept after that.
-READY_REPLIES_LIMIT = 50000
-READY_REPLIES_BYTES = 32 * 2**20
-READY_REPLIES_SECONDS = 30.0
-READY_REPLY_OVERHEAD = 2048
-
-
-class ReadyReply:
-    """A reply kept to send again: its bytes less the ID, the check that says they still hold, the
-    observers' replays, where its TTLs are rewritten as they tick (None if they do not), and the
-    bytes it is counted as."""
-
-    __slots__ = ("reply", "valid_while", "replays", "ticking", "size")
-
-    def __init__(self, reply: bytes, valid_while, replays: tuple, ticking: TickingTTLs | None, size: int) -> None:
-        self.reply = reply
-        self.valid_while = valid_while
-        self.replays = replays
-        self.ticking = ticking
-        self.size = size
-
-
 @dataclass
-class ZoneTable:
-    """
-    The server blocks listening on one address, by zone, and the UDP replies
-    ready to send again: by query bytes less the ID, with the check that
-    says they still hold (see L{Response.valid_while}).
+class ZoneTable(KeptReplies):
+    """The server blocks listening on one address, by zone, and the replies kept to send again
+    (L{KeptReplies}, with the rules of L{kubernetai.reuse})."""
 
-    Kept replies live in two generations: new ones go into C{ready_replies};
-    once it holds half of C{ready_limit} replies or of C{ready_bytes_limit}
-    bytes, or is C{ready_seconds} old, it becomes C{older_replies} and the
-    generation before is dropped.  A reply asked for from the older
-    generation moves back into the current one, so the replies still asked
-    for stay and the others go, within both bounds.
-    """
-
-    configs: dict[str, ServerConfig] = field(default_factory=dict)
-    ready_replies: dict[bytes, ReadyReply] = field(default_factory=dict)
-    older_replies: dict[bytes, ReadyReply] = field(default_factory=dict)
-    ready_limit: int = READY_REPLIES_LIMIT
-    ready_bytes_limit: int = READY_REPLIES_BYTES
-    ready_seconds: float = READY_REPLIES_SECONDS
-    clock: Callable[[], float] = time.monotonic
-    ready_bytes: int = 0
-    generation_ends: float = -math.inf
-
-    def ready_reply(self, packet: bytes) -> tuple[bytes, tuple] | None:
-        """The reply to C{packet} and its observers' replays, if the same query was answered before
-        and that reply still holds."""
-        ready = self.ready_replies.get(packet[2:])
-        if ready is None:
-            ready = self.older_replies.pop(packet[2:], None)
-            if ready is None:
-                return None
-            self._admit(packet[2:], ready)
-        ticking = ready.ticking
-        if not ready.valid_while():
-            if ticking is None or not ticking.countdown.try_renew() or not ready.valid_while():
-                return None
-        if ticking is not None:
-            ready.reply = ticking.current(ready.reply)
-        return packet[:2] + ready.reply, ready.replays
-
-    def keep_reply(self, packet: bytes, reply: bytes, response: Response, replays: tuple) -> None:
-        """Keep C{reply} to send again while C{response} holds; one whose TTLs count down is kept
-        until they reach zero, its TTLs rewritten as they tick."""
-        ticking = None
-        if response.countdown is not None:
-            ticking = TickingTTLs(response.countdown, [offset - 2 for offset in record_ttl_offsets(reply)])
-            response.countdown.follow()
-        key = packet[2:]
-        self.older_replies.pop(key, None)
-        self._admit(key, ReadyReply(reply[2:], response.valid_while, replays, ticking,
-                                    len(key) + len(reply) + READY_REPLY_OVERHEAD))
-
-    def _admit(self, key: bytes, ready: ReadyReply) -> None:
-        """Put C{ready} in the current generation, starting a new one first if this one is full or old."""
-        previous = self.ready_replies.pop(key, None)
-        if previous is not None:
-            self.ready_bytes -= previous.size
-        now = self.clock()
-        if (2 * (len(self.ready_replies) + 1) > self.ready_limit
-                or 2 * (self.ready_bytes + ready.size) > self.ready_bytes_limit or now >= self.generation_ends):
-            self.older_replies, self.ready_replies, self.ready_bytes = self.ready_replies, {}, 0
-            self.generation_ends = now + self.ready_seconds
-        self.ready_replies[key] = ready
-        self.ready_bytes += ready.size
-
-    def kept_replies(self) -> int:
-        """How many replies are kept, in both generations."""
-        return len(self.ready_replies) + len(self.older_replies)
-
-    def forget_replies(self) -> None:
-        """Drop every kept reply (the chains that made them are gone)."""
-        self.ready_replies, self.older_replies, self.ready_bytes = {}, {}, 0
+    configs: dict[str, list[ServerConfig]] = field(default_factory=dict)
+    # Some block has a view: which block answers depends on more than the query's bytes.
+    has_views: bool = False
 
     def add(self, zone: str, config: ServerConfig) -> None:
-        self.configs[zone] = config
+        self.configs.setdefault(zone, []).append(config)
+        if config.admits is not None:
+            self.has_views = True
 
-    def route(self, name: str, qtype: int) -> tuple[str, ServerConfig] | None:
-        """The (zone, config) serving C{name}: the longest zone that is a suffix of it.
+    def route(self, request: Request) -> tuple[str, ServerConfig] | None:
+        """The (zone, config) serving C{request}: of the blocks of the longest zone that is a suffix
+        of its name, the first (in Corefile order) whose view admits it; with none, a shorter zone's.
 
-        DS records live in the parent zone, so for DS the least specific match wins.
+        DS records live in the parent zone, so for DS the least specific match wins (of its blocks, the
+        last that admits the query, as CoreDNS's server keeps looking).
         """
         match = None
+        name = request.name
         labels = name.rstrip(".").split(".") if name != "." else []
         for start in range(len(labels) + 1):
             zone = ".".join(labels[start:]) + "." if start < len(labels) else "."
-            config = self.configs.get(zone)
-            if config is not None:
-                match = (zone, config)
-                if qtype != DS:
-                    return match
+            for config in self.configs.get(zone, ()):
+                if config.admits is None or config.admits(request):
+                    match = (zone, config)
+                    if request.qtype != DS:
+                        return match
         return match
-
-
-class TickingTTLs:
-    """Where the TTLs of a kept reply (less its ID) sit, and when they must next be rewritten."""
-
-    __slots__ = ("countdown", "offsets", "next_tick")
-
-    def __init__(self, countdown: Countdown, offsets: list[int]) -> None:
-        self.countdown = countdown
-        self.offsets = offsets
-        self.next_tick = countdown.until
-
-    def current(self, reply: bytes) -> bytes:
-        """C{reply} with the TTLs the countdown reads now."""
-        now = self.countdown.clock.seconds()
-        if now < self.next_tick:
-            return reply
-        self.next_tick = self.countdown.next_tick(now)
-        return with_ttl(reply, self.offsets, self.countdown.ttl_at(now))
 
 
 def answer_packet(table: ZoneTable, packet: bytes, client: tuple[str, int], transport: str, local=None):
@@ -189,15 +80,12 @@ def _answer(table: ZoneTable, packet: bytes, client: tuple[str, int], transport:
     if request is None:
         return None
     request.local = local
-    result = _serve(table, request)
-    if isinstance(result, defer.Deferred):
-        return result.addCallback(lambda response: _write(request, response, table))
-    return _write(request, result, table)
+    return then(_serve(table, request), lambda response: _write(request, response, table))
 
 
 def _serve(table: ZoneTable, request: Request):
     """The Response of the chain of the block serving C{request}'s zone, or a Deferred firing with it."""
-    routed = table.route(request.name, request.qtype)
+    routed = table.route(request)
     if routed is None or request.qclass not in routed[1].classes:
         return Response(rcode=dns.EREFUSED)
     request.zone, config = routed
@@ -207,8 +95,16 @@ def _serve(table: ZoneTable, request: Request):
     except Exception:
         return _failure_response(Failure())
     if isinstance(result, defer.Deferred):
-        return result.addErrback(_failure_response)
+        result.addErrback(_failure_response)
+    if table.has_views:
+        return not_reusable(result)
     return result
+
+
+def lookup_through(table: ZoneTable):
+    """The C{resolver} of a request that C{table} routed (as L{_serve} sets it inline, on the query path):
+    other names resolved through its chains."""
+    return lambda origin, name, qtype: _lookup(table, origin, name, qtype)
 
 
 def _lookup(table: ZoneTable, origin: Request, name: str, qtype: int) -> defer.Deferred:
@@ -219,6 +115,7 @@ def _lookup(table: ZoneTable, origin: Request, name: str, qtype: int) -> defer.D
     message.addQuery(name.rstrip(".").encode("ascii", "replace"), qtype, dns.IN)
     request = Request(message.toStr(), message, origin.client, origin.protocol)
     request.depth = origin.depth + 1
+    request.local = origin.local
     return defer.maybeDeferred(_serve, table, request)
 
 

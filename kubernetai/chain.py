@@ -14,7 +14,7 @@ from __future__ import annotations
 import importlib
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from twisted.internet.defer import Deferred, fail
 from twisted.names import dns
@@ -22,6 +22,17 @@ from zope.interface import Attribute, Interface, implementer
 
 from kubernetai import options
 from kubernetai.corefile import CorefileError, Directive, ServerBlock, ZoneAddress
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
+    from kubernetai.answer import ZoneTable
+    from kubernetai.httpservice import HTTPService
+    from kubernetai.kubernetes.cluster import Cluster
+    from kubernetai.kubernetes.config import StanzaConfig
+    from kubernetai.kubernetes.stanza import Stanza
+    from kubernetai.plugins.prometheus import DNSMetrics
+    from kubernetai.reuse import Countdown
 
 # CoreDNS's plugin.cfg order for the plugins we know of.  A name mapped to a
 # module runs here; a name mapped to None is a CoreDNS plugin we refuse by
@@ -46,6 +57,7 @@ PLUGIN_ORDER: tuple[tuple[str, str | None], ...] = (
     ("debug", "kubernetai.plugins.debug"),
     ("trace", None),
     ("ready", "kubernetai.plugins.ready"),
+    ("explain", "kubernetai.plugins.explain"),
     ("health", "kubernetai.plugins.health"),
     ("pprof", None),
     ("shed", None),
@@ -73,7 +85,7 @@ PLUGIN_ORDER: tuple[tuple[str, str | None], ...] = (
     ("route53", None),
     ("azure", None),
     ("clouddns", None),
-    ("k8s_external", None),
+    ("k8s_external", "kubernetai.plugins.k8s_external"),
     ("kubernetes", "kubernetai.plugins.kubernetai"),
     ("kubernetai", "kubernetai.plugins.kubernetai"),
     ("file", None),
@@ -87,7 +99,7 @@ PLUGIN_ORDER: tuple[tuple[str, str | None], ...] = (
     ("whoami", "kubernetai.plugins.whoami"),
     ("on", None),
     ("sign", None),
-    ("view", None),
+    ("view", "kubernetai.plugins.view"),
     ("nomad", None),
 )
 
@@ -199,80 +211,12 @@ class Request:
         return copy
 
 
-def always() -> bool:
-    """The C{valid_while} of a reply that depends on nothing but its query: always the same."""
-    return True
-
-
-def all_valid(*checks: Callable[[], bool] | None) -> Callable[[], bool] | None:
-    """A check that holds while every one of C{checks} does; None when any is None (not reusable)."""
-    if any(check is None for check in checks):
-        return None
-    if len(checks) == 1:
-        return checks[0]
-    return lambda: all(check() for check in checks)
-
-
-def also_valid_while(result, check: Callable[[], bool] | None):
-    """C{result} (a Response or a Deferred of one) made reusable only while C{check} holds too."""
-
-    def combined(response: Response) -> Response:
-        response.valid_while = all_valid(check, response.valid_while)
-        return response
-
+def then(result, callback: Callable, *args):
+    """C{callback(response, *args)} for C{result}, a Response or a Deferred firing with one: its
+    value at once, or a Deferred firing with it."""
     if isinstance(result, Deferred):
-        return result.addCallback(combined)
-    return combined(result)
-
-
-def not_reusable(result):
-    """C{result} (a Response or a Deferred of one) marked as not to be sent again by the server."""
-    return also_valid_while(result, None)
-
-
-class Countdown:
-    """
-    The TTLs of a reply that all read C{ttl} at C{stored} and lose a second every
-    whole second after (a cached answer).  Its C{holds} is the reply's
-    C{valid_while}: until the TTLs next tick, unless the server, which then
-    rewrites the TTLs in the bytes it keeps at every tick, calls C{follow}:
-    then until they reach zero.  There, C{renew(now)} (when given) may start
-    them again from C{now}: the cache's answer to a question asked again at
-    expiry when its source would answer the same, with C{renewed} set until
-    the cache has counted that query.
-    """
-
-    __slots__ = ("clock", "stored", "ttl", "until", "renew", "renewed")
-
-    def __init__(self, clock, stored: float, ttl: int, renew: Callable[[float], bool] | None = None) -> None:
-        self.clock = clock
-        self.stored = stored
-        self.ttl = ttl
-        self.until = self.next_tick(clock.seconds())
-        self.renew = renew
-        self.renewed = False
-
-    def ttl_at(self, now: float) -> int:
-        return self.ttl - int(now - self.stored)
-
-    def next_tick(self, now: float) -> float:
-        """When the TTLs read at C{now} next lose a second."""
-        return self.stored + int(now - self.stored) + 1
-
-    def holds(self) -> bool:
-        return self.clock.seconds() < self.until
-
-    def follow(self) -> None:
-        """The server rewrites the TTLs as they tick: the reply holds until they reach zero."""
-        self.until = self.stored + self.ttl
-
-    def try_renew(self) -> bool:
-        """Once followed to zero, whether C{renew} starts the TTLs again from now."""
-        now = self.clock.seconds()
-        if self.renew is None or now < self.until or self.until != self.stored + self.ttl or not self.renew(now):
-            return False
-        self.stored, self.until, self.renewed = now, now + self.ttl, True
-        return True
+        return result.addCallback(callback, *args)
+    return callback(result, *args)
 
 
 @dataclass
@@ -291,9 +235,9 @@ class Response:
     # (name, qtype) whose records, resolved through the server, complete the answer (CoreDNS's upstream).
     follow: tuple[str, int] | None = None
     # While this returns True, the same query gets the very same reply bytes, which the server may
-    # then send again without running the chain; None: every reply is built anew.
+    # then send again without running the chain; None: every reply is built anew (L{kubernetai.reuse}).
     valid_while: Callable[[], bool] | None = None
-    # Every TTL in this reply counts down with the clock (a cache hit): see L{Countdown}.
+    # Every TTL in this reply counts down with the clock (a cache hit): see L{kubernetai.reuse}.
     countdown: Countdown | None = None
     # A zone transfer: the answer records of each of several messages, sent in turn (over TCP only).
     messages: list[list[dns.RRHeader]] | None = None
@@ -341,21 +285,26 @@ def _global_reactor():
 
 @dataclass
 class Shared:
-    """
-    What the plugins of every server block share: the plugins that report
-    readiness (name, ready() -> bool), the kubernetai stanzas, plugin
-    services by key (one HTTP listener per address, however many blocks ask),
-    during a reload the running clusters by stanza options, the sources of
-    /metrics, and objects the first block to need them made for all.
-    """
+    """What the plugins of every server block share, made by the first block that needs it."""
 
+    # The plugins that report readiness: (name, ready()).
     readiness: list[tuple[str, Callable[[], bool]]] = field(default_factory=list)
-    stanzas: list = field(default_factory=list)
-    services: dict[Any, Any] = field(default_factory=dict)
-    reusable: dict[Any, Any] = field(default_factory=dict)
+    # The kubernetai stanzas of every block, in Corefile order.
+    stanzas: list[Stanza] = field(default_factory=list)
+    # One HTTP listener per (host, port) the Corefile names, however many blocks ask.
+    http_listeners: dict[tuple[str, int], HTTPService] = field(default_factory=dict)
+    # During a reload: the running clusters a stanza with the same options may keep.
+    reusable: dict[StanzaConfig, list[Cluster]] = field(default_factory=dict)
+    # reload's (interval, jitter).
     reload: tuple[float, float] | None = None
+    # What /metrics reads at scrape time: each returns metric families.
     metric_sources: list[Callable[[], Any]] = field(default_factory=list)
-    singletons: dict[Any, Any] = field(default_factory=dict)
+    # Each plugin's instances across blocks, for its metrics (L{kubernetai.metrics.instances}).
+    plugin_instances: dict[str, list] = field(default_factory=dict)
+    # prometheus's counts and registry.
+    dns_metrics: tuple[DNSMetrics, CollectorRegistry] | None = None
+    # The zone tables by listening (host, port), once every block is built (explain routes through them).
+    tables: dict[tuple[str, int], ZoneTable] = field(default_factory=dict)
 
 
 @dataclass
@@ -371,6 +320,8 @@ class ServerConfig:
     plan: list[str] = field(default_factory=list)
     # The query classes the chain answers; any other class is REFUSED before it (chaos adds CH).
     classes: set[int] = field(default_factory=lambda: {dns.IN})
+    # The view plugin's test: the block serves only the queries it admits (None: every query).
+    admits: Callable[[Request], bool] | None = None
     reactor: Any = field(default_factory=_global_reactor)
     shared: Shared = field(default_factory=Shared)
 

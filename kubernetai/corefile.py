@@ -275,7 +275,7 @@ class _Parser:
             directives = self._directives(self._next())
         else:
             directives = self._directives(None)
-        if not any(directive.name == "bind" for directive in directives):
+        if not any(directive.name in ("bind", "view") for directive in directives):
             self._check_unserved(addresses)
         first = keys[0][1]
         return ServerBlock(
@@ -295,7 +295,8 @@ class _Parser:
     def _check_unserved(self, addresses: list[tuple[ZoneAddress, _Token]]) -> None:
         """Refuse a zone and port that an earlier key already serves on every address.
 
-        Blocks with C{bind} are left to the listeners, which know their addresses.
+        Blocks with C{bind} are left to the listeners, which know their addresses; blocks with
+        C{view} may share a zone and port with any number of others (CoreDNS's rule).
         """
         for address, token in addresses:
             earlier = self._served.setdefault((address.zone, address.port), token)

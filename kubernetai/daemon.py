@@ -35,6 +35,9 @@ from kubernetai.systemd import notify, start_watchdog
 log = Logger(namespace="kubernetai.plugins.reload")
 
 
+DNS_LISTENERS = "dns listeners"
+
+
 @dataclass
 class Daemon:
     """Everything a Corefile asks for, built but not yet listening."""
@@ -59,11 +62,11 @@ class Daemon:
 
     def plugin_services(self) -> list[service.IService]:
         """Every plugin's own services: per server block, then those shared by all blocks."""
-        return [svc for config in self.configs for svc in config.services] + list(self.shared.services.values())
+        return [svc for config in self.configs for svc in config.services] + list(self.shared.http_listeners.values())
 
     def http_listeners(self) -> dict[tuple[str, int], HTTPService]:
         """The HTTP listeners of health, ready and prometheus, by the (host, port) the Corefile names."""
-        return {key[1:]: svc for key, svc in self.shared.services.items() if isinstance(svc, HTTPService)}
+        return self.shared.http_listeners
 
     def startup_waits(self) -> list:
         return [wait for config in self.configs for wait in config.startup_waits]
@@ -80,7 +83,7 @@ class Daemon:
     def service(self, reactor=None, default_port: int = 53, handle_signals: bool = False,
                 worker: bool = False) -> DaemonService:
         """The service that runs this daemon (and, with C{handle_signals}, reloads it on SIGHUP);
-        C{worker}: as one of several processes (L{kubernetai.workers})."""
+        C{worker}: as one of several processes (L{kubernetai.supervisor})."""
         return DaemonService(self, reactor, default_port, handle_signals, worker)
 
 
@@ -93,7 +96,8 @@ def build_daemon(path: str, default_port: int = 53, reusable=None) -> Daemon:
     blocks = load_corefile(path, default_port=default_port)
     shared = Shared(reusable={config: list(clusters) for config, clusters in (reusable or {}).items()})
     configs = [build_server(block, shared) for block in blocks]
-    return Daemon(path, configs, listener_tables(configs), shared)
+    shared.tables = listener_tables(configs)
+    return Daemon(path, configs, shared.tables, shared)
 
 
 class DaemonService(service.MultiService):
@@ -117,6 +121,9 @@ class DaemonService(service.MultiService):
         self.running_services: list[service.IService] = []
         self.dns = DNSService(daemon.tables, reactor, daemon.startup_waits(), reuse_port=worker)
         self.dns.setName("dns")
+        # The stanzas' synced flags turn true on their watch threads a moment before the DNS
+        # ports open on the reactor: ready only once the ports answer.
+        daemon.shared.readiness.append((DNS_LISTENERS, lambda: self.dns.listening.called))
         self.failed_reloads = 0
         self.checksum = daemon.checksum()
         self.next_check = None
@@ -217,7 +224,7 @@ class DaemonService(service.MultiService):
             return False
         self._own_http(new)
         kept = {stanza.cluster for stanza in new.shared.stanzas} & {stanza.cluster for stanza in old.shared.stanzas}
-        carried = _carry_over(old.shared.services, new.shared.services)
+        carried = _carry_over(old.shared.http_listeners, new.shared.http_listeners)
         stopping = [s for s in self.running_services if getattr(s, "cluster", None) not in kept and s not in carried]
         await defer.gatherResults([defer.maybeDeferred(s.stopService) for s in reversed(stopping)])
         starting = [s for s in new.plugin_services() if s not in carried]

@@ -4,7 +4,7 @@ The HTTP listeners of the plugins that answer over HTTP (health, ready).
 
 There is one listener per address, however many server blocks and plugins
 ask for it: each plugin attaches its path (C{/health}, C{/ready}) to the
-listener of its address, kept in C{config.shared.services}.  Any other path
+listener of its address, kept in C{config.shared.http_listeners}.  Any other path
 is 404, as with Go's ServeMux.  Requests are not logged (CoreDNS logs none,
 and probes come every few seconds).
 
@@ -19,7 +19,7 @@ C{running} is false: ready answers "Shutting down" then.
 
 A worker (C{--workers}) listens on a private port of 127.0.0.1 instead of
 the configured address; the supervisor serves that address by asking its
-workers (L{kubernetai.workers}).
+workers (L{kubernetai.supervisor}).
 """
 
 from __future__ import annotations
@@ -105,7 +105,7 @@ class HTTPService(service.Service):
 
     def listen_privately(self) -> None:
         """Listen on a port of 127.0.0.1 the system picks, not the configured address: a worker's
-        listener, which the supervisor asks (L{kubernetai.workers})."""
+        listener, which the supervisor asks (L{kubernetai.supervisor})."""
         self.host, self.port_number = PRIVATE_HOST, 0
 
     def startService(self) -> None:
@@ -133,10 +133,10 @@ class HTTPService(service.Service):
 
 def listener(config: ServerConfig, host: str, port: int) -> HTTPService:
     """The listener on (host, port) that every server block shares, made on first use."""
-    key = ("http", host, port)
-    if key not in config.shared.services:
-        config.shared.services[key] = HTTPService(host, port, config.reactor)
-    return config.shared.services[key]
+    key = (host, port)
+    if key not in config.shared.http_listeners:
+        config.shared.http_listeners[key] = HTTPService(host, port, config.reactor)
+    return config.shared.http_listeners[key]
 
 
 def plain(request, code: int, text: str) -> bytes:

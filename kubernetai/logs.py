@@ -47,7 +47,8 @@ def coredns_line(event: dict) -> str | None:
     if level == LogLevel.debug and not debugging():
         return None
     namespace = event.get("log_namespace") or ""
-    plugin = namespace[len(PLUGIN_NAMESPACE) :] if namespace.startswith(PLUGIN_NAMESPACE) else ""
+    # A plugin that is a package (kubernetai.plugins.rewrite.response) logs as the plugin (plugin/rewrite).
+    plugin = namespace[len(PLUGIN_NAMESPACE) :].split(".")[0] if namespace.startswith(PLUGIN_NAMESPACE) else ""
     prefix = f"plugin/{plugin}: " if plugin and plugin != "log" else ""
     text = formatEvent(event)
     failure = event.get("log_failure")

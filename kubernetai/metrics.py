@@ -142,12 +142,11 @@ def instances(config, kind: str, families) -> list:
 
     The first server block to ask registers the source; every block adds its instances.
     """
-    key = ("metrics", kind)
-    if key not in config.shared.singletons:
+    if kind not in config.shared.plugin_instances:
         found: list = []
-        config.shared.singletons[key] = found
+        config.shared.plugin_instances[kind] = found
         config.shared.metric_sources.append(lambda: families(found))
-    return config.shared.singletons[key]
+    return config.shared.plugin_instances[kind]
 
 
 def _bound_text(bound: float) -> str:

@@ -9,8 +9,15 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Iterable
+from dataclasses import replace
+from typing import Callable, TypeVar
 
 from kubernetai.corefile import CorefileError, Directive, parse_key
+
+Config = TypeVar("Config")
+# How every plugin reads one option line: (the option, the config so far) -> the config with it, a
+# new frozen dataclass (dataclasses.replace), or a CorefileError at the option's line.
+OptionParser = Callable[[Directive, Config], Config]
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
 _DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -97,3 +104,50 @@ def parse_int(directive: Directive, text: str, minimum: int, maximum: int) -> in
     if not minimum <= value <= maximum:
         raise error(directive, f"{value} out of range: expected {minimum} to {maximum}")
     return value
+
+
+def parse_options(directive: Directive, config: Config, parsers: dict[str, OptionParser],
+                  what: str = "property") -> Config:
+    """C{config} with every option line of C{directive}'s block applied by its parser, in order;
+    an option no parser knows is refused as an unknown C{what}, with a "did you mean"."""
+    for option in directive.block:
+        parse = parsers.get(option.name)
+        if parse is None:
+            raise unknown(option, what, parsers)
+        no_block(option)
+        config = parse(option, config)
+    return config
+
+
+def flag(field: str) -> OptionParser:
+    """An option without arguments that sets C{field} true."""
+
+    def parse(option: Directive, config):
+        arg_count(option, 0, 0)
+        return replace(config, **{field: True})
+
+    return parse
+
+
+def count(field: str, maximum: int = 2**31 - 1) -> OptionParser:
+    """An option with one integer argument from 0 to C{maximum}, for C{field}."""
+
+    def parse(option: Directive, config):
+        (text,) = arg_count(option, 1, 1)
+        return replace(config, **{field: parse_int(option, text, 0, maximum)})
+
+    return parse
+
+
+def duration(field: str, positive: bool = False) -> OptionParser:
+    """An option with one Go duration argument (more than zero if C{positive}), for C{field}."""
+
+    def parse(option: Directive, config):
+        (text,) = arg_count(option, 1, 1)
+        seconds = parse_duration(option, text)
+        if positive and seconds <= 0:
+            raise error(option, f"{field} must be positive: {text}")
+        return replace(config, **{field: seconds})
+
+    return parse
+

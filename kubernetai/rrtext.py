@@ -23,10 +23,12 @@ import re
 
 from twisted.names import dns
 
+from kubernetai import dnsnames
+
 DEFAULT_TTL = 3600  # miekg/dns's defaultTtl
 MAX_TTL = 2**32 - 1
 # The classes miekg/dns's zone parser reads as classes (ANY it reads as the type), and CLASSnnn.
-CLASSES = {"IN": dns.IN, "CS": dns.CS, "CH": dns.CH, "HS": dns.HS, "NONE": 254}
+CLASSES = {name: code for name, code in dnsnames.CLASSES.items() if name != "ANY"}
 _GENERIC = re.compile(r"(CLASS|TYPE)([0-9]{1,5})")
 _TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|\(|\)|;[^\n]*|\n|(?:[^\s"();\\]|\\.)+|\S', re.DOTALL)
 _ESCAPE = re.compile(rb"\\(?:([0-9]{3})|(.))", re.DOTALL)

@@ -20,7 +20,7 @@ from twisted.protocols.policies import TimeoutMixin
 from zope.interface import implementer
 
 from kubernetai.answer import ZoneTable, answer_packet, client_address
-from kubernetai.chain import ServerConfig
+from kubernetai.chain import ServerConfig, then
 from kubernetai.corefile import CorefileError
 from kubernetai.message import StreamError, frame, message_at
 
@@ -68,11 +68,7 @@ class DNSDatagramProtocol(protocol.DatagramProtocol):
                 replay(address[0], time.monotonic() - started)
             return
         client = client_address(address[0], address[1])
-        reply = answer_packet(self.table, datagram, client, "udp", self.local)
-        if isinstance(reply, defer.Deferred):
-            reply.addCallback(self._send, address)
-        else:
-            self._send(reply, address)
+        then(answer_packet(self.table, datagram, client, "udp", self.local), self._send, address)
 
     def _send(self, reply: bytes | None, address) -> None:
         if reply is not None and self.transport is not None:
@@ -227,13 +223,14 @@ class DNSStreamFactory(protocol.ServerFactory):
 
 
 def listener_tables(configs: list[ServerConfig]) -> dict[tuple[str, int], ZoneTable]:
-    """One zone table per (host, port) that some server block listens on."""
+    """One zone table per (host, port) that some server block listens on; blocks sharing a zone there must
+    all have a view but for at most one."""
     tables: dict[tuple[str, int], ZoneTable] = {}
     for config in configs:
         for address in config.zones:
             for host in config.bind_hosts or [""]:
                 table = tables.setdefault((host, address.port), ZoneTable())
-                if address.zone in table.configs:
+                if config.admits is None and any(other.admits is None for other in table.configs.get(address.zone, ())):
                     block = config.block
                     raise CorefileError(
                         block.file,
@@ -278,7 +275,7 @@ class DNSService(service.Service):
     Binds a UDP and a TCP listener per zone table once every start-up wait
     has fired (stanzas synced or timed out); C{listening} fires then, and
     C{ports} holds what was bound.  With C{reuse_port} (a worker of
-    L{kubernetai.workers}) every socket is bound with C{SO_REUSEPORT}, so
+    L{kubernetai.supervisor}) every socket is bound with C{SO_REUSEPORT}, so
     that the workers share each port and the kernel spreads queries over them.
     """
 
@@ -353,7 +350,7 @@ class DNSService(service.Service):
         for key, table in tables.items():
             current = self.tables.get(key)
             if current is not None:
-                current.configs = table.configs
+                current.configs, current.has_views = table.configs, table.has_views
                 current.forget_replies()
             elif self.running:
                 self.ports += self._listen(key[0], key[1], table)

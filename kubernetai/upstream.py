@@ -27,10 +27,10 @@ from twisted.internet.interfaces import IReadDescriptor
 from twisted.names import dns
 from zope.interface import implementer
 
+from kubernetai.dnsnames import rcode_name
 from kubernetai.message import StreamError, frame, split_stream
 from kubernetai.metrics import TIME_BUCKETS, Counts, Histograms
 
-RCODE_NAMES = {0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 4: "NOTIMP", 5: "REFUSED"}
 HEALTH_CHECK_TIMEOUT = 1.0
 
 
@@ -249,7 +249,7 @@ class Proxy:
         return result.addCallback(self._timed, started)
 
     def _timed(self, reply: dns.Message, started: float) -> dns.Message:
-        self.durations.observe((RCODE_NAMES.get(reply.rCode, str(reply.rCode)),), self.reactor.seconds() - started)
+        self.durations.observe((rcode_name(reply.rCode),), self.reactor.seconds() - started)
         return reply
 
     def _exchange_datagram(self, packet: bytes, question: dns.Query, timeout: float) -> defer.Deferred:

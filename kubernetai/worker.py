@@ -1,7 +1,7 @@
 # -*- test-case-name: tests.test_workers -*-
 """
 One worker of C{twistd kubernetai --workers N}: C{python -m kubernetai.worker},
-started by its supervisor (L{kubernetai.workers}), never by hand.
+started by its supervisor (L{kubernetai.supervisor}), never by hand.
 
 It runs the daemon of the Corefile as one process would, except that it binds
 its DNS sockets with C{SO_REUSEPORT} and its HTTP listeners on private ports

@@ -13,7 +13,8 @@ comment beside the object says what was changed.
 
 from __future__ import annotations
 
-from kubernetai.kubernetes.index import ENDPOINT_SLICES, NAMESPACES, PODS, SERVICES, Snapshot, Store
+from kubernetai.kubernetes.index import Snapshot, Store
+from kubernetai.kubernetes.kinds import Kind
 from kubernetai.kubernetes.objects import reduce_endpoint_slice, reduce_namespace, reduce_pod, reduce_service
 from kubernetai.apiserver.resources import make_endpoint_slice, make_namespace, make_pod, make_service
 
@@ -24,10 +25,10 @@ HTTP = {"name": "http", "port": 80, "protocol": "TCP"}
 DNS_UDP = {"name": "dns", "port": 53, "protocol": "UDP"}
 
 _KINDS = {
-    "Service": (SERVICES, reduce_service),
-    "EndpointSlice": (ENDPOINT_SLICES, reduce_endpoint_slice),
-    "Pod": (PODS, reduce_pod),
-    "Namespace": (NAMESPACES, reduce_namespace),
+    "Service": (Kind.SERVICES, reduce_service),
+    "EndpointSlice": (Kind.ENDPOINT_SLICES, reduce_endpoint_slice),
+    "Pod": (Kind.PODS, reduce_pod),
+    "Namespace": (Kind.NAMESPACES, reduce_namespace),
 }
 
 

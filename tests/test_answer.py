@@ -10,8 +10,9 @@ from twisted.internet import task
 from twisted.names import dns
 from twisted.trial import unittest
 
-from kubernetai.answer import READY_REPLY_OVERHEAD, ZoneTable
+from kubernetai.answer import ZoneTable
 from kubernetai.chain import Response
+from kubernetai.reuse import READY_REPLY_OVERHEAD
 
 REPLY_SIZE = 200
 

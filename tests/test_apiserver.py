@@ -16,7 +16,7 @@ from twisted.internet import defer, reactor
 from twisted.internet.threads import deferToThread
 from twisted.trial import unittest
 
-from kubernetai.apiserver.resources import Event, Query, SelectorError, parse_selector, resource_type, route
+from kubernetai.apiserver.resources import Event, Query, parse_selector, resource_type, route
 from kubernetai.apiserver.server import ApiServer
 from tests.support import one_test_per_row, wait_until
 from tests import protocol
@@ -129,7 +129,7 @@ class ApiObjectsTests(unittest.SynchronousTestCase):
 
     def test_malformed_selectors(self):
         for text in ["app in db", "app=(x)", "a b", "app in (x"]:
-            self.assertRaises(SelectorError, parse_selector, text)
+            self.assertRaises(ValueError, parse_selector, text)
 
     def check_routes(self, row):
         path, expected = row
@@ -287,6 +287,22 @@ class WatchTests(ApiServerTestCase):
         self.assertEqual(versions, sorted(versions))
         self.assertEqual(versions[-1], self.api.resource_version)
         self.assertEqual(seen[1]["object"]["spec"]["clusterIP"], "10.0.0.9")
+
+    @defer.inlineCallbacks
+    def test_service_status_is_a_modification(self):
+        """A Service's LoadBalancer status set as its controller sets it: one MODIFIED with the ingress,
+        the spec unchanged; a Service that does not exist has no status to set."""
+        self.api.service("default", "lb", cluster_ips=["10.0.0.9"], type="LoadBalancer")
+        core = self.core()
+        listed = yield deferToThread(core.list_service_for_all_namespaces)
+        events = yield self.open_watch(core.list_service_for_all_namespaces,
+                                       resource_version=listed.metadata.resource_version)
+        self.api.service_status("default", "lb", ["192.0.2.1", "lb.example.net"])
+        (seen,) = yield deferToThread(events.read, 1)
+        self.assertEqual((seen["type"], seen["object"]["status"], seen["object"]["spec"]["clusterIP"]),
+                         ("MODIFIED", {"loadBalancer": {"ingress": [{"ip": "192.0.2.1"},
+                                                                   {"hostname": "lb.example.net"}]}}, "10.0.0.9"))
+        self.assertRaises(KeyError, self.api.service_status, "default", "missing", ["192.0.2.1"])
 
     @defer.inlineCallbacks
     def test_watch_without_version_starts_with_current_objects(self):

@@ -19,7 +19,7 @@ from twisted.internet import defer, task
 from twisted.internet.threads import deferToThread
 from twisted.trial import unittest
 
-from kubernetai.plugins.forward import ForwardService
+from kubernetai.plugins.forward.handler import ForwardService
 from kubernetai.server import MAX_TCP_QUERY_SIZE
 from kubernetai.apiserver.server import ApiServer
 from tests.support import FakeUpstream, query, rcode_of, start_daemon, wait_until

@@ -13,7 +13,7 @@ from twisted.trial import unittest
 
 from kubernetai.chain import build_server
 from kubernetai.corefile import CorefileError, parse_corefile
-from kubernetai.plugins.forward import nameservers_in, parse_forward
+from kubernetai.plugins.forward.config import nameservers_in, parse_forward
 from kubernetai.upstream import Address as Upstream
 from tests.support import (
     FakeUpstream,
@@ -409,7 +409,7 @@ class ParseTests(unittest.SynchronousTestCase):
     def check_good(self, row):
         line, zone, upstreams = row
         forward = parse_forward(forward_directive(line))
-        self.assertEqual((forward.zone, forward.upstreams), (zone, upstreams), line)
+        self.assertEqual((forward.zone, list(forward.upstreams)), (zone, upstreams), line)
 
     def check_bad(self, row):
         line, message = row
@@ -428,7 +428,7 @@ class ParseTests(unittest.SynchronousTestCase):
         forward = parse_forward(forward_directive(
             "forward . 1.1.1.1 {\n except a.example B.example\n policy round_robin\n max_concurrent 10\n}"
         ))
-        self.assertEqual(forward.excepted, ["a.example.", "b.example."])
+        self.assertEqual(forward.excepted, ("a.example.", "b.example."))
         self.assertEqual(forward.policy, "round_robin")
         self.assertEqual(forward.max_concurrent, 10)
 
@@ -438,4 +438,4 @@ class ParseTests(unittest.SynchronousTestCase):
             resolv_conf.write("# comment\nsearch example.org\nnameserver 192.0.2.53\nnameserver fe80::1%eth0\n")
         self.assertEqual(nameservers_in(path), [Upstream("192.0.2.53", 53), Upstream("fe80::1", 53)])
         forward = parse_forward(forward_directive(f"forward . {path}"))
-        self.assertEqual(forward.upstreams, [Upstream("192.0.2.53", 53), Upstream("fe80::1", 53)])
+        self.assertEqual(forward.upstreams, (Upstream("192.0.2.53", 53), Upstream("fe80::1", 53)))

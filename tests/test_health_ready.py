@@ -42,7 +42,7 @@ class Running:
 
     def http(self, host: str = "127.0.0.1", port: int = 0) -> HTTPService:
         """The HTTP listener for (host, port) as the Corefile names it."""
-        return self.daemon.shared.services[("http", host, port)]
+        return self.daemon.shared.http_listeners[(host, port)]
 
     def http_port(self, host: str = "127.0.0.1", port: int = 0) -> int:
         """The port the listener for (host, port) got."""
@@ -216,6 +216,21 @@ class ReadyTests(unittest.TestCase):
         self.assertEqual(json.loads(verbose[2]), {"status": "ok", "not_ready": [], "stanzas": []})
 
     @defer.inlineCallbacks
+    def test_not_ready_until_the_dns_ports_listen(self):
+        path = write_corefile(self, ".:0 {\n    bind 127.0.0.1\n    ready 127.0.0.1:0\n    whoami\n}\n")
+        daemon = build_daemon(path)
+        last_stanza_synced = defer.Deferred()
+        daemon.configs[0].startup_waits.append(lambda: last_stanza_synced)
+        root = daemon.service(reactor)
+        root.startService()
+        self.addCleanup(root.stopService)
+        http_port = daemon.shared.http_listeners[("127.0.0.1", 0)].port.getHost().port
+        before = yield get(http_port, "/ready")
+        last_stanza_synced.callback(None)
+        after = yield get(http_port, "/ready")
+        self.assertEqual((before[::2], after[::2]), ((503, b"dns listeners"), (200, b"OK")))
+
+    @defer.inlineCallbacks
     def check_monitor(self, monitor: str, after_relapse: tuple):
         """A reporter not ready, then ready, then not ready again: what /ready answers each time."""
         running = Running(self, f".:0 {{\n    bind 127.0.0.1\n    ready 127.0.0.1:0 {{\n        monitor {monitor}\n"
@@ -225,7 +240,7 @@ class ReadyTests(unittest.TestCase):
         answers = []
         for b_ready, a_ready in ((False, False), (True, False), (False, True)):
             state["b"] = b_ready
-            running.daemon.shared.readiness[1] = ("a", lambda a_ready=a_ready: a_ready)
+            running.daemon.shared.readiness[-1] = ("a", lambda a_ready=a_ready: a_ready)
             answer = yield get(running.http_port(), "/ready")
             answers.append(answer[::2])
         self.assertEqual(answers, [(503, b"a,b"), (503, b"a"), after_relapse])
@@ -290,7 +305,7 @@ class ParseTests(unittest.SynchronousTestCase):
         (config,) = build(f".:53 {{\n {line}\n whoami\n}}\n")
         self.assertEqual(config.plan, [plan, "whoami"], line)
         self.assertEqual([handler.name for handler in config.handlers], ["whoami"], line)
-        self.assertEqual(list(config.shared.services), [("http", *address)], line)
+        self.assertEqual(list(config.shared.http_listeners), [address], line)
 
     def check_bad(self, row):
         line, message = row

@@ -46,6 +46,7 @@ EVERY_PLUGIN = """\
     nsid installed
     debug
     ready 127.0.0.1:{ready}
+    explain 127.0.0.1:{explain}
     health 127.0.0.1:{health} {{
         lameduck 1s
     }}
@@ -57,6 +58,7 @@ EVERY_PLUGIN = """\
     chaos
     loadbalance
     rewrite name exact alias.example.org www.example.org
+    rewrite continue rcode exact nothing.invalid SERVFAIL NXDOMAIN
     autopath @kubernetai
     acl {{
         block type MX
@@ -77,22 +79,27 @@ EVERY_PLUGIN = """\
     hosts {hosts} {{
         fallthrough
     }}
+    k8s_external example.net
     kubernetai cluster.local in-addr.arpa {{
         endpoint {api}
         pods verified
         fallthrough in-addr.arpa
+        external_names loadbalancer externalips fallback clusterip
     }}
     loop
     forward . 127.0.0.1:{upstream}
 }}
 whoami.test:{dns} {{
     bind 127.0.0.1
+    view loopback {{
+        expr incidr(client_ip(), '127.0.0.0/8')
+    }}
     whoami
 }}
 """
-PLUGINS = ("reload", "nsid", "bind", "debug", "ready", "health", "prometheus", "errors", "log", "local", "any", "chaos",
-           "loadbalance", "rewrite", "autopath", "acl", "cache", "header", "minimal", "template", "transfer", "hosts",
-           "kubernetai", "loop", "forward", "whoami")
+PLUGINS = ("reload", "nsid", "bind", "debug", "ready", "explain", "health", "prometheus", "errors", "log", "local", "any", "chaos",
+           "loadbalance", "rewrite", "autopath", "acl", "cache", "header", "minimal", "template", "transfer",
+           "hosts", "k8s_external", "kubernetai", "loop", "forward", "whoami", "view")
 
 
 def run(*command, **kwargs) -> subprocess.CompletedProcess:
@@ -185,7 +192,8 @@ class InstalledWheelTests(unittest.TestCase):
 
     def test_every_plugin_validates(self):
         path = self.write_corefile(dict(dns=free_port(), ready=free_port(), health=free_port(),
-                                        metrics=free_port(), api="http://127.0.0.1:1", upstream=53))
+                                        metrics=free_port(), explain=free_port(), api="http://127.0.0.1:1",
+                                        upstream=53))
         result = run(self.twistd, "-n", "kubernetai", "-c", path, "--validate", cwd=self.directory)
         steps = [line.split()[0] for line in result.stdout.splitlines() if line.startswith("    ")]
         self.assertEqual(sorted(set(steps)), sorted(PLUGINS))
@@ -198,9 +206,11 @@ class InstalledWheelTests(unittest.TestCase):
         self.addCleanup(api.stop)
         api.namespace("default")
         api.service("default", "web", cluster_ips=["10.0.0.10"], ports=[{"name": "http", "port": 80}])
+        api.service("default", "edge", cluster_ips=["10.0.0.11"], ports=[{"name": "http", "port": 80}],
+                    type="LoadBalancer", ingress=["192.0.2.20"])
         upstream = FakeUpstream({("www.example.org.", "A"): ["192.0.2.1"]})
-        ports = dict(dns=free_port(), ready=free_port(), health=free_port(), metrics=free_port(), api=api.url,
-                     upstream=upstream.start(self))
+        ports = dict(dns=free_port(), ready=free_port(), health=free_port(), metrics=free_port(),
+                     explain=free_port(), api=api.url, upstream=upstream.start(self))
         path = self.write_corefile(ports)
         daemon = subprocess.Popen([self.twistd, "-n", "--pidfile=", "kubernetai", "-c", path], cwd=self.directory,
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **self.as_daemon_user)
@@ -210,6 +220,8 @@ class InstalledWheelTests(unittest.TestCase):
             ("web.default.svc.cluster.local", "A", "10.0.0.10"),
             ("10.0.0.10.in-addr.arpa", "PTR", "web.default.svc.cluster.local."),
             ("printer.lan", "A", "192.0.2.80"),
+            ("edge.default.svc.cluster.local", "A", "192.0.2.20"),
+            ("edge.default.example.net", "A", "192.0.2.20"),
             ("www.example.org", "A", "192.0.2.1"),
             ("alias.example.org", "A", "192.0.2.1"),
             ("ip-1-2.example", "A", "10.0.1.2"),
@@ -243,7 +255,8 @@ class InstalledWheelTests(unittest.TestCase):
         whoami = yield deferToThread(dns.query.tcp, dns.message.make_query("whoami.test", "A"), "127.0.0.1",
                                      port=ports["dns"], timeout=5)
         self.assertEqual(whoami.additional[0].name.to_text(), "whoami.test.")
-        for name, path_ in (("health", "/health"), ("ready", "/ready"), ("metrics", "/metrics")):
+        for name, path_ in (("health", "/health"), ("ready", "/ready"), ("metrics", "/metrics"),
+                            ("explain", "/explain?name=web.default.svc.cluster.local")):
             body = yield deferToThread(http_get, f"http://127.0.0.1:{ports[name]}{path_}")
             self.assertTrue(body, name)
         daemon.send_signal(signal.SIGTERM)

@@ -15,16 +15,8 @@ from twisted.internet import defer
 from twisted.names import dns
 from twisted.trial import unittest
 
-from kubernetai.kubernetes.cluster import REDUCERS
-from kubernetai.kubernetes.index import (
-    ENDPOINT_SLICES,
-    MULTICLUSTER_ENDPOINT_SLICES,
-    NAMESPACES,
-    SERVICE_IMPORTS,
-    SERVICES,
-    Snapshot,
-    Store,
-)
+from kubernetai.kubernetes.index import Snapshot, Store
+from kubernetai.kubernetes.kinds import KINDS, Kind
 from kubernetai.kubernetes.records import View, soa_record
 from kubernetai.apiserver.resources import (
     make_endpoint_slice,
@@ -46,7 +38,7 @@ def snapshot(objects: dict[str, list[dict]], now: int = SERIAL) -> Snapshot:
     """The snapshot of a stanza that has listed C{objects}: API JSON dicts by the index's kinds."""
     store = Store()
     for kind, items in objects.items():
-        store.replace(kind, [REDUCERS[kind](raw) for raw in items])
+        store.replace(kind, [KINDS[kind].reduce(raw) for raw in items])
     return store.publish(now=now)
 
 
@@ -90,9 +82,9 @@ SERVE_MULTICLUSTER_SLICES = [
 SERVE_NAMESPACES = [make_namespace(name) for name in ("kube-system", "testns", "unexposedns")]
 # The ServeTest cluster's multi-cluster half by the index's kinds, as L{snapshot} takes it.
 SERVE_MULTICLUSTER = {
-    SERVICE_IMPORTS: SERVE_IMPORTS,
-    MULTICLUSTER_ENDPOINT_SLICES: SERVE_MULTICLUSTER_SLICES,
-    NAMESPACES: SERVE_NAMESPACES,
+    Kind.SERVICE_IMPORTS: SERVE_IMPORTS,
+    Kind.MULTICLUSTER_ENDPOINT_SLICES: SERVE_MULTICLUSTER_SLICES,
+    Kind.NAMESPACES: SERVE_NAMESPACES,
 }
 
 
@@ -187,19 +179,19 @@ CLUSTERSET_SOA = (
 # One stanza, two zones: cluster.local from the cluster's own Services,
 # clusterset.local from the ServiceImports and the clusters' slices.
 CLUSTER_SET = {
-    NAMESPACES: [make_namespace("default")],
-    SERVICES: [
+    Kind.NAMESPACES: [make_namespace("default")],
+    Kind.SERVICES: [
         make_service("default", "web", ["10.0.0.10"], [HTTP]),
         make_service("default", "local-only", ["10.0.0.11"], [HTTP]),
         make_service("default", "db", headless=True, ports=[PG]),
     ],
-    ENDPOINT_SLICES: [make_endpoint_slice("default", "db-local", "db", [{"addresses": ["10.1.0.1"]}], [PG])],
-    SERVICE_IMPORTS: [
+    Kind.ENDPOINT_SLICES: [make_endpoint_slice("default", "db-local", "db", [{"addresses": ["10.1.0.1"]}], [PG])],
+    Kind.SERVICE_IMPORTS: [
         make_service_import("default", "web", ips=["10.100.0.10"], ports=[HTTP]),
         make_service_import("default", "db", type="Headless", ports=[PG]),
         make_service_import("default", "no-ports", ips=["10.100.0.12"]),
     ],
-    MULTICLUSTER_ENDPOINT_SLICES: [
+    Kind.MULTICLUSTER_ENDPOINT_SLICES: [
         make_multicluster_endpoint_slice("default", "db-east", "db", "east",
                                          [{"addresses": ["10.2.0.1"], "hostname": "db-0"}], [PG]),
         make_multicluster_endpoint_slice("default", "db-west", "db", "west",
@@ -267,9 +259,9 @@ class ClusterSetZoneTests(TableTestCase):
 class SerialTests(unittest.SynchronousTestCase):
     def test_multicluster_zone_serial_is_the_last_import_change(self):
         store = Store()
-        store.replace(SERVICES, [REDUCERS[SERVICES](raw) for raw in CLUSTER_SET[SERVICES]])
+        store.replace(Kind.SERVICES, [KINDS[Kind.SERVICES].reduce(raw) for raw in CLUSTER_SET[Kind.SERVICES]])
         store.publish(now=1000)
-        store.put(SERVICE_IMPORTS, REDUCERS[SERVICE_IMPORTS](CLUSTER_SET[SERVICE_IMPORTS][0]))
+        store.put(Kind.SERVICE_IMPORTS, KINDS[Kind.SERVICE_IMPORTS].reduce(CLUSTER_SET[Kind.SERVICE_IMPORTS][0]))
         view = View(CLUSTER_SET_STANZA, store.publish(now=2000))
         serials = [soa_record(view, zone.encode(), zone + ".").payload.serial
                    for zone in ("cluster.local", "clusterset.local")]

@@ -24,7 +24,8 @@ Not ported, because they test what this module does not do:
     sync is the plugin's (L{kubernetai.plugins.kubernetai}), not the
     records'.
   - ns_test.go C{TestNsAddrsExternal}, C{TestNsAddrsExternalHeadless},
-    C{TestNsAddrsExternalWithPreexistingExternalIP}: the k8s_external plugin.
+    C{TestNsAddrsExternalWithPreexistingExternalIP}: the k8s_external plugin's,
+    in L{tests.test_k8s_external}.
   - zonal_test.go C{TestEndpointsEquivalentZoneChange}: when the SOA
     serial moves, which is the index's business.
 """

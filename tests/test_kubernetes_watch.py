@@ -17,7 +17,7 @@ from kubernetai.corefile import parse_corefile
 from kubernetai.kubernetes.cluster import PER_NAMESPACE_WATCH_LIMIT, Cluster, api_resources, watch_plan
 from kubernetai.kubernetes.config import parse_stanza
 from kubernetai.kubernetes.connection import REREAD_INTERVAL, api_client
-from kubernetai.kubernetes.index import MULTICLUSTER_ENDPOINT_SLICES, SERVICE_IMPORTS
+from kubernetai.kubernetes.kinds import Kind
 from kubernetai.kubernetes.watch import Backoff, TokenBucket, WatchError, decode_event, describe_error, retry_after
 from kubernetai.apiserver.server import ApiServer
 from kubernetai.apiserver.tlsca import CertificateAuthority
@@ -261,18 +261,18 @@ class WatchPlanTests(unittest.SynchronousTestCase):
     def test_multicluster_watches_imports_and_their_slices(self):
         stanza = stanza_config("        multicluster clusterset.local\n        labels app=web\n        namespaces a b",
                                self.MULTICLUSTER)
-        multicluster = [row for row in watch_plan(stanza) if row[0] in (SERVICE_IMPORTS, MULTICLUSTER_ENDPOINT_SLICES)]
+        multicluster = [row for row in watch_plan(stanza) if row[0] in (Kind.SERVICE_IMPORTS, Kind.MULTICLUSTER_ENDPOINT_SLICES)]
         self.assertEqual(multicluster, [
-            (SERVICE_IMPORTS, "a", None),
-            (SERVICE_IMPORTS, "b", None),
-            (MULTICLUSTER_ENDPOINT_SLICES, "a", "app=web,multicluster.kubernetes.io/service-name"),
-            (MULTICLUSTER_ENDPOINT_SLICES, "b", "app=web,multicluster.kubernetes.io/service-name"),
+            (Kind.SERVICE_IMPORTS, "a", None),
+            (Kind.SERVICE_IMPORTS, "b", None),
+            (Kind.MULTICLUSTER_ENDPOINT_SLICES, "a", "app=web,multicluster.kubernetes.io/service-name"),
+            (Kind.MULTICLUSTER_ENDPOINT_SLICES, "b", "app=web,multicluster.kubernetes.io/service-name"),
         ])
 
     def test_noendpoints_keeps_the_multicluster_slices(self):
         stanza = stanza_config("        multicluster clusterset.local\n        noendpoints", self.MULTICLUSTER)
         self.assertEqual([kind for kind, _, _ in watch_plan(stanza)],
-                         ["services", SERVICE_IMPORTS, MULTICLUSTER_ENDPOINT_SLICES, "namespaces"])
+                         ["services", Kind.SERVICE_IMPORTS, Kind.MULTICLUSTER_ENDPOINT_SLICES, "namespaces"])
 
     def test_api_resources_of_a_plain_stanza(self):
         self.assertEqual(api_resources(stanza_config("        labels app=web", self.MULTICLUSTER)), {

@@ -143,12 +143,15 @@ class CoreDNSLogFormatTests(unittest.SynchronousTestCase):
              "log_format": "{line}", "line": "2 example.org. A: read udp 10.0.0.1:53: i/o timeout"},
             {"log_level": LogLevel.info, "log_namespace": "kubernetai.plugins.log",
              "log_format": "{line}", "line": '127.0.0.1:5 - 1 "A IN a. udp 20 false 512" NOERROR qr 20 0.1s'},
+            {"log_level": LogLevel.error, "log_namespace": "kubernetai.plugins.rewrite.response",
+             "log_format": "upstream lookup failed: {cause}", "cause": "timeout"},
             {"log_level": LogLevel.warn, "log_namespace": "kubernetai.kubernetes.watch", "log_format": "down"},
             {"log_level": LogLevel.debug, "log_namespace": "kubernetai.server", "log_format": "hidden"},
         ]
         self.assertEqual(self.lines(*events), [
             "[ERROR] plugin/errors: 2 example.org. A: read udp 10.0.0.1:53: i/o timeout",
             '[INFO] 127.0.0.1:5 - 1 "A IN a. udp 20 false 512" NOERROR qr 20 0.1s',
+            "[ERROR] plugin/rewrite: upstream lookup failed: timeout",
             "[WARNING] down",
         ])
 

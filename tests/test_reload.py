@@ -159,12 +159,12 @@ class ReloadTests(unittest.TestCase):
         port = free_port()
         block = ".:{port} {{\n    bind 127.0.0.1\n    health 127.0.0.1:0 {{\n        lameduck 1h\n    }}\n    {extra}\n}}\n"
         yield self.start(block.format(port=port, extra="whoami"))
-        (health,) = self.root.daemon.shared.services.values()
+        (health,) = self.root.daemon.shared.http_listeners.values()
         listening = health.port
         self.rewrite(block.format(port=port, extra="ready 127.0.0.1:0\n    whoami"))
         reloaded = yield self.root.reload()
         self.assertTrue(reloaded)
-        self.assertIs(self.root.daemon.shared.services[("http", "127.0.0.1", 0)], health)
+        self.assertIs(self.root.daemon.shared.http_listeners[("127.0.0.1", 0)], health)
         self.assertIs(health.port, listening, "the listener was not closed and opened again")
         status, _, body = yield get(listening.getHost().port, "/ready")
         self.assertEqual((status, body), (200, b"OK"))

@@ -80,7 +80,6 @@ class ParseTests(unittest.SynchronousTestCase):
                                                                      "with explicit name anwer rules"),
             ("rewrite name regex a c answer name " + "x" * 10001 + " y",
              "name answer rule for regex rule: regex pattern too long: 10001 > 10000"),
-            ("rewrite ttl a 5", "ttl rules are not supported by kubernetai"),
         ]:
             with self.assertRaises(CorefileError, msg=line) as raised:
                 build(f".:53 {{\n {line}\n}}\n")

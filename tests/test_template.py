@@ -56,7 +56,7 @@ def refused(line: int, message: str) -> str:
     (("template ANY X",), refused(3, "invalid RR type X")),
     (("template ANY ANY .* {", "notavailable", "}"), refused(4, "unknown option 'notavailable': expected match, "
                                                                  "answer, additional, authority, rcode, ederror, "
-                                                                 "fallthrough or upstream")),
+                                                                 "fallthrough, upstream, var or expr")),
     (("template ANY ANY {", "answer", "}"), refused(4, "expected at least 1 argument(s), got 0")),
     (("template ANY ANY {", "additional", "}"), refused(4, "expected at least 1 argument(s), got 0")),
     (("template ANY ANY {", "rcode", "}"), refused(4, "expected at least 1 argument(s), got 0")),

@@ -24,7 +24,7 @@ from kubernetai.corefile import CorefileError
 from kubernetai.daemon import build_daemon
 from kubernetai.metrics import counter, gauge
 from kubernetai.worker import event_line
-from kubernetai.workers import (
+from kubernetai.supervisor import (
     RESTART_DELAY_FIRST,
     RESTART_DELAY_MAX,
     Families,
@@ -53,6 +53,7 @@ def corefile(dns_port: int, http_port: int, api_url: str, hosts: str = "192.0.2.
     health 127.0.0.1:{http_port}
     ready 127.0.0.1:{http_port}
     prometheus 127.0.0.1:{http_port}
+    explain 127.0.0.1:{http_port}
     hosts {{
         {hosts}
         fallthrough
@@ -175,6 +176,10 @@ class RunningWorkersTests(unittest.TestCase):
         plain_ready = yield get(supervised.http_port(), "/ready")
         health = yield get(supervised.http_port(), "/health")
         self.assertEqual((plain_ready[0], plain_ready[2], health[0], health[2]), (200, b"OK", 200, b"OK"))
+        code, content_type, explained = yield get(supervised.http_port(),
+                                                  "/explain?name=web.default.svc.cluster.local&format=json")
+        self.assertEqual((code, content_type), (200, b"application/json"))
+        self.assertEqual(json.loads(explained)["answer"]["answers"], ["web.default.svc.cluster.local. 5 IN A 10.0.0.1"])
         services = yield ask_from_many_sockets(supervised.dns_port, "web.default.svc.cluster.local")
         self.assertEqual(addresses(services), {("10.0.0.1",)})
         hosts = yield ask_from_many_sockets(supervised.dns_port, "seven.example")
@@ -341,7 +346,7 @@ class SupervisorPartsTests(unittest.SynchronousTestCase):
     def test_other_output_relayed_as_text(self):
         event = relayed_event("Traceback (most recent call last):", 0, LogLevel.error)
         self.assertEqual((formatEvent(event), event["log_level"]), ("Traceback (most recent call last):", LogLevel.error))
-        self.assertEqual(event["log_system"], "kubernetai.workers#error worker 0")
+        self.assertEqual(event["log_system"], "kubernetai.supervisor#error worker 0")
 
     def test_lines(self):
         lines = Lines()

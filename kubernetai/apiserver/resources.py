@@ -4,9 +4,11 @@ The pure half of the fake API server in L{kubernetai.apiserver.server}: resource
 label selectors, watch-event filtering and builders of objects in real Kubernetes JSON shape.
 """
 
-import re
+import ipaddress
 from dataclasses import dataclass
 from typing import Callable
+
+from kubernetai.kubernetes.selector import label_selector_matches, parse_label_selector
 
 
 @dataclass(frozen=True)
@@ -76,46 +78,11 @@ def route(path):
     return resource, namespace
 
 
-class SelectorError(ValueError):
-    """A label selector that does not parse."""
-
-
-_TERMS = re.compile(r",(?![^(]*\))")
-_TERM = re.compile(
-    r"\s*(?:!\s*(?P<absent>[\w./-]+)"
-    r"|(?P<key>[\w./-]+)(?:\s*(?P<op>==|=|!=)\s*(?P<value>[\w.-]*)"
-    r"|\s+(?P<set_op>in|notin)\s*\((?P<values>[^()]*)\))?)\s*"
-)
-_OPERATORS = {
-    "exists": lambda labels, key, values: key in labels,
-    "!": lambda labels, key, values: key not in labels,
-    "=": lambda labels, key, values: labels.get(key) in values,
-    "==": lambda labels, key, values: labels.get(key) in values,
-    "in": lambda labels, key, values: labels.get(key) in values,
-    "!=": lambda labels, key, values: labels.get(key) not in values,
-    "notin": lambda labels, key, values: labels.get(key) not in values,
-}
-
-
 def parse_selector(text):
-    """Parse a label selector (C{a=b,c!=d,e in (f,g),h,!i}) into a predicate over a
-    labels dict; raise L{SelectorError} if it is malformed."""
-    terms = [_parse_term(term) for term in _TERMS.split(text or "") if term.strip()]
-    return lambda labels: all(_OPERATORS[op](labels, key, values) for op, key, values in terms)
-
-
-def _parse_term(term):
-    match = _TERM.fullmatch(term)
-    if match is None:
-        raise SelectorError(f"unable to parse requirement: {term.strip()!r}")
-    if match["absent"]:
-        return "!", match["absent"], frozenset()
-    if match["op"]:
-        return match["op"], match["key"], frozenset([match["value"]])
-    if match["set_op"]:
-        values = frozenset(value.strip() for value in match["values"].split(","))
-        return match["set_op"], match["key"], values
-    return "exists", match["key"], frozenset()
+    """A predicate over a labels dict for label selector C{text} (C{a=b,c!=d,e in (f,g),h,!i}); raises
+    C{ValueError} saying what is wrong if it is malformed."""
+    requirements = parse_label_selector(text or "")
+    return lambda labels: label_selector_matches(requirements, labels)
 
 
 @dataclass(frozen=True)
@@ -244,16 +211,33 @@ def list_item(obj):
 
 
 def make_service(namespace, name, cluster_ips=(), ports=(), type="ClusterIP", external_name=None,
-                 labels=None, headless=False):
-    """A core/v1 Service; C{ports} are dicts like C{{"name": "http", "port": 80}}."""
+                 labels=None, headless=False, external_ips=(), ingress=()):
+    """A core/v1 Service; C{ports} are dicts like C{{"name": "http", "port": 80}}; C{external_ips} its
+    spec.externalIPs, C{ingress} its status.loadBalancer.ingress (IPs and host names, see L{load_balancer})."""
     spec = {"type": type, "ports": [{"protocol": "TCP", **port} for port in ports]}
+    if external_ips:
+        spec["externalIPs"] = list(external_ips)
     if type == "ExternalName":
         spec["externalName"] = external_name
     else:
         ips = ["None"] if headless else list(cluster_ips)
         if ips:
             spec.update(clusterIP=ips[0], clusterIPs=ips)
-    return _object("Service", "v1", namespace, name, labels, spec=spec, status={"loadBalancer": {}})
+    return _object("Service", "v1", namespace, name, labels, spec=spec, status=load_balancer(ingress))
+
+
+def load_balancer(ingress=()):
+    """A Service's status with LoadBalancer C{ingress} points: each an IP (C{{"ip": ...}}) or else a host name."""
+    points = [{"ip": point} if _is_ip(point) else {"hostname": point} for point in ingress]
+    return {"loadBalancer": {"ingress": points} if points else {}}
+
+
+def _is_ip(text):
+    try:
+        ipaddress.ip_address(text)
+        return True
+    except ValueError:
+        return False
 
 
 def make_endpoint_slice(namespace, name, service, endpoints=(), ports=(), address_type="IPv4",

@@ -48,6 +48,7 @@ from kubernetai.apiserver.resources import (
     Query,
     flag,
     list_item,
+    load_balancer,
     make_endpoint_slice,
     make_multicluster_endpoint_slice,
     make_namespace,
@@ -181,6 +182,15 @@ class ApiServer:
     def service(self, *args, **kwargs):
         """Put a Service built by L{make_service} with these arguments."""
         return self.put("services", make_service(*args, **kwargs))
+
+    def service_status(self, namespace, name, ingress=()):
+        """Set a Service's LoadBalancer C{ingress} (IPs and host names), as a load-balancer controller
+        does through the status subresource, and emit MODIFIED; return the stored copy."""
+        service = self.get("services", namespace, name)
+        if service is None:
+            raise KeyError(f"Service {(namespace, name)} does not exist")
+        service["status"] = load_balancer(ingress)
+        return self.modify("services", service)
 
     def endpoint_slice(self, *args, **kwargs):
         """Put an EndpointSlice built by L{make_endpoint_slice} with these arguments."""

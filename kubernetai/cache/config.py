@@ -11,7 +11,7 @@ CorefileError at the line of the option that is wrong.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from kubernetai import options
 from kubernetai.corefile import CorefileError, Directive, normalize_zone
@@ -27,7 +27,7 @@ DEFAULT_STALE_UP_TO = 3600.0
 _INTEGER = re.compile(r"[+-]?[0-9]+")
 
 
-@dataclass
+@dataclass(frozen=True)
 class TableConfig:
     """One table's capacity and the bounds on how long an entry lives in it."""
 
@@ -36,7 +36,7 @@ class TableConfig:
     min_ttl: int = MIN_TTL
 
 
-@dataclass
+@dataclass(frozen=True)
 class CacheConfig:
     """A C{cache} directive, parsed; durations in seconds."""
 
@@ -68,71 +68,69 @@ def parse_cache(directive: Directive, server_zones) -> CacheConfig:
             raise options.error(directive, f"cache TTL can not be zero or negative: {ttl}")
     cache = CacheConfig(zones=options.zones(directive, args, server_zones))
     if ttl is not None:
-        cache.success.max_ttl = cache.denial.max_ttl = ttl
-    seen: dict[str, Directive] = {}
-    for option in directive.block:
-        parse = _OPTION_PARSERS.get(option.name)
-        if parse is None:
-            raise options.unknown(option, "option", _OPTION_PARSERS)
-        if option.name == "serve_stale_policy" and option.name in seen:
-            raise options.error(option, "serve_stale_policy can only be specified once")
-        options.no_block(option)
-        parse(option, cache)
-        seen[option.name] = option
-    if "serve_stale_policy" in seen and "serve_stale" not in seen:
-        raise options.error(seen["serve_stale_policy"], "serve_stale_policy requires serve_stale")
+        cache = replace(cache, success=replace(cache.success, max_ttl=ttl), denial=replace(cache.denial, max_ttl=ttl))
+    cache = options.parse_options(directive, cache, _OPTION_PARSERS, "option")
+    policies = [option for option in directive.block if option.name == "serve_stale_policy"]
+    if len(policies) > 1:
+        raise options.error(policies[1], "serve_stale_policy can only be specified once")
+    if policies and not any(option.name == "serve_stale" for option in directive.block):
+        raise options.error(policies[0], "serve_stale_policy requires serve_stale")
     return cache
 
 
-def _parse_table(option: Directive, cache: CacheConfig) -> None:
+def _parse_table(option: Directive, cache: CacheConfig) -> CacheConfig:
     """C{success|denial CAPACITY [TTL] [MINTTL]}."""
     args = options.arg_count(option, 1, 3)
-    table = cache.success if option.name == SUCCESS else cache.denial
-    table.capacity = _integer(option, args[0])
+    table = getattr(cache, option.name)
+    table = replace(table, capacity=_integer(option, args[0]))
     if len(args) > 1:
-        table.max_ttl = _integer(option, args[1])
+        table = replace(table, max_ttl=_integer(option, args[1]))
         if table.max_ttl <= 0:
             raise options.error(option, f"cache TTL can not be zero or negative: {table.max_ttl}")
     if len(args) > 2:
-        table.min_ttl = _integer(option, args[2])
+        table = replace(table, min_ttl=_integer(option, args[2]))
         if table.min_ttl < 0:
             raise options.error(option, f"cache min TTL can not be negative: {table.min_ttl}")
+    return replace(cache, **{option.name: table})
 
 
-def _parse_prefetch(option: Directive, cache: CacheConfig) -> None:
+def _parse_prefetch(option: Directive, cache: CacheConfig) -> CacheConfig:
     """C{prefetch AMOUNT [DURATION] [PERCENTAGE%]}."""
     args = options.arg_count(option, 1, 3)
-    cache.prefetch = _integer(option, args[0])
-    if cache.prefetch < 0:
-        raise options.error(option, f"prefetch amount should be positive: {cache.prefetch}")
+    amount = _integer(option, args[0])
+    if amount < 0:
+        raise options.error(option, f"prefetch amount should be positive: {amount}")
+    cache = replace(cache, prefetch=amount)
     if len(args) > 1:
-        cache.prefetch_window = _duration(option, args[1])
+        cache = replace(cache, prefetch_window=_duration(option, args[1]))
     if len(args) > 2:
         if not args[2].endswith("%"):
             raise options.error(option, f"last character of percentage should be `%`, but is: {args[2][-1:]!r}")
-        cache.prefetch_percentage = _integer(option, args[2][:-1])
-        if not 10 <= cache.prefetch_percentage <= 90:
-            raise options.error(option, f"percentage should fall in range [10, 90]: {cache.prefetch_percentage}")
+        percentage = _integer(option, args[2][:-1])
+        if not 10 <= percentage <= 90:
+            raise options.error(option, f"percentage should fall in range [10, 90]: {percentage}")
+        cache = replace(cache, prefetch_percentage=percentage)
+    return cache
 
 
-def _parse_serve_stale(option: Directive, cache: CacheConfig) -> None:
+def _parse_serve_stale(option: Directive, cache: CacheConfig) -> CacheConfig:
     """C{serve_stale [DURATION] [immediate [RESPONSE_TTL [RECHECK]] | verify [TIMEOUT [RESPONSE_TTL [RECHECK]]]]}."""
     args = list(options.arg_count(option, 0, 5))
-    cache.stale_up_to, cache.verify_stale, cache.verify_timeout = DEFAULT_STALE_UP_TO, False, 0.0
-    cache.stale_ttl, cache.stale_recheck = 0, 0.0
+    stale = {"stale_up_to": DEFAULT_STALE_UP_TO, "verify_stale": False, "verify_timeout": 0.0, "stale_ttl": 0,
+             "stale_recheck": 0.0}
     if args:
-        cache.stale_up_to = _duration(option, args[0])
-        if cache.stale_up_to < 0:
+        stale["stale_up_to"] = _duration(option, args[0])
+        if stale["stale_up_to"] < 0:
             raise options.error(option, "invalid negative duration for serve_stale")
     if len(args) > 1:
         mode = args[1].lower()
         if mode not in ("immediate", "verify"):
             raise options.error(option, f"invalid value for serve_stale refresh mode: {mode}")
-        cache.verify_stale = mode == "verify"
+        stale["verify_stale"] = mode == "verify"
     rest = args[2:]
-    if cache.verify_stale and rest:
-        cache.verify_timeout = _duration(option, rest.pop(0), "invalid serve_stale verify timeout: ")
-        if cache.verify_timeout < 0:
+    if stale["verify_stale"] and rest:
+        stale["verify_timeout"] = _duration(option, rest.pop(0), "invalid serve_stale verify timeout: ")
+        if stale["verify_timeout"] < 0:
             raise options.error(option, "invalid negative timeout for serve_stale verify")
     elif len(rest) > 2:
         raise options.error(option, f"unexpected argument {rest[2]!r}: expected at most 4 with immediate")
@@ -144,48 +142,42 @@ def _parse_serve_stale(option: Directive, cache: CacheConfig) -> None:
             raise options.error(option, "serve_stale response TTL must be a whole number of seconds")
         if stale_ttl > 2**32 - 1:
             raise options.error(option, "serve_stale response TTL exceeds the DNS TTL range")
-        cache.stale_ttl = round(stale_ttl)
+        stale["stale_ttl"] = round(stale_ttl)
     if len(rest) > 1:
-        cache.stale_recheck = _duration(option, rest[1], "invalid serve_stale failure recheck: ")
-        if cache.stale_recheck < 0:
+        stale["stale_recheck"] = _duration(option, rest[1], "invalid serve_stale failure recheck: ")
+        if stale["stale_recheck"] < 0:
             raise options.error(option, "invalid negative failure recheck for serve_stale")
-        if cache.stale_recheck > MAX_STALE_RECHECK:
+        if stale["stale_recheck"] > MAX_STALE_RECHECK:
             raise options.error(option, "serve_stale failure recheck cannot exceed 5 minutes")
+    return replace(cache, **stale)
 
 
-def _parse_serve_stale_policy(option: Directive, cache: CacheConfig) -> None:
+def _parse_serve_stale_policy(option: Directive, cache: CacheConfig) -> CacheConfig:
     """C{serve_stale_policy prefer_positive}."""
     (policy,) = options.arg_count(option, 1, 1)
     if policy.lower() != "prefer_positive":
         raise options.error(option, f"invalid serve_stale_policy: {policy}")
-    cache.prefer_positive = True
+    return replace(cache, prefer_positive=True)
 
 
-def _parse_servfail(option: Directive, cache: CacheConfig) -> None:
+def _parse_servfail(option: Directive, cache: CacheConfig) -> CacheConfig:
     """C{servfail DURATION}, at most 5 minutes (RFC 2308)."""
     (text,) = options.arg_count(option, 1, 1)
-    cache.servfail_ttl = _duration(option, text)
-    if cache.servfail_ttl < 0:
+    servfail_ttl = _duration(option, text)
+    if servfail_ttl < 0:
         raise options.error(option, "invalid negative ttl for servfail")
-    if cache.servfail_ttl > MAX_SERVFAIL_TTL:
+    if servfail_ttl > MAX_SERVFAIL_TTL:
         raise options.error(option, "caching SERVFAIL responses over 5 minutes is not permitted")
+    return replace(cache, servfail_ttl=servfail_ttl)
 
 
-def _parse_disable(option: Directive, cache: CacheConfig) -> None:
+def _parse_disable(option: Directive, cache: CacheConfig) -> CacheConfig:
     """C{disable success|denial [ZONES...]}: every zone when none is named."""
     args = options.arg_count(option, 1, None)
     zones = tuple(normalize_zone(zone) for zone in args[1:]) or (".",)
-    if args[0] == SUCCESS:
-        cache.success_disabled = zones
-    elif args[0] == DENIAL:
-        cache.denial_disabled = zones
-    else:
+    if args[0] not in (SUCCESS, DENIAL):
         raise options.error(option, f'cache type for disable must be "{SUCCESS}" or "{DENIAL}"')
-
-
-def _parse_keepttl(option: Directive, cache: CacheConfig) -> None:
-    options.arg_count(option, 0, 0)
-    cache.keepttl = True
+    return replace(cache, **{f"{args[0]}_disabled": zones})
 
 
 _OPTION_PARSERS = {
@@ -196,7 +188,7 @@ _OPTION_PARSERS = {
     "serve_stale_policy": _parse_serve_stale_policy,
     "servfail": _parse_servfail,
     "disable": _parse_disable,
-    "keepttl": _parse_keepttl,
+    "keepttl": options.flag("keepttl"),
 }
 
 

@@ -13,7 +13,6 @@ an update.
 
 from __future__ import annotations
 
-import functools
 import queue
 import threading
 import time
@@ -22,36 +21,13 @@ from kubernetes import client
 from twisted.internet import defer
 from twisted.logger import Logger
 
-from kubernetai.kubernetes.config import EXISTS, Requirement, format_label_selector, parse_label_selector
-from kubernetai.kubernetes.index import (
-    ENDPOINT_SLICES,
-    MULTICLUSTER_ENDPOINT_SLICES,
-    NAMESPACES,
-    PODS,
-    SERVICE_IMPORTS,
-    SERVICES,
-    Snapshot,
-    Store,
-)
-from kubernetai.kubernetes.objects import (
-    MULTICLUSTER_SERVICE_NAME_LABEL,
-    reduce_endpoint_slice,
-    reduce_multicluster_endpoint_slice,
-    reduce_namespace,
-    reduce_pod,
-    reduce_service,
-    reduce_service_import,
-)
+from kubernetai.kubernetes.selector import EXISTS, Requirement, format_label_selector, parse_label_selector
+from kubernetai.kubernetes.index import Snapshot, Store
+from kubernetai.kubernetes.kinds import KINDS, Changed, Deleted, Kind, Listed
+from kubernetai.kubernetes.objects import MULTICLUSTER_SERVICE_NAME_LABEL
 from kubernetai.kubernetes.connection import readyz
 from kubernetai.kubernetes.link import Link
-from kubernetai.kubernetes.watch import (
-    ENDPOINT_SLICE_PAGE_SIZE,
-    LIST_PAGE_SIZE,
-    Limits,
-    TokenBucket,
-    Watcher,
-    retry_after_header,
-)
+from kubernetai.kubernetes.watch import Limits, TokenBucket, Watcher, retry_after_header
 from kubernetai.metrics import Histograms
 
 log = Logger(namespace="kubernetai.kubernetes.cluster")
@@ -63,20 +39,9 @@ DEFAULT_BURST = 10
 PER_NAMESPACE_WATCH_LIMIT = 10
 BATCH_LIMIT = 10000
 PROGRAMMING_BUCKETS = tuple(0.001 * 2**i for i in range(20))
-# Where ServiceImports live: a custom resource of the Multi-Cluster Services API.
-SERVICE_IMPORT_RESOURCE = {"group": "multicluster.x-k8s.io", "version": "v1alpha1", "plural": "serviceimports"}
 # A probe of /readyz that takes longer than this counts as no answer.
 PROBE_TIMEOUT = (2.0, 2.0)
-# The snapshot count that says how many objects a watch of each kind brought (for the sync's log line).
-COUNTED_AS = {
-    SERVICES: "services",
-    ENDPOINT_SLICES: "endpoints",
-    PODS: "pods",
-    NAMESPACES: "namespaces",
-    SERVICE_IMPORTS: "serviceimports",
-    MULTICLUSTER_ENDPOINT_SLICES: "multicluster_endpoints",
-}
-_STOP = ("stop",)
+_STOP = object()
 
 
 def watch_plan(stanza) -> list[tuple[str, str | None, str | None]]:
@@ -89,76 +54,36 @@ def watch_plan(stanza) -> list[tuple[str, str | None, str | None]]:
     but CoreDNS lists imports with the namespace_labels selector, which is about namespaces'
     labels, not imports': imports go unfiltered here, and namespace_labels hides them by namespace.
     """
-    selectors = {SERVICES: stanza.labels, ENDPOINT_SLICES: stanza.labels, PODS: None}
-    kinds = [SERVICES]
+    selectors = {Kind.SERVICES: stanza.labels, Kind.ENDPOINT_SLICES: stanza.labels, Kind.PODS: None}
+    kinds = [Kind.SERVICES]
     if stanza.watches_endpoints:
-        kinds.append(ENDPOINT_SLICES)
+        kinds.append(Kind.ENDPOINT_SLICES)
     if stanza.watches_pods:
-        kinds.append(PODS)
+        kinds.append(Kind.PODS)
     if stanza.multicluster:
-        kinds += [SERVICE_IMPORTS, MULTICLUSTER_ENDPOINT_SLICES]
-        selectors.update({SERVICE_IMPORTS: None, MULTICLUSTER_ENDPOINT_SLICES: multicluster_selector(stanza.labels)})
+        kinds += [Kind.SERVICE_IMPORTS, Kind.MULTICLUSTER_ENDPOINT_SLICES]
+        selectors.update({Kind.SERVICE_IMPORTS: None, Kind.MULTICLUSTER_ENDPOINT_SLICES: multicluster_selector(stanza.labels)})
     scopes: list[str | None] = [None]
     if stanza.namespaces and len(stanza.namespaces) <= PER_NAMESPACE_WATCH_LIMIT:
         scopes = sorted(stanza.namespaces)
     plan = [(kind, scope, selectors[kind]) for kind in kinds for scope in scopes]
-    plan.append((NAMESPACES, None, stanza.namespace_labels))
+    plan.append((Kind.NAMESPACES, None, stanza.namespace_labels))
     return plan
 
 
-# The API group and resource behind each kind a stanza watches: what its identity must be allowed
-# to list and watch. deploy/kubernetes/ grants exactly these; tests/e2e/test_deploy.py compares.
-API_RESOURCES = {
-    SERVICES: ("", "services"),
-    ENDPOINT_SLICES: ("discovery.k8s.io", "endpointslices"),
-    PODS: ("", "pods"),
-    NAMESPACES: ("", "namespaces"),
-    SERVICE_IMPORTS: (SERVICE_IMPORT_RESOURCE["group"], SERVICE_IMPORT_RESOURCE["plural"]),
-    MULTICLUSTER_ENDPOINT_SLICES: ("discovery.k8s.io", "endpointslices"),
-}
+# What a stanza's identity must be allowed to do with each of its kinds (L{KindTable.api_resource}).
 WATCH_VERBS = ("list", "watch")
 
 
 def api_resources(stanza) -> frozenset[tuple[str, str]]:
     """(API group, resource) of everything the stanza lists and watches (L{WATCH_VERBS})."""
-    return frozenset(API_RESOURCES[kind] for kind, _, _ in watch_plan(stanza))
+    return frozenset(KINDS[kind].api_resource for kind, _, _ in watch_plan(stanza))
 
 
 def multicluster_selector(labels: str | None) -> str:
     """The stanza's C{labels} and the ServiceImport-name label, sorted by key as client-go sends them."""
     requirements = parse_label_selector(labels or "") + (Requirement(MULTICLUSTER_SERVICE_NAME_LABEL, EXISTS),)
     return format_label_selector(sorted(requirements, key=lambda requirement: requirement.key))
-
-
-def list_function(api_client: client.ApiClient, kind: str, namespace: str | None):
-    """The client's list-or-watch call for C{kind} in C{namespace} (None: all namespaces)."""
-    core = client.CoreV1Api(api_client)
-    discovery = client.DiscoveryV1Api(api_client)
-    custom = client.CustomObjectsApi(api_client)
-    functions = {
-        (SERVICES, False): core.list_service_for_all_namespaces,
-        (SERVICES, True): core.list_namespaced_service,
-        (ENDPOINT_SLICES, False): discovery.list_endpoint_slice_for_all_namespaces,
-        (ENDPOINT_SLICES, True): discovery.list_namespaced_endpoint_slice,
-        (PODS, False): core.list_pod_for_all_namespaces,
-        (PODS, True): core.list_namespaced_pod,
-        (NAMESPACES, False): core.list_namespace,
-        (SERVICE_IMPORTS, False): functools.partial(custom.list_cluster_custom_object, **SERVICE_IMPORT_RESOURCE),
-        (SERVICE_IMPORTS, True): functools.partial(custom.list_namespaced_custom_object, **SERVICE_IMPORT_RESOURCE),
-        (MULTICLUSTER_ENDPOINT_SLICES, False): discovery.list_endpoint_slice_for_all_namespaces,
-        (MULTICLUSTER_ENDPOINT_SLICES, True): discovery.list_namespaced_endpoint_slice,
-    }
-    return functions[(kind, namespace is not None)]
-
-
-REDUCERS = {
-    SERVICES: reduce_service,
-    ENDPOINT_SLICES: reduce_endpoint_slice,
-    PODS: reduce_pod,
-    NAMESPACES: reduce_namespace,
-    SERVICE_IMPORTS: reduce_service_import,
-    MULTICLUSTER_ENDPOINT_SLICES: reduce_multicluster_endpoint_slice,
-}
 
 
 class Cluster:
@@ -187,9 +112,8 @@ class Cluster:
         plan = watch_plan(stanza)
         self.link = Link(f"{' '.join(stanza.zones)} ({url})", len(plan), self.probe)
         self.watchers = [
-            Watcher(kind, list_function(api_client, kind, namespace), REDUCERS[kind], self.changes.put, limits,
-                    namespace, selector, ENDPOINT_SLICE_PAGE_SIZE if "endpointslices" in kind else LIST_PAGE_SIZE,
-                    self.link)
+            Watcher(kind, KINDS[kind].list_function(api_client, namespace), self.changes.put, limits, namespace,
+                    selector, self.link)
             for kind, namespace, selector in plan
         ]
         self.threads: list[threading.Thread] = []
@@ -242,7 +166,7 @@ class Cluster:
                     batch.append(self.changes.get_nowait())
             except queue.Empty:
                 pass
-            if _STOP in batch:
+            if any(change is _STOP for change in batch):
                 return
             try:
                 for change in batch:
@@ -258,18 +182,18 @@ class Cluster:
                 self._log_synced()
                 self.reactor.callFromThread(self._fire_synced)
 
-    def _apply(self, change: tuple) -> None:
-        action, kind = change[0], change[1]
-        if action == "replace":
-            self.store.replace(kind, [obj for obj in change[3] if self._kept(kind, obj)], namespace=change[2])
-            self.listed.add((kind, change[2]))
-        elif action == "put" and self._kept(kind, change[2]):
-            self.store.put(kind, change[2])
-            if kind == ENDPOINT_SLICES and change[2].triggered_at is not None:
-                self._record_programming(change[2])
-        elif action == "delete":
-            obj = change[2]
-            self.store.delete(kind, (obj.namespace, obj.name))
+    def _apply(self, change: Listed | Changed | Deleted) -> None:
+        kind = change.kind
+        if isinstance(change, Listed):
+            self.store.replace(kind, [obj for obj in change.objects if self._kept(kind, obj)], change.namespace)
+            self.listed.add((kind, change.namespace))
+        elif isinstance(change, Changed):
+            if self._kept(kind, change.obj):
+                self.store.put(kind, change.obj)
+                if kind == Kind.ENDPOINT_SLICES and change.obj.triggered_at is not None:
+                    self._record_programming(change.obj)
+        else:
+            self.store.delete(kind, (change.obj.namespace, change.obj.name))
 
     def _record_programming(self, endpoint_slice) -> None:
         """CoreDNS's DNS programming latency: from the change that made the slice to now, per service kind."""
@@ -281,14 +205,14 @@ class Cluster:
     def _kept(self, kind: str, obj) -> bool:
         """Whether the stanza keeps C{obj}: with C{namespaces}, only objects in those namespaces."""
         namespaces = self.stanza.namespaces
-        return kind == NAMESPACES or not namespaces or obj.namespace in namespaces
+        return kind == Kind.NAMESPACES or not namespaces or obj.namespace in namespaces
 
     def _log_synced(self) -> None:
         counts = self.snapshot.counts()
         kinds = dict.fromkeys(watcher.kind for watcher in self.watchers)
         log.info("{stanza}: synced in {seconds:.2f}s: {objects}", stanza=self.link.name,
                  seconds=time.monotonic() - self.started_at,
-                 objects=", ".join(f"{counts[COUNTED_AS[kind]]} {COUNTED_AS[kind]}" for kind in kinds))
+                 objects=", ".join(f"{counts[KINDS[kind].counted_as]} {KINDS[kind].counted_as}" for kind in kinds))
 
     def _fire_synced(self) -> None:
         waiters, self._sync_waiters = self._sync_waiters, []

@@ -2,9 +2,8 @@
 """
 A stanza's configuration: one C{kubernetai ZONES... { ... }} (or
 C{kubernetes}) directive parsed and checked as CoreDNS's kubernetes plugin
-parses it (plugin/kubernetes/setup.go, ParseStanza), and the Kubernetes
-label-selector syntax its C{labels} and C{namespace_labels} options take
-(k8s.io/apimachinery/pkg/labels).
+parses it (plugin/kubernetes/setup.go, ParseStanza); its C{labels} and
+C{namespace_labels} take label selectors (L{kubernetai.kubernetes.selector}).
 
 Pure: a L{Directive} in, a frozen L{StanzaConfig} out, or a CorefileError at
 the line of the option that is wrong.  Nothing here reads a file or talks to
@@ -17,29 +16,30 @@ import math
 import os
 import re
 from dataclasses import dataclass, field, replace
-from typing import Callable, Iterable, Mapping, Sequence
+from typing import NamedTuple, Sequence
 from urllib.parse import urlsplit
 
 from kubernetai import options
 from kubernetai.corefile import Directive, parse_key
+from kubernetai.kubernetes.selector import format_label_selector, parse_label_selector
 from kubernetai.zones import Fallthrough, in_zones
 
 POD_MODES = ("disabled", "verified", "insecure")
+LOADBALANCER, EXTERNALIPS = "loadbalancer", "externalips"
+CLUSTERIP, NXDOMAIN = "clusterip", "nxdomain"
 _GO_INT = (-(2**63), 2**63 - 1)
 _DECIMAL = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 _REVERSE_SUFFIXES = ("in-addr.arpa.", "ip6.arpa.")
 
-# Label-selector operators, as Requirement.operator holds them ("==" is read as "=").
-EQUALS, NOT_EQUALS, IN, NOT_IN, EXISTS, DOES_NOT_EXIST = "=", "!=", "in", "notin", "exists", "!"
-
-_IDENTIFIER, _END = "identifier", "end of string"
-_SELECTOR_TOKEN = re.compile(r"[ \t\r\n]*(?:(?P<symbol>!=|==|[=!(),<>])|(?P<word>[^ \t\r\n=!(),<>]+))?")
-_LABEL_NAME = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")
 _STANZA_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
-_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
-_LABEL_NAME_RULE = (
-    "alphanumeric characters, '-', '_' or '.', starting and ending with an alphanumeric character"
-)
+
+
+class ExternalNames(NamedTuple):
+    """C{external_names}: where a service's name takes its addresses from, in order, and what it answers
+    when none of them has any (C{clusterip} or C{nxdomain})."""
+
+    sources: tuple[str, ...]
+    fallback: str = NXDOMAIN
 
 
 @dataclass(frozen=True)
@@ -79,9 +79,14 @@ class StanzaConfig:
     # Ours, not CoreDNS's: hand queries on instead of SERVFAIL while the stanza has not synced, and,
     # with a duration, while its watches have been down longer than that.  None: off.
     failover: float | None = None
+    # Ours: answer services' names with their LoadBalancer ingress or external IPs.  None: off.
+    external_names: ExternalNames | None = None
     # Ours: what metrics, /ready and the logs call the stanza instead of "#N ZONES".  Not compared:
     # renaming a stanza keeps its watches across a reload.
     name: str | None = field(default=None, compare=False)
+    # Ours: the group whose stanzas of one server block answer together (kubernetai.kubernetes.merge).
+    # Not compared: it changes no watch.
+    merge: str | None = field(default=None, compare=False)
 
     @property
     def watches_pods(self) -> bool:
@@ -94,66 +99,15 @@ class StanzaConfig:
         return not self.noendpoints
 
 
-@dataclass(frozen=True)
-class Requirement:
-    """One clause of a label selector: a label C{key}, an operator, and the values it compares with."""
-
-    key: str
-    operator: str
-    values: tuple[str, ...] = ()
-
-    def matches(self, labels: Mapping[str, str]) -> bool:
-        """Whether an object with C{labels} satisfies this clause."""
-        if self.operator == EXISTS:
-            return self.key in labels
-        if self.operator == DOES_NOT_EXIST:
-            return self.key not in labels
-        value = labels.get(self.key)
-        if self.operator in (EQUALS, IN):
-            return value is not None and value in self.values
-        return value is None or value not in self.values
-
-    def __str__(self) -> str:
-        if self.operator == EXISTS:
-            return self.key
-        if self.operator == DOES_NOT_EXIST:
-            return "!" + self.key
-        if self.operator in (IN, NOT_IN):
-            return f"{self.key} {self.operator} ({','.join(self.values)})"
-        return f"{self.key}{self.operator}{self.values[0]}"
-
-
 def parse_stanza(directive: Directive, server_zones: Sequence[str]) -> StanzaConfig:
     """The configuration in one C{kubernetai}/C{kubernetes} directive of a block serving C{server_zones}."""
     zones = _zones(directive, directive.args) if directive.args else tuple(server_zones)
     primary = next((zone for zone in zones if not _is_reverse(zone)), None)
     if primary is None:
         raise options.error(directive, "non-reverse zone name must be used")
-    config = StanzaConfig(zones=zones, primary_zone=primary)
-    for option in directive.block:
-        parse = _OPTION_PARSERS.get(option.name)
-        if parse is None:
-            raise options.unknown(option, "property", _OPTION_PARSERS)
-        options.no_block(option)
-        config = parse(option, config)
+    config = options.parse_options(directive, StanzaConfig(zones=zones, primary_zone=primary), _OPTION_PARSERS)
     _cross_check(directive, config)
     return config
-
-
-def parse_label_selector(text: str) -> tuple[Requirement, ...]:
-    """The clauses of Kubernetes label selector C{text}, sorted by key; C{ValueError} says what is wrong."""
-    requirements = _SelectorParser(text).selector()
-    return tuple(sorted(requirements, key=lambda requirement: requirement.key))
-
-
-def format_label_selector(requirements: Iterable[Requirement]) -> str:
-    """C{requirements} as one canonical selector string, as the API server's C{labelSelector} takes it."""
-    return ",".join(str(requirement) for requirement in requirements)
-
-
-def label_selector_matches(requirements: Iterable[Requirement], labels: Mapping[str, str]) -> bool:
-    """Whether an object with C{labels} satisfies every clause; no clauses select everything."""
-    return all(requirement.matches(labels) for requirement in requirements)
 
 
 def _is_reverse(zone: str) -> bool:
@@ -200,20 +154,9 @@ def _last(directive: Directive, *names: str) -> Directive:
     return [option for option in directive.block if option.name in names][-1]
 
 
-_OptionParser = Callable[[Directive, StanzaConfig], StanzaConfig]
 
 
-def _flag(field: str) -> _OptionParser:
-    """An option without arguments that sets C{field}."""
-
-    def parse(option: Directive, config: StanzaConfig) -> StanzaConfig:
-        options.arg_count(option, 0, 0)
-        return replace(config, **{field: True})
-
-    return parse
-
-
-def _count(field: str) -> _OptionParser:
+def _count(field: str) -> options.OptionParser:
     """An option with one integer argument, at least 0 (C{apiserver_burst}, C{apiserver_max_inflight})."""
 
     def parse(option: Directive, config: StanzaConfig) -> StanzaConfig:
@@ -226,7 +169,7 @@ def _count(field: str) -> _OptionParser:
     return parse
 
 
-def _selector(field: str, what: str) -> _OptionParser:
+def _selector(field: str, what: str) -> options.OptionParser:
     """An option whose arguments, joined by spaces, are a label selector (C{labels}, C{namespace_labels})."""
 
     # CoreDNS refuses "!=" here (its LabelSelector conversion has no such
@@ -336,11 +279,43 @@ def _failover(option: Directive, config: StanzaConfig) -> StanzaConfig:
 
 def _name(option: Directive, config: StanzaConfig) -> StanzaConfig:
     """C{name NAME}: ours, not CoreDNS's; a label safe in metrics, logs and /ready's comma-separated list."""
-    (name,) = options.arg_count(option, 1, 1)
-    if not _STANZA_NAME.fullmatch(name):
-        raise options.error(option, f"invalid stanza name {name!r}: expected at most 63 letters, digits, "
+    return replace(config, name=_label_argument(option, "stanza name"))
+
+
+def _label_argument(option: Directive, what: str) -> str:
+    """The one argument of C{option}, a label as C{name} takes it; an error calls it C{what}."""
+    (label,) = options.arg_count(option, 1, 1)
+    if not _STANZA_NAME.fullmatch(label):
+        raise options.error(option, f"invalid {what} {label!r}: expected at most 63 letters, digits, "
                                     "'.', '_' or '-', starting with a letter or digit")
-    return replace(config, name=name)
+    return label
+
+
+def _merge(option: Directive, config: StanzaConfig) -> StanzaConfig:
+    """C{merge GROUP}: ours; the stanzas of a block naming one GROUP answer together."""
+    return replace(config, merge=_label_argument(option, "merge group"))
+
+
+def _external_names(option: Directive, config: StanzaConfig) -> StanzaConfig:
+    """C{external_names SOURCE... [fallback clusterip|nxdomain]}: ours, not CoreDNS's."""
+    args = list(options.arg_count(option, 1, None))
+    fallback = NXDOMAIN
+    if "fallback" in args:
+        at = args.index("fallback")
+        rest = args[at + 1:]
+        if len(rest) != 1 or rest[0] not in (CLUSTERIP, NXDOMAIN):
+            raise options.error(option, f"fallback takes one of {CLUSTERIP}, {NXDOMAIN}: "
+                                        f"{' '.join(rest) or 'nothing given'}")
+        fallback, args = rest[0], args[:at]
+    for source in args:
+        if source not in (LOADBALANCER, EXTERNALIPS):
+            raise options.error(option, f"unknown external_names source {source!r}: expected "
+                                        f"{LOADBALANCER} or {EXTERNALIPS}")
+    if not args:
+        raise options.error(option, f"external_names needs a source: {LOADBALANCER} or {EXTERNALIPS}")
+    if len(set(args)) != len(args):
+        raise options.error(option, f"external_names names a source twice: {' '.join(args)}")
+    return replace(config, external_names=ExternalNames(tuple(args), fallback))
 
 
 def _multicluster(option: Directive, config: StanzaConfig) -> StanzaConfig:
@@ -348,7 +323,7 @@ def _multicluster(option: Directive, config: StanzaConfig) -> StanzaConfig:
     return replace(config, multicluster=_zones(option, option.args))
 
 
-_OPTION_PARSERS: dict[str, _OptionParser] = {
+_OPTION_PARSERS: dict[str, options.OptionParser] = {
     "endpoint": _endpoint,
     "tls": _tls,
     "kubeconfig": _kubeconfig,
@@ -356,9 +331,9 @@ _OPTION_PARSERS: dict[str, _OptionParser] = {
     "namespace_labels": _selector("namespace_labels", "namespace_label"),
     "labels": _selector("labels", "label"),
     "pods": _pods,
-    "endpoint_pod_names": _flag("endpoint_pod_names"),
+    "endpoint_pod_names": options.flag("endpoint_pod_names"),
     "ttl": _ttl,
-    "noendpoints": _flag("noendpoints"),
+    "noendpoints": options.flag("noendpoints"),
     "fallthrough": _fallthrough,
     "ignore": _ignore,
     "startup_timeout": _startup_timeout,
@@ -366,153 +341,11 @@ _OPTION_PARSERS: dict[str, _OptionParser] = {
     "apiserver_burst": _count("apiserver_burst"),
     "apiserver_max_inflight": _count("apiserver_max_inflight"),
     "multicluster": _multicluster,
-    "zonal": _flag("zonal"),
+    "zonal": options.flag("zonal"),
     "failover": _failover,
     "name": _name,
+    "external_names": _external_names,
+    "merge": _merge,
 }
 
 
-def _selector_tokens(text: str) -> list[tuple[str, str]]:
-    """C{text} as (kind, literal) pairs, as apimachinery's lexer splits it, ending with the end of string."""
-    tokens = []
-    position = 0
-    while True:
-        match = _SELECTOR_TOKEN.match(text, position)
-        position = match.end()
-        if match["symbol"]:
-            tokens.append((match["symbol"], match["symbol"]))
-        elif match["word"]:
-            word = match["word"]
-            tokens.append((word if word in (IN, NOT_IN) else _IDENTIFIER, word))
-        else:
-            tokens.append((_END, ""))
-            return tokens
-
-
-class _SelectorParser:
-    """apimachinery's label-selector grammar (labels.Parse), less the C{<} and C{>} that CoreDNS refuses."""
-
-    def __init__(self, text: str) -> None:
-        self.tokens = _selector_tokens(text)
-        self.position = 0
-
-    def peek(self, values: bool = True) -> tuple[str, str]:
-        # Where a value may stand, "in" and "notin" are values, not operators.
-        kind, literal = self.tokens[self.position]
-        return (_IDENTIFIER if values and kind in (IN, NOT_IN) else kind), literal
-
-    def take(self, values: bool = True) -> tuple[str, str]:
-        token = self.peek(values)
-        self.position = min(self.position + 1, len(self.tokens) - 1)
-        return token
-
-    def selector(self) -> list[Requirement]:
-        kind, literal = self.peek()
-        if kind == _END:
-            return []
-        requirements = []
-        expected = "!, identifier, or 'end of string'"
-        while True:
-            if kind not in (_IDENTIFIER, "!"):
-                raise ValueError(f"found {literal!r}, expected: {expected}")
-            requirements.append(self.requirement())
-            kind, literal = self.take()
-            if kind == _END:
-                return requirements
-            if kind != ",":
-                raise ValueError(f"found {literal!r}, expected: ',' or 'end of string'")
-            kind, literal = self.peek()
-            expected = "identifier after ','"
-
-    def requirement(self) -> Requirement:
-        operator = None
-        kind, key = self.take()
-        if kind == "!":
-            operator = DOES_NOT_EXIST
-            kind, key = self.take()
-        if kind != _IDENTIFIER:
-            raise ValueError(f"found {key!r}, expected: identifier")
-        _check_label_key(key)
-        if operator is None and self.peek()[0] in (_END, ","):
-            operator = EXISTS
-        if operator is not None:
-            return Requirement(key, operator)
-        operator = self.operator()
-        values = self.value_set() if operator in (IN, NOT_IN) else (self.exact_value(),)
-        for value in values:
-            _check_label_value(key, value)
-        return Requirement(key, operator, values)
-
-    def operator(self) -> str:
-        kind, literal = self.take(values=False)
-        if kind in ("<", ">"):
-            # labels.Parse knows them, but a LabelSelector (so CoreDNS) does not.
-            raise ValueError(f"{literal!r} isn't supported in label selectors")
-        if kind not in (IN, NOT_IN, "=", "==", "!="):
-            raise ValueError(f"found {literal!r}, expected: in, notin, =, ==, !=")
-        return EQUALS if kind == "==" else kind
-
-    def value_set(self) -> tuple[str, ...]:
-        """C{(a,b,...)}: values may be empty (C{()}, C{(a,)}, C{(a,,b)} hold C{""})."""
-        kind, literal = self.take()
-        if kind != "(":
-            raise ValueError(f"found {literal!r}, expected: '('")
-        values = set()
-        while True:
-            kind, literal = self.peek()
-            if kind == _IDENTIFIER:
-                values.add(literal)
-                self.take()
-                kind, literal = self.peek()
-            else:
-                values.add("")
-            self.take()
-            if kind == ")":
-                return tuple(sorted(values))
-            if kind != ",":
-                raise ValueError(f"found {literal!r}, expected: ',', ')' or identifier")
-
-    def exact_value(self) -> str:
-        kind, literal = self.peek()
-        if kind in (_END, ","):
-            return ""
-        self.take()
-        if kind != _IDENTIFIER:
-            raise ValueError(f"found {literal!r}, expected: identifier")
-        return literal
-
-
-def _check_label_key(key: str) -> None:
-    """Refuse a key that is not C{[DNS-subdomain/]name}, as apimachinery's IsLabelKey does."""
-    prefix, slash, name = key.rpartition("/")
-    if "/" in prefix:
-        problem = "expected a name with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')"
-    elif slash and not prefix:
-        problem = "prefix part must be non-empty"
-    elif len(prefix) > 253:
-        problem = "prefix part must be no more than 253 characters"
-    elif prefix and not _DNS_SUBDOMAIN.fullmatch(prefix):
-        problem = (
-            "prefix part must be a lowercase RFC 1123 subdomain: lower case alphanumeric characters, "
-            "'-' or '.', starting and ending with an alphanumeric character (e.g. 'example.com')"
-        )
-    elif not name:
-        problem = "name part must be non-empty"
-    elif len(name) > 63:
-        problem = "name part must be no more than 63 characters"
-    elif not _LABEL_NAME.fullmatch(name):
-        problem = f"name part must consist of {_LABEL_NAME_RULE} (e.g. 'MyName' or 'my.name' or '123-abc')"
-    else:
-        return
-    raise ValueError(f"invalid label key {key!r}: {problem}")
-
-
-def _check_label_value(key: str, value: str) -> None:
-    """Refuse a value that is not empty or a label name of at most 63 characters."""
-    if len(value) > 63:
-        problem = "must be no more than 63 characters"
-    elif value and not _LABEL_NAME.fullmatch(value):
-        problem = f"must be empty or consist of {_LABEL_NAME_RULE}"
-    else:
-        return
-    raise ValueError(f"invalid value {value!r} for label {key!r}: {problem}")

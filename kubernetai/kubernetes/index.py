@@ -21,11 +21,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Iterable, NamedTuple
 
-from kubernetai.kubernetes.objects import Endpoint, EndpointSlice, Pod, Service, ServiceImport
+from kubernetai.kubernetes.kinds import Kind
+from kubernetai.kubernetes.objects import Endpoint, EndpointSlice, Pod, Service, ServiceImport, is_address
 from kubernetai.kubernetes.shardedmap import ShardedMap
 
-SERVICES, ENDPOINT_SLICES, PODS, NAMESPACES = "services", "endpointslices", "pods", "namespaces"
-SERVICE_IMPORTS, MULTICLUSTER_ENDPOINT_SLICES = "serviceimports", "multicluster-endpointslices"
 
 ServiceKey = tuple[str, str]
 
@@ -52,6 +51,8 @@ class Snapshot:
     multicluster_modified: int = 0
     imports: dict[ServiceKey, ServiceImport] = field(default_factory=dict)
     multicluster_slices: dict[ServiceKey, tuple[EndpointSlice, ...]] = field(default_factory=dict)
+    # The services each of their external IPs and LoadBalancer ingress IPs belongs to.
+    external_reverse: Mapping[str, tuple[ServiceKey, ...]] = field(default_factory=ShardedMap)
 
     def service(self, namespace: str, name: str) -> Service | None:
         return self.services.get((namespace, name))
@@ -130,18 +131,18 @@ class Store:
         self.changed_imports: set[ServiceKey] = set()
         self.pods_before: dict[tuple[str, str], Pod | None] = {}
 
-    def replace(self, kind: str, objects: Iterable, namespace: str | None = None) -> None:
+    def replace(self, kind: Kind, objects: Iterable, namespace: str | None = None) -> None:
         """Make C{objects} the whole of C{kind} (in C{namespace}, or everywhere), as after a list."""
-        if kind == NAMESPACES:
+        if kind == Kind.NAMESPACES:
             self.namespaces = {namespace.name for namespace in objects}
             return
         fresh = {(obj.namespace, obj.name): obj for obj in objects}
         current = {
-            SERVICES: self.services,
-            ENDPOINT_SLICES: self.slices.by_key,
-            PODS: self.pods,
-            SERVICE_IMPORTS: self.imports,
-            MULTICLUSTER_ENDPOINT_SLICES: self.multicluster_slices.by_key,
+            Kind.SERVICES: self.services,
+            Kind.ENDPOINT_SLICES: self.slices.by_key,
+            Kind.PODS: self.pods,
+            Kind.SERVICE_IMPORTS: self.imports,
+            Kind.MULTICLUSTER_ENDPOINT_SLICES: self.multicluster_slices.by_key,
         }[kind]
         gone = [key for key in current if key not in fresh and namespace in (None, key[0])]
         for key in gone:
@@ -149,42 +150,55 @@ class Store:
         for obj in fresh.values():
             self.put(kind, obj)
 
-    def put(self, kind: str, obj) -> None:
+    def put(self, kind: Kind, obj) -> None:
         """Add or replace one object."""
-        key = (obj.namespace, obj.name)
-        if kind == SERVICES:
-            self.services[key] = obj
-            self.changed_services.add(key)
-        elif kind == ENDPOINT_SLICES:
-            self.changed_services |= self.slices.put(obj)
-        elif kind == PODS:
-            self.pods_before.setdefault(key, self.pods.get(key))
-            self.pods[key] = obj
-        elif kind == NAMESPACES:
-            self.namespaces.add(obj.name)
-        elif kind == SERVICE_IMPORTS:
-            self.imports[key] = obj
-            self.changed_imports.add(key)
-        elif kind == MULTICLUSTER_ENDPOINT_SLICES:
-            self.changed_imports |= self.multicluster_slices.put(obj)
+        _PUT[kind](self, (obj.namespace, obj.name), obj)
 
-    def delete(self, kind: str, key: tuple[str, str]) -> None:
+    def delete(self, kind: Kind, key: tuple[str, str]) -> None:
         """Remove one object by (namespace, name)."""
-        if kind == SERVICES:
-            if self.services.pop(key, None) is not None:
-                self.changed_services.add(key)
-        elif kind == ENDPOINT_SLICES:
-            self.changed_services |= self.slices.delete(key)
-        elif kind == PODS:
-            if key in self.pods:
-                self.pods_before.setdefault(key, self.pods.pop(key))
-        elif kind == NAMESPACES:
-            self.namespaces.discard(key[1])
-        elif kind == SERVICE_IMPORTS:
-            if self.imports.pop(key, None) is not None:
-                self.changed_imports.add(key)
-        elif kind == MULTICLUSTER_ENDPOINT_SLICES:
-            self.changed_imports |= self.multicluster_slices.delete(key)
+        _DELETE[kind](self, key)
+
+    def _put_service(self, key: ServiceKey, service: Service) -> None:
+        self.services[key] = service
+        self.changed_services.add(key)
+
+    def _delete_service(self, key: ServiceKey) -> None:
+        if self.services.pop(key, None) is not None:
+            self.changed_services.add(key)
+
+    def _put_slice(self, key: tuple[str, str], endpoint_slice: EndpointSlice) -> None:
+        self.changed_services |= self.slices.put(endpoint_slice)
+
+    def _delete_slice(self, key: tuple[str, str]) -> None:
+        self.changed_services |= self.slices.delete(key)
+
+    def _put_pod(self, key: tuple[str, str], pod: Pod) -> None:
+        self.pods_before.setdefault(key, self.pods.get(key))
+        self.pods[key] = pod
+
+    def _delete_pod(self, key: tuple[str, str]) -> None:
+        if key in self.pods:
+            self.pods_before.setdefault(key, self.pods.pop(key))
+
+    def _put_namespace(self, key: tuple[str, str], namespace) -> None:
+        self.namespaces.add(namespace.name)
+
+    def _delete_namespace(self, key: tuple[str, str]) -> None:
+        self.namespaces.discard(key[1])
+
+    def _put_import(self, key: ServiceKey, service_import: ServiceImport) -> None:
+        self.imports[key] = service_import
+        self.changed_imports.add(key)
+
+    def _delete_import(self, key: ServiceKey) -> None:
+        if self.imports.pop(key, None) is not None:
+            self.changed_imports.add(key)
+
+    def _put_multicluster_slice(self, key: tuple[str, str], endpoint_slice: EndpointSlice) -> None:
+        self.changed_imports |= self.multicluster_slices.put(endpoint_slice)
+
+    def _delete_multicluster_slice(self, key: tuple[str, str]) -> None:
+        self.changed_imports |= self.multicluster_slices.delete(key)
 
     def merged_endpoints(self, service_key: ServiceKey) -> tuple[Endpoint, ...]:
         """The service's endpoints across its slices, the first of each (addresses, ports) kept."""
@@ -209,11 +223,15 @@ class Store:
         changed = bool(self.changed_services or self.pods_before) or self.namespaces != old.namespaces
         modified = now if changed else old.modified
         services, endpoints, reverse, pods_by_ip = old.services, old.endpoints, old.reverse, old.pods_by_ip
+        external_reverse = old.external_reverse
         if self.changed_services:
             services, endpoints, reverse = services.editor(), endpoints.editor(), reverse.editor()
+            external_reverse = external_reverse.editor()
             for key in self.changed_services:
                 _update_service(self, key, old, services, endpoints, reverse)
+                _update_external(key, old.services.get(key), self.services.get(key), external_reverse)
             services, endpoints, reverse = services.build(), endpoints.build(), reverse.build()
+            external_reverse = external_reverse.build()
         if self.pods_before:
             pods_by_ip = pods_by_ip.editor()
             for key, before in self.pods_before.items():
@@ -227,10 +245,29 @@ class Store:
                 _update_import(self, key, imports, slices)
         self.snapshot = Snapshot(
             old.generation + 1, modified, services, endpoints, reverse, pods_by_ip, namespaces,
-            multicluster_modified, imports, slices,
+            multicluster_modified, imports, slices, external_reverse,
         )
         self.changed_services, self.changed_imports, self.pods_before = set(), set(), {}
         return self.snapshot
+
+
+# What a change of each kind does to the store.
+_PUT = {
+    Kind.SERVICES: Store._put_service,
+    Kind.ENDPOINT_SLICES: Store._put_slice,
+    Kind.PODS: Store._put_pod,
+    Kind.NAMESPACES: Store._put_namespace,
+    Kind.SERVICE_IMPORTS: Store._put_import,
+    Kind.MULTICLUSTER_ENDPOINT_SLICES: Store._put_multicluster_slice,
+}
+_DELETE = {
+    Kind.SERVICES: Store._delete_service,
+    Kind.ENDPOINT_SLICES: Store._delete_slice,
+    Kind.PODS: Store._delete_pod,
+    Kind.NAMESPACES: Store._delete_namespace,
+    Kind.SERVICE_IMPORTS: Store._delete_import,
+    Kind.MULTICLUSTER_ENDPOINT_SLICES: Store._delete_multicluster_slice,
+}
 
 
 def _update_service(store: Store, key: ServiceKey, old: Snapshot, services, endpoints, reverse) -> None:
@@ -258,6 +295,26 @@ def _update_service(store: Store, key: ServiceKey, old: Snapshot, services, endp
                     reverse[ip] = reverse.get(ip, ()) + (ReverseEntry(namespace, name, endpoint),)
     else:
         endpoints.pop(key, None)
+
+
+def _update_external(key: ServiceKey, before: Service | None, after: Service | None, external_reverse) -> None:
+    """Move one service's entries in the external-IP table being edited from its old addresses to its new ones."""
+    for ip in external_addresses(before):
+        remaining = tuple(entry for entry in external_reverse.get(ip, ()) if entry != key)
+        if remaining:
+            external_reverse[ip] = remaining
+        else:
+            external_reverse.pop(ip, None)
+    for ip in external_addresses(after):
+        # Sorted: the services sharing an address come in the same order whatever order the changes came in.
+        external_reverse[ip] = tuple(sorted(external_reverse.get(ip, ()) + (key,)))
+
+
+def external_addresses(service: Service | None) -> set[str]:
+    """The IP addresses among a service's external IPs and ingress points (not its ingress hostnames)."""
+    if service is None:
+        return set()
+    return {host for host in service.external_ips + service.ingress if is_address(host)}
 
 
 def _update_import(store: Store, key: ServiceKey, imports, multicluster_slices) -> None:

@@ -40,6 +40,9 @@ class Service(NamedTuple):
     cluster_ips: tuple[str, ...]
     ports: tuple[Port, ...]
     external_name: str | None
+    # spec.externalIPs, and status.loadBalancer.ingress (each its IP, else its hostname, fully qualified).
+    external_ips: tuple[str, ...] = ()
+    ingress: tuple[str, ...] = ()
 
     @property
     def headless(self) -> bool:
@@ -113,10 +116,11 @@ def _objects(value) -> list[dict]:
 
 def _addresses(value) -> tuple[str, ...]:
     """The IP addresses in array C{value}, as socket.inet_pton (and so the records) takes them."""
-    return tuple(item for item in value if _is_address(item)) if isinstance(value, list) else ()
+    return tuple(item for item in value if is_address(item)) if isinstance(value, list) else ()
 
 
-def _is_address(value) -> bool:
+def is_address(value) -> bool:
+    """Whether C{value} is an IPv4 or IPv6 address."""
     for family in (socket.AF_INET, socket.AF_INET6):
         try:
             socket.inet_pton(family, value)
@@ -180,7 +184,20 @@ def reduce_service(raw: dict) -> Service | None:
     external_name = _domain_name(spec.get("externalName")) if service_type == "ExternalName" else None
     if service_type == "ExternalName":
         cluster_ips = ()
-    return Service(namespace, name, service_type, cluster_ips, _ports(spec.get("ports")), external_name)
+    return Service(namespace, name, service_type, cluster_ips, _ports(spec.get("ports")), external_name,
+                   _addresses(spec.get("externalIPs")), _ingress(raw))
+
+
+def _ingress(raw: dict) -> tuple[str, ...]:
+    """A LoadBalancer's ingress points: each one's IP when it has one, else its hostname (as CoreDNS takes them)."""
+    points = _objects(_object(_object(raw.get("status")).get("loadBalancer")).get("ingress"))
+    found = []
+    for point in points:
+        if point.get("ip"):
+            found += _addresses([point["ip"]])
+        elif _domain_name(point.get("hostname")) and not is_address(point["hostname"]):
+            found.append(point["hostname"].rstrip(".").lower() + ".")
+    return tuple(found)
 
 
 def reduce_endpoint_slice(raw: dict) -> EndpointSlice:

@@ -7,6 +7,11 @@ C{handler.go}, C{reverse.go}, C{ns.go} and C{plugin/backend_lookup.go}).
 As in CoreDNS, a name first becomes a list of L{Entry} (an address or a
 CNAME target, a port, the name that owns it), and each query type turns
 that list into records.  Everything here is pure: no I/O, no clock.
+
+Ours, not CoreDNS's: with the stanza option C{external_names}, the name of a
+service with a cluster IP answers with the addresses L{service_addresses}
+gives (its LoadBalancer ingress or external IPs), and its SRV, PTR and NS
+records follow them.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from typing import NamedTuple
 from twisted.names import dns
 
 from kubernetai.chain import Response
+from kubernetai.kubernetes.config import CLUSTERIP, LOADBALANCER
 from kubernetai.kubernetes.index import Snapshot
 from kubernetai.kubernetes.names import (
     POD,
@@ -152,7 +158,25 @@ def find_services(view: View, request: NameRequest, qzone: str) -> list[Entry]:
         if not found and not request.topology_zone:
             raise NoSuchName(request.service)
         return found
-    return _virtual_ip_entries(request, service.cluster_ips, service.ports, service_name)
+    addresses = service_addresses(view.config, service)
+    if not addresses:
+        raise NoSuchName(request.service)
+    return _virtual_ip_entries(request, addresses, service.ports, service_name)
+
+
+def service_addresses(config, service) -> tuple[str, ...]:
+    """What the name of a service with a cluster IP answers: its cluster IPs; with C{external_names}, the
+    addresses of the first source listed that has any (a load balancer's IPs, else its first host name,
+    fully qualified), else its cluster IPs (C{fallback clusterip}) or nothing (C{fallback nxdomain})."""
+    external = config.external_names
+    if external is None:
+        return service.cluster_ips
+    for source in external.sources:
+        found = service.ingress if source == LOADBALANCER else service.external_ips
+        ips = tuple(host for host in found if host_type(host) != dns.CNAME)
+        if ips or found:
+            return ips or found[:1]
+    return service.cluster_ips if external.fallback == CLUSTERIP else ()
 
 
 def find_multicluster_services(view: View, request: NameRequest, qzone: str) -> list[Entry]:
@@ -302,7 +326,8 @@ def _addresses(view, qname, name, zone, qtype, qzone, chain=()):
     seen = set()
     for entry in _apex_entries(view, name, zone, qzone):
         kind = host_type(entry.host)
-        if kind == dns.CNAME:
+        if kind == dns.CNAME and entry.host not in seen:
+            seen.add(entry.host)
             records += _chase(view, qname, name, zone, qtype, qzone, entry, chain)
         elif kind == qtype and entry.host not in seen:
             seen.add(entry.host)
@@ -326,17 +351,22 @@ def _chase(view, qname, name, zone, qtype, qzone, entry: Entry, chain) -> list:
 
 
 def _srv(view, qname, name, zone, qtype, qzone):
-    found = [entry for entry in entries(view, name, zone, qzone) if host_type(entry.host) != dns.CNAME]
+    """SRV records for C{name}'s ports, targets' addresses as additional; a target that is a host name
+    (a load balancer's, with external_names) is the SRV's target itself (an ExternalName has no port)."""
+    found = [entry for entry in entries(view, name, zone, qzone)
+             if host_type(entry.host) != dns.CNAME or entry.port != -1]
     weight = max(1, int(100.0 / (100 * len(found)) * 100)) if found else 0
     records, additional, seen = [], [], set()
     for entry in found:
         if entry.port == -1:
             continue
-        srv = dns.Record_SRV(0, weight, entry.port, entry.owner.rstrip("."), view.ttl)
-        if (entry.owner, entry.port) not in seen:
-            seen.add((entry.owner, entry.port))
+        named_host = host_type(entry.host) == dns.CNAME
+        target = entry.host if named_host else entry.owner
+        srv = dns.Record_SRV(0, weight, entry.port, target.rstrip("."), view.ttl)
+        if (target, entry.port) not in seen:
+            seen.add((target, entry.port))
             records.append(record(qname, dns.SRV, view.ttl, srv))
-        if (entry.owner, entry.host) not in seen:
+        if not named_host and (entry.owner, entry.host) not in seen:
             seen.add((entry.owner, entry.host))
             additional.append(address_record(entry.owner.rstrip("."), entry.host, view.ttl))
     return records, additional
@@ -375,12 +405,13 @@ def _ptr(view, qname, name, zone, qtype, qzone):
 
 
 def ptr_targets(view: View, ip: str) -> list[str]:
-    """The names an IP answers to: its service's name for a cluster IP, else one per endpoint."""
+    """The names an IP answers to: its service's name for a cluster IP (with external_names: for an
+    address the service's name answers with), else one per endpoint."""
     primary = view.config.primary_zone
+    for namespace, service in _services_named_by(view, ip):
+        if view.namespace_exposed(namespace):
+            return [f"{service}.{namespace}.svc.{primary}"]
     entries_for_ip = view.snapshot.reverse.get(ip, ())
-    for entry in entries_for_ip:
-        if entry.endpoint is None and view.namespace_exposed(entry.namespace):
-            return [f"{entry.service}.{entry.namespace}.svc.{primary}"]
     targets = []
     for entry in entries_for_ip:
         if entry.endpoint is not None and view.namespace_exposed(entry.namespace):
@@ -389,6 +420,18 @@ def ptr_targets(view: View, ip: str) -> list[str]:
             if target not in targets:
                 targets.append(target)
     return targets
+
+
+def _services_named_by(view: View, ip: str) -> list[tuple[str, str]]:
+    """(namespace, name) of the services whose names answer with C{ip}: those whose cluster IP it is;
+    with external_names, those of the cluster IPs and external addresses that answer with it."""
+    keys = [entry[:2] for entry in view.snapshot.reverse.get(ip, ()) if entry.endpoint is None]
+    if view.config.external_names is None:
+        return keys
+    keys += view.snapshot.external_reverse.get(ip, ())
+    services = (view.snapshot.service(*key) for key in dict.fromkeys(keys))
+    return [service[:2] for service in services
+            if service is not None and ip in service_addresses(view.config, service)]
 
 
 def _soa(view, qname, name, zone, qtype, qzone):
@@ -423,7 +466,8 @@ def name_servers(view: View, qzone: str) -> list[tuple[str, str]]:
                                        view.config.endpoint_pod_names)
                 found.append((f"{label}.{service_name}", local_ip))
             elif service is not None:
-                found += [(service_name, ip) for ip in service.cluster_ips]
+                found += [(service_name, ip) for ip in service_addresses(view.config, service)
+                          if host_type(ip) != dns.CNAME]
     return found or [("ns.dns." + qzone, ip) for ip in view.local_ips]
 
 

@@ -22,7 +22,7 @@ from zope.interface import implementer
 
 from kubernetai.chain import Response
 from kubernetai.corefile import CorefileError, parse_directives
-from kubernetai.interfaces import local_ips
+from kubernetai.hostaddresses import local_ips
 from kubernetai.kubernetes.cluster import Cluster
 from kubernetai.kubernetes.config import StanzaConfig, parse_stanza
 from kubernetai.kubernetes.connection import api_client

@@ -27,6 +27,7 @@ from kubernetes.client.exceptions import ApiException
 from twisted.logger import Logger
 from urllib3.exceptions import ReadTimeoutError
 
+from kubernetai.kubernetes.kinds import KINDS, Changed, Deleted, Kind, Listed
 from kubernetai.kubernetes.link import Link
 from kubernetai.metrics import DEFAULT_BUCKETS, Counts, Histograms
 
@@ -34,8 +35,6 @@ log = Logger(namespace="kubernetai.kubernetes.watch")
 
 # Objects per list page.  Pages of EndpointSlices are smaller: 500 slices of 100
 # endpoints, parsed at once, leave the interpreter's memory fragmented for good.
-LIST_PAGE_SIZE = 500
-ENDPOINT_SLICE_PAGE_SIZE = 50
 LIST_TIMEOUT = (10.0, 60.0)
 
 
@@ -125,18 +124,17 @@ class Limits:
 class Watcher:
     """
     Keeps one kind (in one namespace, or all) in step with the API server,
-    sending C{("replace", kind, namespace, objects)}, C{("put", kind, obj)} and
-    C{("delete", kind, obj)} to C{sink}, and telling C{link} (the stanza's)
-    how it fares.
+    sending L{Listed}, L{Changed} and L{Deleted} to C{sink}, and telling
+    C{link} (the stanza's) how it fares.
     """
 
-    def __init__(self, kind: str, list_function, reduce, sink: Callable[[tuple], None], limits: Limits,
-                 namespace: str | None = None, label_selector: str | None = None,
-                 page_size: int = LIST_PAGE_SIZE, link: Link | None = None) -> None:
+    def __init__(self, kind: Kind, list_function, sink: Callable[[Listed | Changed | Deleted], None],
+                 limits: Limits, namespace: str | None = None, label_selector: str | None = None,
+                 link: Link | None = None) -> None:
         self.kind = kind
-        self.page_size = page_size
+        self.page_size = KINDS[kind].page_size
         self.list_function = list_function
-        self.reduce = reduce
+        self.reduce = KINDS[kind].reduce
         self.sink = sink
         self.limits = limits
         self.namespace = namespace
@@ -254,7 +252,7 @@ class Watcher:
             continue_token = metadata.get("continue")
             if not continue_token:
                 break
-        self.sink(("replace", self.kind, self.namespace, objects))
+        self.sink(Listed(self.kind, self.namespace, objects))
         self.status.listed = True
         self.status.lists += 1
         self.mark_up()
@@ -302,10 +300,10 @@ class Watcher:
                 raise Expired(obj.get("message"))
             raise WatchError(f"watch error {obj.get('code')}: {obj.get('message')}")
         self.status.last_event = time.time()
-        action = {"ADDED": "put", "MODIFIED": "put", "DELETED": "delete"}.get(event_type)
-        reduced = self.reduce(obj) if action else None
+        change = {"ADDED": Changed, "MODIFIED": Changed, "DELETED": Deleted}.get(event_type)
+        reduced = self.reduce(obj) if change else None
         if reduced is not None:
-            self.sink((action, self.kind, reduced))
+            self.sink(change(self.kind, reduced))
         metadata = obj.get("metadata")
         resumed = metadata.get("resourceVersion") if isinstance(metadata, dict) else None
         return resumed if isinstance(resumed, str) and resumed else version

@@ -30,7 +30,15 @@ import math
 from twisted.names import dns
 
 from kubernetai.kubernetes.names import endpoint_label
-from kubernetai.kubernetes.records import View, address_record, host_type, name_servers, record, soa_record
+from kubernetai.kubernetes.records import (
+    View,
+    address_record,
+    host_type,
+    name_servers,
+    record,
+    service_addresses,
+    soa_record,
+)
 
 CLUSTER_IP_WEIGHT = 100
 
@@ -65,7 +73,7 @@ def service_records(view: View, zone: str) -> list[dns.RRHeader]:
         if service.type == "ExternalName":
             records += _external_name_records(view, service.external_name, name)
         elif service.cluster_ips:
-            records += _virtual_ip_records(view, service.cluster_ips, service.ports, name)
+            records += _virtual_ip_records(view, service_addresses(view.config, service), service.ports, name)
         else:
             endpoints = view.snapshot.endpoints_of(service.namespace, service.name)
             weight = srv_weight(sum(len(endpoint.addresses) for endpoint in endpoints))
@@ -97,14 +105,24 @@ def srv_weight(targets: int) -> int:
 
 
 def _virtual_ip_records(view: View, ips, ports, name: str) -> list[dns.RRHeader]:
-    """A service's (or import's) addresses, then per port an SRV at its name and one at C{_port._proto}."""
-    records = [address_record(_owner(name), ip, view.ttl) for ip in ips]
+    """A service's (or import's) addresses, then per port an SRV at its name and one at C{_port._proto}.
+
+    With external_names, C{ips} may be a load balancer's host name instead: its CNAME, and the SRVs' target.
+    """
+    if not ips:
+        return []
+    if host_type(ips[0]) == dns.CNAME:
+        target = ips[0]
+        records = _external_name_records(view, target, name)
+    else:
+        target = name
+        records = [address_record(_owner(name), ip, view.ttl) for ip in ips]
     for port in ports:
         if port.port < 0:
             continue
-        records.append(_srv(view, name, name, port.port, CLUSTER_IP_WEIGHT))
+        records.append(_srv(view, name, target, port.port, CLUSTER_IP_WEIGHT))
         if port.name:
-            records.append(_srv(view, _port_name(port, name), name, port.port, CLUSTER_IP_WEIGHT))
+            records.append(_srv(view, _port_name(port, name), target, port.port, CLUSTER_IP_WEIGHT))
     return records
 
 

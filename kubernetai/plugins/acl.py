@@ -29,8 +29,10 @@ from twisted.names import dns
 from zope.interface import implementer
 
 from kubernetai import options
-from kubernetai.chain import IHandler, Request, Response, ServerConfig, always, not_reusable
+from kubernetai.chain import IHandler, Request, Response, ServerConfig
 from kubernetai.corefile import Directive
+from kubernetai.dnsnames import TYPES
+from kubernetai.reuse import always, not_reusable
 
 ALLOW, BLOCK, FILTER, DROP = "allow", "block", "filter", "drop"
 ACTIONS = (ALLOW, BLOCK, FILTER, DROP)
@@ -40,12 +42,6 @@ EDE_BLOCKED, EDE_FILTERED = 15, 17
 # miekg/dns's TypeNone: what C{type *} (or no type section) stands for.
 ALL_TYPES = 0
 EVERY_NETWORK = (ipaddress.ip_network("0.0.0.0/0"), ipaddress.ip_network("::/0"))
-# QTYPE names as miekg/dns spells them: Twisted's, and the ones it lacks that clients ask for.
-QTYPES = {
-    **{name: code for code, name in {**dns.QUERY_TYPES, **dns.EXT_QUERIES}.items()},
-    "ANY": dns.ALL_RECORDS, "DS": 43, "RRSIG": 46, "NSEC": 47, "DNSKEY": 48, "NSEC3": 50, "TLSA": 52,
-    "SVCB": 64, "HTTPS": 65, "CAA": 257,
-}
 
 
 @dataclass(frozen=True)
@@ -145,7 +141,7 @@ def parse_policy(line: Directive) -> Policy:
 
 
 def parse_qtype(line: Directive, text: str) -> int:
-    code = QTYPES.get(text)
+    code = TYPES.get(text)
     if code is None and text.startswith("TYPE") and text[4:].isdigit():
         code = int(text[4:])
     if code is None:

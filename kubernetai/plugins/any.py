@@ -12,8 +12,9 @@ from twisted.names import dns
 from zope.interface import implementer
 
 from kubernetai import options
-from kubernetai.chain import IHandler, Request, Response, ServerConfig, always
+from kubernetai.chain import IHandler, Request, Response, ServerConfig
 from kubernetai.corefile import Directive
+from kubernetai.reuse import always
 
 RFC8482_TTL = 8482
 

@@ -37,9 +37,10 @@ from twisted.names import dns
 from zope.interface import implementer
 
 from kubernetai import options, resolvconf
-from kubernetai.chain import IHandler, PluginError, Request, Response, ServerConfig, not_reusable
+from kubernetai.chain import IHandler, PluginError, Request, Response, ServerConfig
 from kubernetai.corefile import Directive, ServerBlock, normalize_zone
 from kubernetai.plugins.kubernetai import Kubernetai
+from kubernetai.reuse import not_reusable
 from kubernetai.zones import in_zones
 
 log = Logger(namespace="kubernetai.plugins.autopath")

@@ -47,10 +47,11 @@ from kubernetai.cache.rules import (
     DELEGATION, META, NOERROR, OTHER_ERROR, answers_question, cache_type, cacheable, entry_duration, entry_key,
     records_at, response_type,
 )
-from kubernetai.chain import Countdown, IHandler, PluginError, Request, Response, ServerConfig
+from kubernetai.chain import IHandler, PluginError, Request, Response, ServerConfig, then
 from kubernetai.corefile import Directive
-from kubernetai.zones import in_zones
 from kubernetai.metrics import NAMESPACE, block_server, counter, gauge, instances
+from kubernetai.reuse import Countdown
+from kubernetai.zones import in_zones
 
 log = Logger(namespace="kubernetai.plugins.cache")
 
@@ -87,10 +88,7 @@ class Cache:
         key = entry_key(request)
         entry = self._lookup(key, now)
         if entry is None:
-            result = self.next.serve(request)
-            if isinstance(result, defer.Deferred):
-                return result.addCallback(lambda response: self._store(request, key, response)[0])
-            return self._store(request, key, result)[0]
+            return then(self.next.serve(request), lambda response: self._store(request, key, response)[0])
         ttl = entry.ttl(now)
         if ttl > 0:
             if self._should_prefetch(entry, now):

@@ -23,8 +23,9 @@ from twisted.names import dns
 from zope.interface import implementer
 
 from kubernetai import __version__, options
-from kubernetai.chain import IHandler, Request, Response, ServerConfig, always
+from kubernetai.chain import IHandler, Request, Response, ServerConfig
 from kubernetai.corefile import Directive
+from kubernetai.reuse import always
 
 DEFAULT_VERSION = f"kubernetai-{__version__}"
 DEFAULT_AUTHORS = ("The kubernetai authors",)

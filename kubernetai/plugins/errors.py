@@ -22,6 +22,7 @@ from zope.interface import implementer
 from kubernetai import options
 from kubernetai.chain import IHandler, PluginError, Request, Response, ServerConfig
 from kubernetai.corefile import Directive
+from kubernetai.dnsnames import type_name
 
 log = Logger(namespace="kubernetai.plugins.errors")
 
@@ -83,7 +84,7 @@ class Errors:
                     return
                 level = consolidation.level
                 break
-        qtype = dns.QUERY_TYPES.get(request.qtype, dns.EXT_QUERIES.get(request.qtype, f"TYPE{request.qtype}"))
+        qtype = type_name(request.qtype)
         line = f"{rcode} {request.name} {qtype}: {cause}"
         if self.stacktrace and not failure.check(PluginError):
             line += "\n" + failure.getTraceback()

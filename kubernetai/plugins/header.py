@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import dataclasses
 
-from twisted.internet import defer
 from zope.interface import implementer
 
 from kubernetai import options
-from kubernetai.chain import IHandler, Request, Response, ServerConfig
+from kubernetai.chain import IHandler, Request, Response, ServerConfig, then
 from kubernetai.corefile import Directive
 
 FLAGS = ("aa", "ra", "rd")
@@ -60,9 +59,7 @@ class Header:
         result = self.next.serve(asked)
         if not self.reply_rules:
             return result
-        if isinstance(result, defer.Deferred):
-            return result.addCallback(with_reply_flags, self.reply_rules)
-        return with_reply_flags(result, self.reply_rules)
+        return then(result, with_reply_flags, self.reply_rules)
 
 
 def parse_rule(line: Directive) -> list[tuple[str, bool]]:

@@ -47,10 +47,11 @@ from twisted.names import dns
 from zope.interface import implementer
 
 from kubernetai import options
-from kubernetai.chain import IHandler, Request, Response, ServerConfig, also_valid_while
+from kubernetai.chain import IHandler, Request, Response, ServerConfig
 from kubernetai.corefile import CorefileError, Directive
 from kubernetai.kubernetes.names import reverse_address
 from kubernetai.kubernetes.records import address_record, record
+from kubernetai.reuse import also_valid_while
 from kubernetai.zones import Fallthrough, in_zones
 
 log = Logger(namespace="kubernetai.plugins.hosts")

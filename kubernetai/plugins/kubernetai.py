@@ -8,8 +8,9 @@ from a stanza with C{fallthrough} (for that name) goes on to the next
 stanza whose zones hold it, and after the last to the next plugin; with
 nothing after, the NXDOMAIN stands.  NODATA never falls through.  A stanza
 that has not synced answers what would be NXDOMAIN with SERVFAIL, as
-CoreDNS does.  Each stanza syncs on its own threads; the daemon starts
-listening once every stanza has synced or waited its startup_timeout.
+CoreDNS does.  Stanzas with one C{merge GROUP} answer together, at the
+place of the first of them (L{kubernetai.kubernetes.merge}).  Each stanza
+syncs on its own threads; the daemon starts listening once every stanza has synced or waited its startup_timeout.
 
 Each stanza has a label unique in the daemon (L{stanza_label}): its C{name}
 option, else C{#N ZONES}, its place among the Corefile's stanzas and its
@@ -29,32 +30,36 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from kubernetai import options
-from kubernetai.chain import EndOfChain, IHandler, Request, Response, ServerConfig, all_valid, also_valid_while
+from kubernetai.chain import EndOfChain, IHandler, Request, Response, ServerConfig
 from kubernetai.corefile import Directive
-from kubernetai.interfaces import local_ips
+from kubernetai.hostaddresses import local_ips
 from kubernetai.kubernetes.cluster import PROGRAMMING_BUCKETS, Cluster
 from kubernetai.kubernetes.config import parse_stanza
 from kubernetai.kubernetes.connection import ConnectionSetupError, api_client
+from kubernetai.kubernetes.merge import merged_order
 from kubernetai.kubernetes.stanza import Stanza, stanza_label
 from kubernetai.metrics import DEFAULT_BUCKETS, NAMESPACE, Counts, Histograms, counter, gauge, instances
+from kubernetai.reuse import all_valid, also_valid_while
 
 log = Logger(namespace="kubernetai.plugins.kubernetai")
 
 
 @implementer(IHandler)
 class Kubernetai:
-    """The stanzas of one server block, in Corefile order."""
+    """The stanzas of one server block, in Corefile order; C{order}: as queries ask them (each
+    C{merge} group in one place, L{kubernetai.kubernetes.merge})."""
 
     name = "kubernetai"
     next = None
 
-    def __init__(self, stanzas: list[Stanza]) -> None:
+    def __init__(self, stanzas: list[Stanza], order: list | None = None) -> None:
         self.stanzas = stanzas
+        self.order = stanzas if order is None else order
 
     def serve(self, request: Request):
         fell_through = None
         handed_on = []
-        for stanza in self.stanzas:
+        for stanza in self.order:
             zone = stanza.zone_of(request.name)
             if zone is None:
                 continue
@@ -139,7 +144,7 @@ def setup(directives: list[Directive], config: ServerConfig) -> Kubernetai:
         config.startup_waits.append(lambda stanza=stanza: wait_for_sync(stanza, config.reactor))
         config.plan.append(plan_line(stanza))
     instances(config, "kubernetai", stanza_families).extend(stanzas)
-    return Kubernetai(stanzas)
+    return Kubernetai(stanzas, merged_order(stanzas, directives))
 
 
 def unique_label(directive: Directive, stanza_config, others: list[Stanza]) -> str:
@@ -160,7 +165,8 @@ def reuse(reusable: dict, stanza_config):
 def plan_line(stanza: Stanza) -> str:
     """The stanza as --validate shows it: its name, and its zones when a C{name} option hides them."""
     zones = f" for {' '.join(stanza.config.zones)}" if stanza.config.name else ""
-    return f"{stanza.describe()}{zones}{' fallthrough' if stanza.config.fallthrough else ''}"
+    merge = f" merge {stanza.config.merge}" if stanza.config.merge else ""
+    return f"{stanza.describe()}{zones}{' fallthrough' if stanza.config.fallthrough else ''}{merge}"
 
 
 def stanza_families(stanzas: list[Stanza]):

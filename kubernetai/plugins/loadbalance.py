@@ -19,12 +19,11 @@ import dataclasses
 import ipaddress
 import random
 
-from twisted.internet import defer
 from twisted.names import dns
 from zope.interface import implementer
 
 from kubernetai import options
-from kubernetai.chain import IHandler, Request, Response, ServerConfig
+from kubernetai.chain import IHandler, Request, Response, ServerConfig, then
 from kubernetai.corefile import Directive
 
 ROUND_ROBIN = "round_robin"
@@ -46,10 +45,7 @@ class LoadBalance:
         self.prefer = prefer
 
     def serve(self, request: Request):
-        result = self.next.serve(request)
-        if isinstance(result, defer.Deferred):
-            return result.addCallback(self.reorder, request.qtype)
-        return self.reorder(result, request.qtype)
+        return then(self.next.serve(request), self.reorder, request.qtype)
 
     def reorder(self, response: Response, qtype: int) -> Response:
         """C{response} shuffled (and its preferred subnets first), as CoreDNS writes it; never changed in place."""

@@ -21,9 +21,11 @@ from twisted.names import dns
 from zope.interface import implementer
 
 from kubernetai import options
-from kubernetai.logs import debugging
-from kubernetai.chain import IHandler, Request, Response, ServerConfig, always
+from kubernetai.chain import IHandler, Request, Response, ServerConfig
 from kubernetai.corefile import Directive
+from kubernetai.dnsnames import type_name
+from kubernetai.logs import debugging
+from kubernetai.reuse import always
 
 log = Logger(namespace="kubernetai.plugins.local")
 
@@ -89,7 +91,7 @@ class Local:
             if response is not None:
                 if debugging():
                     log.debug('Intercepting localhost query for "{name}" {qtype}, from {client}', name=request.name,
-                              qtype=dns.QUERY_TYPES.get(request.qtype, request.qtype), client=request.client[0])
+                              qtype=type_name(request.qtype), client=request.client[0])
                 return response
         return self.next.serve(request)
 

@@ -20,6 +20,7 @@ from zope.interface import implementer
 from kubernetai import options
 from kubernetai.chain import IHandler, Request, Response, ServerConfig
 from kubernetai.corefile import Directive, normalize_zone
+from kubernetai.dnsnames import OPCODE_NAMES, class_name, rcode_name, type_name
 from kubernetai.zones import in_zone
 
 log = Logger(namespace="kubernetai.plugins.log")
@@ -31,11 +32,8 @@ COMMON_FORMAT = (
 COMBINED_FORMAT = COMMON_FORMAT + ' "{>opcode}"'
 CLASSES = ("success", "denial", "error", "all")
 PLACEHOLDER = re.compile(r"\{[^{}]*\}")
-RCODE_NAMES = {0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 4: "NOTIMP", 5: "REFUSED",
-               6: "YXDOMAIN", 7: "YXRRSET", 8: "NXRRSET", 9: "NOTAUTH", 10: "NOTZONE", 16: "BADVERS"}
 FLAG_BITS = (("qr", 0x8000), ("aa", 0x0400), ("tc", 0x0200), ("rd", 0x0100), ("ra", 0x0080),
              ("z", 0x0040), ("ad", 0x0020), ("cd", 0x0010))
-OPCODE_NAMES = {0: "QUERY", 1: "IQUERY", 2: "STATUS", 4: "NOTIFY", 5: "UPDATE"}
 
 
 @dataclass(frozen=True)
@@ -45,18 +43,6 @@ class Rule:
     zone: str
     format: str
     classes: frozenset[str]
-
-
-def type_name(qtype: int) -> str:
-    return dns.QUERY_TYPES.get(qtype) or dns.EXT_QUERIES.get(qtype) or f"TYPE{qtype}"
-
-
-def class_name(qclass: int) -> str:
-    return dns.QUERY_CLASSES.get(qclass) or f"CLASS{qclass}"
-
-
-def rcode_name(rcode: int) -> str:
-    return RCODE_NAMES.get(rcode, f"RCODE{rcode}")
 
 
 def reply_class(response: Response) -> str:

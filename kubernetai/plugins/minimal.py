@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import dataclasses
 
-from twisted.internet import defer
 from twisted.names import dns
 from zope.interface import implementer
 
 from kubernetai import options
-from kubernetai.chain import IHandler, Request, Response, ServerConfig
+from kubernetai.chain import IHandler, Request, Response, ServerConfig, then
 from kubernetai.corefile import Directive
 
 ZONE_TRANSFERS = (dns.AXFR, dns.IXFR)
@@ -55,9 +54,7 @@ class Minimal:
         result = self.next.serve(request)
         if request.qtype in ZONE_TRANSFERS:
             return result
-        if isinstance(result, defer.Deferred):
-            return result.addCallback(minimised)
-        return minimised(result)
+        return then(result, minimised)
 
 
 def setup(directives: list[Directive], config: ServerConfig) -> Minimal:

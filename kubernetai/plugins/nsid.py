@@ -15,11 +15,10 @@ from __future__ import annotations
 import dataclasses
 import socket
 
-from twisted.internet import defer
 from zope.interface import implementer
 
 from kubernetai import options
-from kubernetai.chain import IHandler, Request, Response, ServerConfig
+from kubernetai.chain import IHandler, Request, Response, ServerConfig, then
 from kubernetai.corefile import Directive
 from kubernetai.message import edns_options
 
@@ -46,9 +45,7 @@ class Nsid:
         result = self.next.serve(request)
         if not request.edns or not any(code == NSID for code, _ in edns_options(request)):
             return result
-        if isinstance(result, defer.Deferred):
-            return result.addCallback(with_nsid, self.data)
-        return with_nsid(result, self.data)
+        return then(result, with_nsid, self.data)
 
 
 def parse_nsid(directives: list[Directive]) -> bytes:

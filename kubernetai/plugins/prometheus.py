@@ -34,7 +34,7 @@ from kubernetai.chain import IHandler, Request, Response, ServerConfig
 from kubernetai.corefile import Directive
 from kubernetai.httpservice import listener, parse_address
 from kubernetai.metrics import NAMESPACE, SIZE_BUCKETS, TIME_BUCKETS, Counts, Histograms, gauge, server_label
-from kubernetai.plugins.log import rcode_name, type_name
+from kubernetai.dnsnames import rcode_name, type_name
 
 DEFAULT_ADDRESS = ":9153"
 MONITORED_TYPES = frozenset({
@@ -139,19 +139,18 @@ class MetricsPage(resource.Resource):
         return generate_latest(self.registry)
 
 
-def daemon_metrics(config: ServerConfig) -> DNSMetrics:
+def daemon_metrics(config: ServerConfig) -> tuple[DNSMetrics, CollectorRegistry]:
     """The daemon's DNSMetrics and registry, made by the first block that asks."""
     shared = config.shared
-    key = ("prometheus", "counts")
-    if key not in shared.singletons:
+    if shared.dns_metrics is None:
         counts = DNSMetrics()
         registry = CollectorRegistry(auto_describe=False)
         registry.register(_Collector(shared))
         ProcessCollector(registry=registry)
         PlatformCollector(registry=registry)
-        shared.singletons[key] = (counts, registry)
+        shared.dns_metrics = (counts, registry)
         shared.metric_sources.append(counts.families)
-    return shared.singletons[key]
+    return shared.dns_metrics
 
 
 def setup(directives: list[Directive], config: ServerConfig) -> Metrics:

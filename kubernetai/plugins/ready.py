@@ -25,7 +25,7 @@ lists, restarts).
 Unlike CoreDNS, where only the blocks that hold C{ready} report, every
 stanza of the Corefile counts; a listener shared by several blocks must
 have one C{monitor} mode.  With C{--workers}, the supervisor answers
-C{/ready} from every worker's, through L{render_readiness} (L{kubernetai.workers}).
+C{/ready} from every worker's, through L{render_readiness} (L{kubernetai.supervisor}).
 """
 
 from __future__ import annotations

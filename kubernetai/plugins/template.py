@@ -40,7 +40,7 @@ are refused; replies are built anew for every query.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from twisted.internet import defer
 from twisted.names import dns
@@ -50,24 +50,15 @@ from kubernetai import gorender, gotemplate, options
 from kubernetai.chain import IHandler, PluginError, Request, Response, ServerConfig
 from kubernetai.corefile import Directive
 from kubernetai.goregexp import GoRegexpError, compile_go
+from kubernetai.dnsnames import CLASS_NAMES, CLASSES, RCODES, TYPE_NAMES, TYPES, class_name, rcode_name, type_name
 from kubernetai.metrics import NAMESPACE, Counts, block_server, instances
-from kubernetai.plugins.rewrite import TYPES
-from kubernetai.rrtext import CLASSES, RRTextError, parse_rr
+from kubernetai.rrtext import RRTextError, parse_rr
 from kubernetai.zones import Fallthrough, most_specific
 
 MAX_REGEX_LENGTH = 10000
 EXTENDED_ERROR = 15
-QCLASSES = {**CLASSES, "ANY": dns.ANY}  # miekg/dns's StringToClass
-CLASS_NAMES = {code: name for name, code in QCLASSES.items()}
-TYPE_NAMES = {code: name for name, code in TYPES.items()}
-# miekg/dns's StringToRcode, as far as a reply without EDNS carries it.
-RCODES = {"NOERROR": 0, "FORMERR": 1, "SERVFAIL": 2, "NXDOMAIN": 3, "NOTIMP": 4, "REFUSED": 5, "YXDOMAIN": 6,
-          "YXRRSET": 7, "NXRRSET": 8, "NOTAUTH": 9, "NOTZONE": 10}
-RCODE_NAMES = {code: name for name, code in RCODES.items()}
-EXTENDED_RCODES = ("BADSIG", "BADVERS", "BADKEY", "BADTIME", "BADMODE", "BADNAME", "BADALG", "BADTRUNC",
-                   "BADCOOKIE")
+MAX_HEADER_RCODE = 15  # what a reply without EDNS carries
 SECTIONS = ("answer", "additional", "authority")
-OPTIONS = ("match", *SECTIONS, "rcode", "ederror", "fallthrough", "upstream")
 # The fields templates may read of .Message and .Question (Go's dns.Msg and dns.Question have more).
 MESSAGE_FIELDS = frozenset({"Id", "Response", "Opcode", "Authoritative", "Truncated", "RecursionDesired",
                             "RecursionAvailable", "AuthenticatedData", "CheckingDisabled", "Rcode", "Question"})
@@ -103,11 +94,10 @@ class Rule:
         """The C{--validate} plan line."""
         parts = [f"{len(self.regexes)} regex(es)", *(f"{len(getattr(self, part))} {part}" for part in SECTIONS)]
         if self.rcode != dns.OK:
-            parts.append(f"rcode {RCODE_NAMES[self.rcode]}")
+            parts.append(f"rcode {rcode_name(self.rcode)}")
         if self.fallthrough is not None:
             parts.append("fallthrough")
-        qtype = TYPE_NAMES.get(self.qtype, self.qtype)
-        return f"template {CLASS_NAMES[self.qclass]} {qtype} {' '.join(self.zones)}: {', '.join(parts)}"
+        return f"template {class_name(self.qclass)} {type_name(self.qtype)} {' '.join(self.zones)}: {', '.join(parts)}"
 
 
 @dataclass(frozen=True)
@@ -141,7 +131,7 @@ def match(rule: Rule, name: str, qclass: int, qtype: int) -> Match | None:
         groups = [text or "" for text in (found.group(0), *found.groups())]
         named = {str(number): text for number, text in enumerate(groups)}
         named.update({key: text or "" for key, text in found.groupdict().items()})
-        cls = CLASS_NAMES.get(qclass if qclass != dns.ANY else rule.qclass, "")
+        cls = CLASS_NAMES.get(qclass if qclass != dns.ANY else rule.qclass, "")  # miekg/dns's ClassToString[...]
         rtype = TYPE_NAMES.get(qtype if qtype != dns.ANY else rule.qtype, "")
         return Match(zone, source, groups, named, cls, rtype)
     return None
@@ -164,10 +154,8 @@ def template_data(request: Request, name: str, found: Match) -> gorender.Struct:
 
 def _question(qname: bytes, qclass: int, qtype: int) -> gorender.Struct:
     name = presentation(qname)
-    cls = CLASS_NAMES.get(qclass, f"CLASS{qclass}")
-    rtype = TYPE_NAMES.get(qtype, f"TYPE{qtype}")
     fields = {"Name": name, "Qtype": gorender.Uint16(qtype), "Qclass": gorender.Uint16(qclass)}
-    return gorender.Struct("*dns.Question", fields, text=f";{name}\t{cls}\t {rtype}")
+    return gorender.Struct("*dns.Question", fields, text=f";{name}\t{class_name(qclass)}\t {type_name(qtype)}")
 
 
 class TemplateCounts:
@@ -282,45 +270,62 @@ def setup(directives: list[Directive], config: ServerConfig) -> Template:
 def parse_rule(directive: Directive, server_zones) -> Rule:
     """One C{template CLASS TYPE [ZONE...] { ... }}."""
     args = options.arg_count(directive, 2, None)
-    if args[0] not in QCLASSES:
+    if args[0] not in CLASSES:
         raise options.error(directive, f"invalid query class {args[0]}")
     if args[1] not in TYPES:
         raise options.error(directive, f"invalid RR type {args[1]}")
-    fields: dict = {"regexes": [], "answer": [], "additional": [], "authority": []}
-    for option in directive.block:
-        parse_option(option, fields)
-    regexes = tuple(fields.pop("regexes")) or (_regex(directive, ".*"),)
-    sections = {section: tuple(fields.pop(section)) for section in SECTIONS}
-    return Rule(options.zones(directive, args[2:], server_zones), QCLASSES[args[0]], TYPES[args[1]], regexes,
-                **sections, **fields)
+    rule = options.parse_options(directive, Rule((), CLASSES[args[0]], TYPES[args[1]]), OPTION_PARSERS, "option")
+    return replace(rule, zones=options.zones(directive, args[2:], server_zones),
+                   regexes=rule.regexes or (_regex(directive, ".*"),))
 
 
-def parse_option(option: Directive, fields: dict) -> None:
-    """One line of a template's block, into C{fields}."""
-    if option.name in ("var", "expr"):
-        raise options.error(option, f"{option.name!r} (the expr language) is not supported by kubernetai")
-    if option.name not in OPTIONS:
-        raise options.unknown(option, "option", OPTIONS)
-    options.no_block(option)
-    if option.name == "match":
-        fields["regexes"] += [_regex(option, text) for text in options.arg_count(option, 1, None)]
-    elif option.name in SECTIONS:
-        fields[option.name] += [_template(option, text) for text in options.arg_count(option, 1, None)]
-    elif option.name == "rcode":
-        (text,) = options.arg_count(option, 1, 1)
-        if text in EXTENDED_RCODES:
-            raise options.error(option, f"rcode {text} is not supported by kubernetai (it needs EDNS)")
-        if text not in RCODES:
-            raise options.error(option, f"unknown rcode {text}")
-        fields["rcode"] = RCODES[text]
-    elif option.name == "ederror":
-        args = options.arg_count(option, 1, 2)
-        code = args[0]
-        if not (code.isascii() and code.isdigit()) or int(code) > 0xFFFF:
-            raise options.error(option, f"error parsing extended DNS error code {code}: expected 0 to 65535")
-        fields["ederror"] = struct.pack("!H", int(code)) + (args[1].encode("utf-8") if len(args) == 2 else b"")
-    elif option.name == "fallthrough":
-        fields["fallthrough"] = Fallthrough(options.zones(option, option.args, ()))
+def _match(option: Directive, rule: Rule) -> Rule:
+    return replace(rule, regexes=rule.regexes + tuple(_regex(option, text)
+                                                      for text in options.arg_count(option, 1, None)))
+
+
+def _section(section: str):
+    def parse(option: Directive, rule: Rule) -> Rule:
+        added = tuple(_template(option, text) for text in options.arg_count(option, 1, None))
+        return replace(rule, **{section: getattr(rule, section) + added})
+
+    return parse
+
+
+def _rcode(option: Directive, rule: Rule) -> Rule:
+    (text,) = options.arg_count(option, 1, 1)
+    if text not in RCODES:
+        raise options.error(option, f"unknown rcode {text}")
+    if RCODES[text] > MAX_HEADER_RCODE:
+        raise options.error(option, f"rcode {text} is not supported by kubernetai (it needs EDNS)")
+    return replace(rule, rcode=RCODES[text])
+
+
+def _ederror(option: Directive, rule: Rule) -> Rule:
+    code, *reason = options.arg_count(option, 1, 2)
+    if not (code.isascii() and code.isdigit()) or int(code) > 0xFFFF:
+        raise options.error(option, f"error parsing extended DNS error code {code}: expected 0 to 65535")
+    return replace(rule, ederror=struct.pack("!H", int(code)) + "".join(reason).encode("utf-8"))
+
+
+def _fallthrough(option: Directive, rule: Rule) -> Rule:
+    return replace(rule, fallthrough=Fallthrough(options.zones(option, option.args, ())))
+
+
+def _expr_language(option: Directive, rule: Rule) -> Rule:
+    raise options.error(option, f"{option.name!r} (the expr language) is not supported by kubernetai")
+
+
+OPTION_PARSERS = {
+    "match": _match,
+    **{section: _section(section) for section in SECTIONS},
+    "rcode": _rcode,
+    "ederror": _ederror,
+    "fallthrough": _fallthrough,
+    "upstream": lambda option, rule: rule,  # CoreDNS reads and ignores it ("remove soon")
+    "var": _expr_language,
+    "expr": _expr_language,
+}
 
 
 def _regex(option: Directive, text: str):

@@ -31,8 +31,9 @@ from kubernetes.client.rest import ApiException
 from twisted.trial.unittest import SynchronousTestCase
 
 from kubernetai.corefile import parse_corefile
-from kubernetai.kubernetes.cluster import API_RESOURCES, WATCH_VERBS, api_resources
+from kubernetai.kubernetes.cluster import WATCH_VERBS, api_resources
 from kubernetai.kubernetes.config import parse_stanza
+from kubernetai.kubernetes.kinds import KINDS
 from tests.e2e.identities import REPO, RBAC, kubeconfig, write_json
 from tests.e2e.support import IN_CI, TWISTD, Daemon, E2ETestCase, eventually, stanza
 from tests.e2e.test_tables import SERVICE_IMPORT_CRD, established
@@ -138,7 +139,7 @@ class ManifestTests(SynchronousTestCase):
     def test_rbac_yaml_grants_every_kind(self):
         with open(RBAC) as rbac:
             (role,) = [document for document in yaml.safe_load_all(rbac) if document]
-        self.assertEqual(grants(role), frozenset(API_RESOURCES.values()))
+        self.assertEqual(grants(role), frozenset(table.api_resource for table in KINDS.values()))
 
     def test_bindings_and_deployments_name_identities_of_their_layout(self):
         for layout in LAYOUTS:

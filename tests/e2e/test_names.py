@@ -13,8 +13,8 @@ from __future__ import annotations
 import dns.reversename
 
 from kubernetai.apiserver.resources import make_endpoint_slice, make_pod, make_service
-from kubernetai.kubernetes.watch import ENDPOINT_SLICE_PAGE_SIZE
-from tests.e2e.support import Daemon, E2ETestCase, rcode, records, stanza
+from kubernetai.kubernetes.kinds import ENDPOINT_SLICE_PAGE_SIZE
+from tests.e2e.support import Daemon, E2ETestCase, rcode, records, stanza, wrong_answers
 
 NAMESPACE = "names"
 PODS = "names-pods"
@@ -139,17 +139,7 @@ class NameFormTests(E2ETestCase):
         self.daemon.wait_ready()
 
     def check(self, tcp: bool) -> None:
-        wrong = []
-        for question, rdtype, expected_rcode, expected in ROWS:
-            reply = self.daemon.ask(question, rdtype, tcp=tcp)
-            got = (rcode(reply), records(reply))
-            if expected is None:
-                got, expected = got[0], expected_rcode
-            else:
-                expected = (expected_rcode, expected)
-            if got != expected:
-                wrong.append(f"{question} {rdtype}: {got} instead of {expected}")
-        self.assertEqual(wrong, [])
+        self.assertEqual(wrong_answers(self.daemon, ROWS, tcp), [])
 
     def test_every_name_form_over_udp(self):
         self.check(tcp=False)

@@ -15,7 +15,7 @@ import socket
 
 from kubernetes import client
 
-from kubernetai.kubernetes.cluster import SERVICE_IMPORT_RESOURCE
+from kubernetai.kubernetes.kinds import SERVICE_IMPORT_RESOURCE
 from tests import test_kubernetes_records as records
 from tests.e2e.support import Daemon, E2ETestCase, eventually, stanza
 from tests.test_kubernetes_fidelity import difference, read_reply, readdress, row_query

@@ -38,9 +38,9 @@ with instrumented(__name__):
     from twisted.names import dns
 
     from kubernetai.corefile import parse_corefile
-    from kubernetai.kubernetes.cluster import REDUCERS
     from kubernetai.kubernetes.config import StanzaConfig, parse_stanza
     from kubernetai.kubernetes.index import Store
+    from kubernetai.kubernetes.kinds import Changed, Kind
     from kubernetai.kubernetes.records import View, answer
     from kubernetai.kubernetes.watch import Expired, Limits, TokenBucket, WatchError, Watcher, decode_event, stream_lines
     from kubernetai.kubernetes.xfr import zone_transfer
@@ -78,9 +78,8 @@ class Body:
 def test_one_input(data: bytes) -> None:
     """Run C{data} through a watch of every kind into one index; check what that index answers."""
     store = Store()
-    changes: list[tuple] = []
-    watchers = [Watcher(kind, None, reduce, changes.append, Limits(TokenBucket(0, 1)))
-                for kind, reduce in REDUCERS.items()]
+    changes: list = []
+    watchers = [Watcher(kind, None, changes.append, Limits(TokenBucket(0, 1))) for kind in Kind]
     with failures_raised():
         for line in stream_lines(Body(data)):
             for watcher in watchers:
@@ -89,11 +88,11 @@ def test_one_input(data: bytes) -> None:
                 except (Expired, WatchError):
                     continue
                 assert isinstance(version, str), f"resourceVersion {version!r} to watch from"
-            for action, kind, obj in changes:
-                if action == "put":
-                    store.put(kind, obj)
+            for change in changes:
+                if isinstance(change, Changed):
+                    store.put(change.kind, change.obj)
                 else:
-                    store.delete(kind, (obj.namespace, obj.name))
+                    store.delete(change.kind, (change.obj.namespace, change.obj.name))
             changes.clear()
             store.publish()
         check_answers(View(stanza_config(), store.snapshot))

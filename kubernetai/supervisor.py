@@ -4,7 +4,7 @@ One DNS port served by N processes: C{twistd kubernetai -c Corefile --workers N}
 
 With N > 1 the twistd process is a supervisor.  It builds the Corefile once,
 only to refuse a broken one as a single process would and to learn the HTTP
-addresses of health, ready and prometheus; then it runs N workers
+addresses of health, ready, prometheus and explain; then it runs N workers
 (C{python -m kubernetai.worker}), each a complete daemon: its own watches,
 index, chain and caches.  Workers bind every DNS socket, UDP and TCP, with
 C{SO_REUSEPORT}; the kernel spreads queries over them by a hash of the
@@ -27,7 +27,8 @@ every worker's is, else 503 with the names not ready (C{worker N} for a worker
 that does not answer), and C{/ready?verbose} has each worker's pid, state and
 own verbose view; C{/metrics} merges every worker's page, each sample labelled
 C{worker="N"}, with the supervisor's process metrics, C{kubernetai_workers}
-and C{kubernetai_worker_restarts_total}.  A worker that does not answer
+and C{kubernetai_worker_restarts_total}; C{/explain} is the first worker's
+that answers, its number in C{X-Kubernetai-Worker}.  A worker that does not answer
 within ASK_TIMEOUT counts as not healthy and not ready, and its metrics are
 left out of that scrape.
 
@@ -76,7 +77,7 @@ from kubernetai.plugins.ready import render_readiness
 from kubernetai.systemd import notify, start_watchdog
 from kubernetai.worker import CONTROL_FD
 
-log = Logger(namespace="kubernetai.workers")
+log = Logger(namespace="kubernetai.supervisor")
 
 ASK_TIMEOUT = 2.0
 STOP_GRACE = 20.0
@@ -438,7 +439,7 @@ class _Answering(resource.Resource):
         self.address = address
 
     def render(self, request):
-        answering = self.supervisor.ask_all(self.address, self.asked)
+        answering = self.supervisor.ask_all(self.address, self.asked_for(request))
         answering.addCallback(lambda answers: self.answer(request, answers))
         gone: list = []
         request.notifyFinish().addErrback(gone.append)
@@ -451,6 +452,10 @@ class _Answering(resource.Resource):
         answering.addCallback(finish).addErrback(lambda failure: log.failure("cannot answer {path}", failure,
                                                                              path=self.asked))
         return server.NOT_DONE_YET
+
+    def asked_for(self, request) -> str:
+        """The path and query each worker is asked for C{request}."""
+        return self.asked
 
     def answer(self, request, answers: list) -> bytes:
         raise NotImplementedError
@@ -500,5 +505,26 @@ class WorkersMetrics(_Answering):
         return generate_latest(Families(merged_families(pages, self.supervisor.own_families())))
 
 
-ANSWERING = {"health": WorkersHealth, "ready": WorkersReady, "metrics": WorkersMetrics}
+class WorkersExplain(_Answering):
+    """C{/explain}: the first worker's answer to the same question, its number in
+    C{X-Kubernetai-Worker} (each worker answers from its own watches, cache and kept replies)."""
+
+    asked = "/explain"
+
+    def asked_for(self, request) -> str:
+        return request.uri.decode("ascii", "replace")
+
+    def answer(self, request, answers: list) -> bytes:
+        for index, answer in enumerate(answers):
+            if answer is not None:
+                json_asked = b"format=json" in request.uri.partition(b"?")[2].split(b"&")
+                request.setResponseCode(answer[0])
+                request.setHeader(b"content-type", b"application/json" if json_asked and answer[0] == 200
+                                  else b"text/plain; charset=utf-8")
+                request.setHeader(b"x-kubernetai-worker", str(index).encode())
+                return answer[1]
+        return plain(request, 503, "no worker answered")
+
+
+ANSWERING = {"health": WorkersHealth, "ready": WorkersReady, "metrics": WorkersMetrics, "explain": WorkersExplain}
 
