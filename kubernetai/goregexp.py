@@ -14,7 +14,8 @@ repeats over 1000).  Compared with Go's regexp on 60,000 random patterns:
 every pattern both take matches alike.
 
 Patterns run with C{re.ASCII}: C{\\d}, C{\\w}, C{\\s} and C{\\b} are
-ASCII-only, as in Go.
+ASCII-only, as in Go.  A pattern Python's backtracking could take long on
+(L{kubernetai.backtracking}) is refused too: Go's RE2 takes linear time.
 """
 
 from __future__ import annotations
@@ -22,12 +23,15 @@ from __future__ import annotations
 import re
 import warnings
 
+from kubernetai.backtracking import backtracking_problem
+
 MAX_REPEAT = 1000  # Go's regexp/syntax limit on {n,m}
 _REPEAT = re.compile(r"\{(\d*)(,?)(\d*)\}")
 _FLAGS = frozenset("ims-")
 # Go's escapes that Python reads alike (\\p, \\Q...\\E and \\C are Go's too, but not Python's).
 _GO_ESCAPE_LETTERS = frozenset("aftnrvxAbBzdDsSwW0")
 _ASSERTIONS = frozenset("AbBz")  # not in a class, to Go
+_CASELESS = re.compile(r"\(\?[a-z-]*i")
 _OCTAL = re.compile(r"\\([1-7])([0-7]{0,2})")
 
 
@@ -36,15 +40,19 @@ class GoRegexpError(ValueError):
 
 
 def compile_go(pattern: str) -> re.Pattern:
-    """Python's compiled equivalent of Go's regexp C{pattern}."""
+    """Python's compiled equivalent of Go's regexp C{pattern}, refused where Python could take long on a name."""
     translated = _translated(pattern)
     try:
         with warnings.catch_warnings():
             # Nested sets and set operations a future Python may read: today's reading, literal, is Go's.
             warnings.simplefilter("ignore", FutureWarning)
-            return re.compile(translated, re.ASCII)
+            compiled = re.compile(translated, re.ASCII)
+            problem = backtracking_problem(translated, re.IGNORECASE if _CASELESS.search(translated) else 0)
     except re.error as error:
         raise GoRegexpError(f"{error} (Python's re does not take it: not supported by kubernetai)") from None
+    if problem is not None:
+        raise GoRegexpError(problem)
+    return compiled
 
 
 def _translated(pattern: str) -> str:

@@ -114,6 +114,13 @@ MATCHED = [
     ("$^", "x.", None),
     ("\\101\\12", "xA\n", ["A\n"]),
     ("[\\]a-]+", "x]a-", ["]a-"]),
+    # What the backtracking guard lets through: repeats a character they cannot match ends, short ones.
+    ("^(?P<ip>[0-9]{1,3}(-[0-9]{1,3}){3})[.](?P<id>[a-z]{3})[.]$", "10-0-0-1.abc.", ["10-0-0-1.abc.", "10-0-0-1",
+                                                                                   "-1", "abc"]),
+    ("^(?P<d>[0-9]*)[.](?P<c>[0-9]*)[.](?P<b>[0-9]*)[.](?P<a>[0-9]*)[.]in-addr[.]arpa[.]$",
+     "4.3.2.1.in-addr.arpa.", ["4.3.2.1.in-addr.arpa.", "4", "3", "2", "1"]),
+    ("-*\\.+[a-z]*x", "--..ax", ["--..ax"]),
+    (".*.*x", "ax", ["ax"]),
 ]
 
 # (Go pattern, why refused)
@@ -130,6 +137,15 @@ BAD_PATTERNS = [
     ("[\\b]", "invalid or unsupported escape sequence: \\b"),
     ("a(?i)b", "flags (?i) after the start of the pattern are not supported by kubernetai (write (?i:...))"),
     ("\\pL", "Unicode classes (\\p...) are not supported by kubernetai"),
+    ("(a+)+b", "a repeated group holds a repeat or '|': Python's backtracking could take exponential time on one "
+               "name (Go's RE2 does not backtrack): not supported by kubernetai"),
+    ("(?:x|y)*$", "a repeated group holds a repeat or '|': Python's backtracking could take exponential time on "
+                  "one name (Go's RE2 does not backtrack): not supported by kubernetai"),
+    (".*.*.*x", "3 long repeats with nothing between them that ends one: Python's backtracking could take seconds "
+                "on one name (Go's RE2 does not backtrack): not supported by kubernetai"),
+    ("^(?P<x>.*)-(?P<y>.*)-(?P<z>.*)$", "3 long repeats with nothing between them that ends one: Python's "
+                                        "backtracking could take seconds on one name (Go's RE2 does not "
+                                        "backtrack): not supported by kubernetai"),
 ]
 
 # (text, the record as Twisted shows it, its TTL and class), each as miekg/dns v1.1.72's NewRR reads it

@@ -116,6 +116,9 @@ def refused(line: int, message: str) -> str:
     (("template ANY ANY {", "match [[:alpha:]]", "}"),
      refused(4, "could not parse regex: [[:alpha:]], POSIX character classes ([[:name:]]) are not supported by "
                 "kubernetai")),
+    (("template ANY ANY {", "match (a+)+b", "}"),
+     refused(4, "could not parse regex: (a+)+b, a repeated group holds a repeat or '|': Python's backtracking could "
+                "take exponential time on one name (Go's RE2 does not backtrack): not supported by kubernetai")),
     (("template ANY ANY {", "match (?=a)", "}"), refused(4, "could not parse regex: (?=a), invalid or unsupported "
                                                             "Perl syntax: (?=a")),
     (("template ANY ANY {", 'answer "{{ with .Name }}x{{ end }}"', "}"),
