@@ -48,7 +48,7 @@ def compile_go(pattern: str) -> re.Pattern:
             warnings.simplefilter("ignore", FutureWarning)
             compiled = re.compile(translated, re.ASCII)
             problem = backtracking_problem(translated, re.IGNORECASE if _CASELESS.search(translated) else 0)
-    except re.error as error:
+    except (re.error, RecursionError, OverflowError) as error:
         raise GoRegexpError(f"{error} (Python's re does not take it: not supported by kubernetai)") from None
     if problem is not None:
         raise GoRegexpError(problem)

@@ -18,6 +18,11 @@ from kubernetai.gotemplate import (Action, Branch, Command, Dot, Field, Function
                                    TemplateError, Text)
 
 
+# No record's text is longer (its data is at most 65,535 octets); more text, or more turns of range, would
+# only take time and memory.
+MAX_TEXT = 65535
+
+
 class Uint64(int):
     """A Go uint64 (what parseInt returns)."""
 
@@ -59,6 +64,8 @@ def execute(template: Template, data: Any) -> str:
 class _Executor:
     def __init__(self, template: Template) -> None:
         self.template = template
+        self.written = 0
+        self.turns = 0  # of every range together
 
     def fail(self, node: Node, message: str) -> TemplateError:
         return TemplateError(f'template: {self.template.location(node)}: executing "{self.template.name}" '
@@ -67,17 +74,23 @@ class _Executor:
     def walk(self, nodes: tuple[Node, ...], dot, out: list[str]) -> None:
         for node in nodes:
             if isinstance(node, Text):
-                out.append(node.text)
+                self.write(node, node.text, out)
             elif isinstance(node, Action):
                 value = self.pipeline(node.pipeline, dot)
                 try:
-                    out.append(go_print(value))
+                    self.write(node.pipeline, go_print(value), out)
                 except TemplateError as error:
                     raise self.fail(node.pipeline, str(error)) from None
             elif node.keyword == "if":
                 self.walk(node.body if truth(self.pipeline(node.pipeline, dot)) else node.otherwise, dot, out)
             else:
                 self.range(node, dot, out)
+
+    def write(self, node: Node, text: str, out: list[str]) -> None:
+        self.written += len(text)
+        if self.written > MAX_TEXT:
+            raise self.fail(node, f"more than {MAX_TEXT} characters of text are not supported by kubernetai")
+        out.append(text)
 
     def range(self, node: Branch, dot, out: list[str]) -> None:
         value = self.pipeline(node.pipeline, dot)
@@ -86,12 +99,15 @@ class _Executor:
         elif isinstance(value, list):
             items = value
         elif isinstance(value, int) and not isinstance(value, bool):
-            items = list(range(value))
+            items = range(max(0, min(value, MAX_TEXT + 1)))
         elif value is NO_VALUE:
             items = []
         else:
             raise self.fail(node.pipeline, f"range can't iterate over a value of type {go_type(value)}")
         for item in items:
+            self.turns += 1
+            if self.turns > MAX_TEXT:
+                raise self.fail(node.pipeline, f"more than {MAX_TEXT} turns of range are not supported by kubernetai")
             self.walk(node.body, item, out)
         if not items:
             self.walk(node.otherwise, dot, out)

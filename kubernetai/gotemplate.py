@@ -44,6 +44,9 @@ _GO_ESCAPE = re.compile(r"""\\(?:([abfnrtv\\"])|x([0-9a-fA-F]{2})|u([0-9a-fA-F]{
 _SIMPLE_ESCAPES = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v", "\\": "\\",
                    '"': '"'}
 _TRIM_SPACE = " \t\r\n"
+# Deeper nesting of parentheses, ifs and ranges is refused: parsing and rendering recurse, Python's recursion is
+# limited.
+MAX_DEPTH = 64
 # The functions templates may call: the template plugin's, and Go's index (kubernetai.gorender runs them).
 FUNCTION_NAMES = frozenset({"index", "parseInt"})
 
@@ -109,6 +112,9 @@ class Pipeline(Node):
 class Text(Node):
     text: str
 
+    def __str__(self) -> str:
+        return self.text
+
 
 @dataclass(frozen=True)
 class Action(Node):
@@ -168,6 +174,7 @@ class _Parser:
         self.items = self._split()
         self.index = 0  # of the next item to parse
         self._at = 0  # of the next token of the action being parsed
+        self.depth = 0  # of parentheses, ifs and ranges around what is being parsed
 
     def error(self, line: int, message: str) -> TemplateError:
         return TemplateError(f"template: {self.name}:{line}: {message}")
@@ -253,6 +260,18 @@ class _Parser:
         return tuple(nodes), None
 
     def _branch(self, item: _Action, keyword: str, tokens) -> Branch:
+        self._deeper(item)
+        try:
+            return self._branch_body(item, keyword, tokens)
+        finally:
+            self.depth -= 1
+
+    def _deeper(self, item: _Action) -> None:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise self.error(item.line, f"more than {MAX_DEPTH} levels of nesting are not supported by kubernetai")
+
+    def _branch_body(self, item: _Action, keyword: str, tokens) -> Branch:
         if not tokens:
             raise self.error(item.line, f"missing value for {keyword}")
         pipeline = self._pipeline(item, tokens)
@@ -316,7 +335,9 @@ class _Parser:
         kind, text, pos = token.kind, token.text, token.pos
         self._at += 1
         if kind == "punct":  # "(": ")" and "|" end the loop above
+            self._deeper(item)
             inner = self._pipeline(item, tokens, self._at, nested=True)
+            self.depth -= 1
             if self._at >= len(tokens) or tokens[self._at].text != ")":
                 raise self.error(item.line, "unclosed left paren")
             self._at += 1

@@ -72,6 +72,11 @@ FAILED = [
      'template: t:1:12: executing "t" at <.Question.Nam>: can\'t evaluate field Nam in type *dns.Question'),
     ('{{ index "ab" 2 }}',
      'template: t:1:3: executing "t" at <index "ab" 2>: error calling index: index out of range: 2'),
+    # Ours: bounds on the time and memory a template takes.
+    ("{{ range 300 }}{{ range 300 }}{{ end }}{{ end }}",
+     'template: t:1:24: executing "t" at <300>: more than 65535 turns of range are not supported by kubernetai'),
+    ("{{ range 60000 }}xx{{ end }}",
+     'template: t:1:17: executing "t" at <xx>: more than 65535 characters of text are not supported by kubernetai'),
     ("{{ .Name 1 }}",
      'template: t:1:3: executing "t" at <.Name>: Name has arguments but cannot be invoked as function'),
     ("{{ .Meta 1 }}", 'template: t:1:9: executing "t" at <1>: expected string; found 1'),
@@ -98,6 +103,8 @@ REFUSED = [
      "template: t:1: fields of a function's or parenthesized value (.b) are not supported by kubernetai"),
     ('{{ "\\q" }}', 'template: t:1: malformed string: "\\q"'),
     ('{{ "x".Name }}', "template: t:1: unexpected .Name in operand"),
+    ("{{ " + "(" * 65 + ".Name" + ")" * 65 + " }}",
+     "template: t:1: more than 64 levels of nesting are not supported by kubernetai"),
     ("{{ .Name ) }}", "template: t:1: unexpected right paren"),
     ("{{ index.Name }}", "template: t:1: fields of a function's or parenthesized value (.Name) are not supported by "
                          "kubernetai"),
