@@ -351,7 +351,10 @@ class _Parser:
         if kind in ("string", "raw"):
             return Literal(pos, self._unquote(item, kind, text), text)
         if kind == "number":
-            return Literal(pos, _go_int(text), text)
+            try:
+                return Literal(pos, _go_int(text), text)
+            except ValueError:  # 08, 1__0, 0x_
+                raise self.error(item.line, f'illegal number syntax: "{text}"') from None
         if text in ("true", "false"):
             return Literal(pos, text == "true", text)
         if text in KEYWORDS:

@@ -103,6 +103,7 @@ REFUSED = [
      "template: t:1: fields of a function's or parenthesized value (.b) are not supported by kubernetai"),
     ('{{ "\\q" }}', 'template: t:1: malformed string: "\\q"'),
     ('{{ "x".Name }}', "template: t:1: unexpected .Name in operand"),
+    ("{{ 08 }}", 'template: t:1: illegal number syntax: "08"'),
     ("{{ " + "(" * 65 + ".Name" + ")" * 65 + " }}",
      "template: t:1: more than 64 levels of nesting are not supported by kubernetai"),
     ("{{ .Name ) }}", "template: t:1: unexpected right paren"),
