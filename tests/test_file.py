@@ -823,6 +823,8 @@ SETUP_ROWS = (
     (f"file {ZONES}/missing miek.nl. {{\n reload 0\n }}",
      f"Corefile:3: plugin/file: open {ZONES}/missing: no such file or directory"),
     (f"file {ZONES}/missing miek.nl.", [f"file {ZONES}/missing miek.nl. reload every 60s"]),
+    (f"file {ZONES} miek.nl.", f"Corefile:3: plugin/file: file {ZONES!r} is not a regular file"),
+    ("file /dev/zero miek.nl.", "Corefile:3: plugin/file: file '/dev/zero' is not a regular file"),
 )
 
 
@@ -844,6 +846,13 @@ class SetupTests(unittest.SynchronousTestCase):
         self.assertEqual(setup_outcome(f"file {path}"),
                          "Corefile:3: plugin/file: NSEC3 zone is not supported, dropping RR: example.org. for zone: "
                          "example.org.")
+
+    def test_not_utf8_refused(self):
+        path = self.write("")
+        with open(path, "wb") as zone:
+            zone.write(b"$ORIGIN example.org.\n@ 3600 SOA ns hostmaster 1 2 3 4 5\nwww 3600 TXT \"caf\xe9\"\n")
+        self.assertEqual(setup_outcome(f"file {path}"), f"Corefile:3: plugin/file: failed to parse file {path!r} for "
+                                                          "origin example.org.: it is not UTF-8 text")
 
     def test_syntax_error_names_file_and_line(self):
         path = self.write("$ORIGIN example.org.\n@ 3600 SOA ns hostmaster 1 2 3 4 5\nwww 3600 A 300.1.2.3\n")

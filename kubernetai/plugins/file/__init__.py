@@ -32,8 +32,12 @@ Where we differ from CoreDNS: records outside the zone are ignored (CoreDNS
 keeps what the file has under any origin), so a file without an SOA at or
 below the origin is refused; each RRset has one TTL, the least of its
 records', and no duplicate records; a CNAME with other data at its name is
-a parse error; no C{root} plugin, so a relative DBFILE is relative to the
-daemon's directory; no NOTIFY is sent.
+a parse error, and a parse error names the line after the faulty one (where
+dnspython's reader stands); a file that is not a regular file or not UTF-8
+is refused; the file is parsed again only when its mtime or size changed; a
+dot inside a label (C{has\\.dot}) is not matched (Twisted's names cannot
+tell it from two labels); no C{root} plugin, so a relative DBFILE is
+relative to the daemon's directory; no NOTIFY is sent.
 """
 
 from __future__ import annotations
@@ -51,7 +55,7 @@ from zope.interface import implementer
 
 from kubernetai import options
 from kubernetai.chain import EndOfChain, IHandler, Request, Response, ServerConfig, also_valid_while
-from kubernetai.corefile import CorefileError, Directive
+from kubernetai.corefile import Directive
 from kubernetai.plugins.file.lookup import Chase, Found, Result, lookup, upstream_result
 from kubernetai.plugins.file.zone import Unchanged, Zone, ZoneError, read_zone
 from kubernetai.zones import Fallthrough, most_specific
@@ -210,8 +214,8 @@ def first_read(directive: Directive, source: Source) -> Zone:
         return read_zone(source.path, source.origin)
     except ZoneError as err:
         raise options.error(directive, str(err)) from None
-    except OSError as err:
-        reason = err.strerror or str(err)
+    except (OSError, ValueError) as err:  # ValueError: a NUL in the path, which Go calls an invalid argument
+        reason = getattr(err, "strerror", None) or "invalid argument"
         message = f"open {source.path}: {reason[:1].lower()}{reason[1:]}"
         if not source.reload:
             raise options.error(directive, message) from None

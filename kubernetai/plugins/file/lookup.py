@@ -20,7 +20,7 @@ from twisted.names import dns as tdns
 from kubernetai.plugins.file.zone import Node, Zone, data_name, renamed, target_of
 from kubernetai.zones import in_zone
 
-DNAME, DS = 39, 43
+DNAME, DS, NSEC = 39, 43, 47
 # How many CNAMEs after the first externalLookup follows inside the zone before it stops (its i > 8).
 MAX_CHASE = 8
 
@@ -113,7 +113,7 @@ def exact(zone: Zone, elem: Node, qname: str, qtype: int, dnssec: bool) -> Found
         return chase(zone, elem, cnames, qtype, dnssec)
     records = elem.of(qtype)
     if not records:
-        return Found(Result.NO_DATA, [], zone.soa_records(dnssec) + (elem.of(tdns.NSEC, True) if dnssec else []))
+        return Found(Result.NO_DATA, [], zone.soa_records(dnssec) + (elem.of(NSEC, True) if dnssec else []))
     extra = additional(zone, records, dnssec)
     return Found(Result.SUCCESS, elem.of(qtype, dnssec), zone.ns_records(dnssec), extra)
 
@@ -127,13 +127,13 @@ def wildcard_answer(zone: Zone, wild: Node | None, qname: str, qtype: int, dnsse
         return chase(zone, wild, cnames, qtype, dnssec)
     records = renamed(wild.of(qtype), qname)
     if not records:
-        return Found(Result.NO_DATA, [], zone.soa_records(dnssec) + (wild.of(tdns.NSEC, True) if dnssec else []))
+        return Found(Result.NO_DATA, [], zone.soa_records(dnssec) + (wild.of(NSEC, True) if dnssec else []))
     extra = additional(zone, records, dnssec)
     authority = zone.ns_records(dnssec)
     if dnssec:
         deny = zone.prev(qname)
         if deny is not None:
-            authority += zone.nodes[deny].of(tdns.NSEC, True)
+            authority += zone.nodes[deny].of(NSEC, True)
         records += renamed(wild.signed(qtype), qname)
     return Found(Result.SUCCESS, records, authority, extra)
 
@@ -145,12 +145,12 @@ def denial(zone: Zone, qname: str, dnssec: bool) -> Found:
     deny = zone.prev(qname) if dnssec else None
     if deny is None:
         return Found(result, [], authority)
-    authority += zone.nodes[deny].of(tdns.NSEC, True)
+    authority += zone.nodes[deny].of(NSEC, True)
     if result is Result.NAME_ERROR:
         encloser = closest_encloser(zone, qname)
         source = zone.prev("*." + encloser) if encloser is not None else None
         if source is not None and source != deny:
-            authority += zone.nodes[source].of(tdns.NSEC, True)
+            authority += zone.nodes[source].of(NSEC, True)
     return Found(result, [], authority)
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import bisect
 import io
 import os
+import stat
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Mapping
@@ -144,19 +145,24 @@ def owner(record: tdns.RRHeader) -> str:
 def read_zone(path: str, origin: str, serial: int = -1) -> Zone:
     """The zone of file C{path} for C{origin} (blocks); raises L{Unchanged} when its SOA serial is C{serial},
     L{ZoneError} when it cannot be served, OSError when it cannot be read."""
+    if not stat.S_ISREG(os.stat(path).st_mode):
+        # A FIFO or a device could block a thread, or the start, for ever.
+        raise ZoneError(f"file {path!r} is not a regular file")
     with open(path, encoding="utf-8") as zone_file:
         status = os.fstat(zone_file.fileno())
         try:
             parsed = dns.zone.from_file(zone_file, origin, relativize=False, check_origin=False, filename=path)
         except dns.exception.DNSException as err:
             raise ZoneError(f"failed to parse file {path!r} for origin {origin} with error {err}") from None
+        except UnicodeDecodeError:
+            raise ZoneError(f"failed to parse file {path!r} for origin {origin}: it is not UTF-8 text") from None
     zone = build_zone(parsed, origin, path, (status.st_mtime_ns, status.st_size))
     if serial >= 0 and zone.serial == serial:
         raise Unchanged(path)
     return zone
 
 
-def build_zone(parsed: dns.zone.Zone, origin: str, path: str, stat: tuple[int, int] | None = None) -> Zone:
+def build_zone(parsed: dns.zone.Zone, origin: str, path: str, file_stat: tuple[int, int] | None = None) -> Zone:
     """The served form of dnspython's zone, as zone.go's Insert files each record."""
     soa, soa_signatures, ns, ns_signatures = None, [], [], []
     records: dict[str, dict[int, list]] = {}
@@ -185,7 +191,7 @@ def build_zone(parsed: dns.zone.Zone, origin: str, path: str, stat: tuple[int, i
              for name in records.keys() | signatures.keys()}
     names = tuple(sorted(nodes, key=canonical_key))
     return Zone(origin, path, soa, tuple(soa_signatures), tuple(ns), tuple(ns_signatures), MappingProxyType(nodes),
-                names, tuple(canonical_key(name) for name in names), stat)
+                names, tuple(canonical_key(name) for name in names), file_stat)
 
 
 def _frozen(table: dict[int, list]) -> Mapping[int, tuple]:
