@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from twisted.names import dns as tdns
 
-from kubernetai.plugins.file.zone import Node, Zone, data_name, renamed, target_of
+from kubernetai.plugins.file.zone import Node, Zone, data_name, name_key, renamed, target_of
 from kubernetai.zones import in_zone
 
 DNAME, DS, NSEC = 39, 43, 47
@@ -197,7 +197,7 @@ def chase(zone: Zone, elem: Node, records: list, qtype: int, dnssec: bool) -> Fo
 def records_target(records: list) -> str:
     """The target of the last CNAME among C{records}."""
     cname = [record for record in records if record.type == tdns.CNAME][-1]
-    return cname.payload.name.name.decode("ascii", "replace").lower().rstrip(".") + "."
+    return name_key(cname.payload.name)
 
 
 def find_delegation(zone: Zone, qname: str, qtype: int, dnssec: bool, exact_node: Node | None) -> Found | None:
@@ -231,8 +231,8 @@ def glue(zone: Zone, ns: list, dnssec: bool) -> list:
     for record in ns:
         if record.type != tdns.NS:
             continue
-        server = record.payload.name.name.decode("ascii", "replace").lower().rstrip(".") + "."
-        if not in_zone(server, _name(record)):
+        server = name_key(record.payload.name)
+        if not in_zone(server, name_key(record.name)):
             continue
         elem = zone.search(server)
         if elem is not None:
@@ -298,14 +298,10 @@ def closest_encloser(zone: Zone, qname: str) -> str | None:
 
 def synthesize_cname(qname: str, dname: tdns.RRHeader) -> tdns.RRHeader | None:
     """The CNAME that DNAME C{dname} makes of C{qname} (RFC 6672), None unless C{qname} is below its owner."""
-    owner = _name(dname)
+    owner = name_key(dname.name)
     if qname == owner or not in_zone(qname, owner):
         return None
     prefix = qname[: len(qname) - len(owner)] if owner != "." else qname
     new = prefix + data_name(dname.payload.data).name.decode("ascii", "replace")
     return tdns.RRHeader(qname.rstrip(".").encode("ascii", "replace"), tdns.CNAME, tdns.IN, dname.ttl,
-                         tdns.Record_CNAME(new.encode("ascii", "replace"), dname.ttl))
-
-
-def _name(record: tdns.RRHeader) -> str:
-    return record.name.name.decode("ascii", "replace").lower().rstrip(".") + "."
+                         tdns.Record_CNAME(new.rstrip(".").encode("ascii", "replace"), dname.ttl))

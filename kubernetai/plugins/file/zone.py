@@ -137,9 +137,9 @@ def canonical_key(name: str) -> tuple[bytes, ...]:
     return tuple(label.encode("latin-1", "replace") for label in reversed(name.split(".")[:-1]))
 
 
-def owner(record: tdns.RRHeader) -> str:
-    """A record's owner name as a query's name is kept: lower case, with the final dot."""
-    return record.name.name.decode("ascii", "replace").lower().rstrip(".") + "."
+def name_key(name: tdns.Name) -> str:
+    """A name as a query's name is kept (L{kubernetai.chain.Request.name}): lower case, with the final dot."""
+    return name.name.decode("ascii", "replace").lower().rstrip(".") + "."
 
 
 def read_zone(path: str, origin: str, serial: int = -1) -> Zone:
@@ -167,12 +167,14 @@ def build_zone(parsed: dns.zone.Zone, origin: str, path: str, file_stat: tuple[i
     soa, soa_signatures, ns, ns_signatures = None, [], [], []
     records: dict[str, dict[int, list]] = {}
     signatures: dict[str, dict[int, list]] = {}
-    for name, rdatasets in sorted(parsed.nodes.items()):
+    for name, rdatasets in parsed.nodes.items():
+        written = b".".join(name.labels[:-1])
+        key = name_key(tdns.Name(written))
         for rdataset in rdatasets:
             if rdataset.rdtype in (NSEC3, NSEC3PARAM):
                 raise ZoneError(f"NSEC3 zone is not supported, dropping RR: {name} for zone: {origin}")
-            wire = [wire_record(name, rdataset, rdata) for rdata in rdataset]
-            key = owner(wire[0])
+            owner_name = written if rdataset.rdtype == dns.rdatatype.SRV else written.lower()
+            wire = [wire_record(owner_name, rdataset, rdata) for rdata in rdataset]
             if rdataset.rdtype == dns.rdatatype.SOA:
                 soa = wire[0]
             elif rdataset.rdtype == dns.rdatatype.NS and key == origin:
@@ -198,18 +200,21 @@ def _frozen(table: dict[int, list]) -> Mapping[int, tuple]:
     return MappingProxyType({rrtype: tuple(found) for rrtype, found in table.items()})
 
 
-def wire_record(name: dns.name.Name, rdataset, rdata) -> tdns.RRHeader:
+def wire_record(owner_name: bytes, rdataset, rdata) -> tdns.RRHeader:
     """One record as Twisted decodes it from the wire (an UnknownRecord for types Twisted does not know)."""
-    if rdataset.rdtype != dns.rdatatype.SRV:
-        name = name.canonicalize()
-    fields = _LOWERED_FIELDS.get(rdataset.rdtype, ())
-    if fields:
-        rdata = rdata.replace(**{field: getattr(rdata, field).canonicalize() for field in fields})
-    data = rdata.to_wire()
-    payload = _TWISTED_TYPES.get(rdataset.rdtype, tdns.UnknownRecord)(ttl=rdataset.ttl)
-    payload.decode(io.BytesIO(data), len(data))
-    return tdns.RRHeader(name.to_text(omit_final_dot=True).encode("ascii"), rdataset.rdtype, rdataset.rdclass,
-                         rdataset.ttl, payload)
+    ttl = rdataset.ttl
+    if rdataset.rdtype == dns.rdatatype.A:
+        payload = tdns.Record_A(rdata.address, ttl)
+    elif rdataset.rdtype == dns.rdatatype.AAAA:
+        payload = tdns.Record_AAAA(rdata.address, ttl)
+    else:
+        fields = _LOWERED_FIELDS.get(rdataset.rdtype, ())
+        if fields:
+            rdata = rdata.replace(**{field: getattr(rdata, field).canonicalize() for field in fields})
+        data = rdata.to_wire()
+        payload = _TWISTED_TYPES.get(rdataset.rdtype, tdns.UnknownRecord)(ttl=ttl)
+        payload.decode(io.BytesIO(data), len(data))
+    return tdns.RRHeader(owner_name, rdataset.rdtype, rdataset.rdclass, ttl, payload)
 
 
 def target_of(record: tdns.RRHeader) -> str | None:
@@ -220,7 +225,7 @@ def target_of(record: tdns.RRHeader) -> str | None:
         name = data_name(record.payload.data[2:])
     else:
         return None
-    return name.name.decode("ascii", "replace").lower().rstrip(".") + "."
+    return name_key(name)
 
 
 def data_name(data: bytes) -> tdns.Name:
