@@ -854,6 +854,18 @@ class SetupTests(unittest.SynchronousTestCase):
         self.assertEqual(setup_outcome(f"file {path}"), f"Corefile:3: plugin/file: failed to parse file {path!r} for "
                                                           "origin example.org.: it is not UTF-8 text")
 
+    def test_soa_away_from_origin_refused(self):
+        """As a file of example.org. read for the root zone (CoreDNS's README warns of it; CoreDNS serves it)."""
+        self.assertEqual(setup_outcome(f"file {MIEK} .", keys=".:0"),
+                         f"Corefile:3: plugin/file: failed to parse file {MIEK!r} for origin . with error add() has "
+                         "non-origin SOA")
+
+    def test_missing_include_refused(self):
+        path = self.write(f"$ORIGIN example.org.\n@ 3600 SOA ns hostmaster 1 2 3 4 5\n$INCLUDE {ZONES}/missing\n")
+        self.assertEqual(setup_outcome(f"file {path}"),
+                         f"Corefile:3: plugin/file: failed to parse file {path!r} for origin example.org. with error "
+                         f"[Errno 2] No such file or directory: '{ZONES}/missing'")
+
     def test_syntax_error_names_file_and_line(self):
         path = self.write("$ORIGIN example.org.\n@ 3600 SOA ns hostmaster 1 2 3 4 5\nwww 3600 A 300.1.2.3\n")
         self.assertEqual(setup_outcome(f"file {path}"),

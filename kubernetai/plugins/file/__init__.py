@@ -29,8 +29,8 @@ thread by one assignment if its SOA serial differs from the one served
 is logged and the old zone keeps serving.
 
 Where we differ from CoreDNS: records outside the zone are ignored (CoreDNS
-keeps what the file has under any origin), so a file without an SOA at or
-below the origin is refused; each RRset has one TTL, the least of its
+keeps what the file has under any origin), and a file whose SOA is not at
+the origin is refused; each RRset has one TTL, the least of its
 records', and no duplicate records; a CNAME with other data at its name is
 a parse error, and a parse error names the line after the faulty one (where
 dnspython's reader stands); a file that is not a regular file or not UTF-8

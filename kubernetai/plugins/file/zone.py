@@ -152,10 +152,11 @@ def read_zone(path: str, origin: str, serial: int = -1) -> Zone:
         status = os.fstat(zone_file.fileno())
         try:
             parsed = dns.zone.from_file(zone_file, origin, relativize=False, check_origin=False, filename=path)
-        except dns.exception.DNSException as err:
-            raise ZoneError(f"failed to parse file {path!r} for origin {origin} with error {err}") from None
         except UnicodeDecodeError:
             raise ZoneError(f"failed to parse file {path!r} for origin {origin}: it is not UTF-8 text") from None
+        # ValueError: an SOA away from the origin; OSError: a file $INCLUDE names.
+        except (dns.exception.DNSException, ValueError, OSError) as err:
+            raise ZoneError(f"failed to parse file {path!r} for origin {origin} with error {err}") from None
     zone = build_zone(parsed, origin, path, (status.st_mtime_ns, status.st_size))
     if serial >= 0 and zone.serial == serial:
         raise Unchanged(path)
