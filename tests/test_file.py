@@ -840,6 +840,16 @@ class SetupTests(unittest.SynchronousTestCase):
             zone.write(text)
         return path
 
+    def test_unchanged_file_read_once(self):
+        """Set up again (a Corefile reload), a zone whose file is unchanged is the one already read."""
+        path = self.write(ZONE.format(serial=1, address="192.0.2.1"))
+        text = corefile("example.org:0", f"file {path}")
+        first, again = build(text), build(text)
+        write_zone(path, 2, "192.0.2.2")
+        changed = build(text)
+        zones = [config.handlers[0].zones["example.org."] for config in (first, again, changed)]
+        self.assertEqual((zones[1] is zones[0], zones[2] is zones[0], zones[2].serial), (True, False, 2))
+
     def test_nsec3_refused(self):
         path = self.write("$ORIGIN example.org.\n@ 3600 SOA ns hostmaster 1 2 3 4 5\n@ 3600 NS ns\n"
                           "@ 3600 NSEC3PARAM 1 0 10 AABBCCDD\n")
@@ -918,8 +928,9 @@ class RereadTests(unittest.SynchronousTestCase):
         self.assertEqual((zone.serial, error), (1, None))
 
     def test_unchanged_file_not_parsed(self):
-        """A file whose mtime and size are the ones last seen is not read: a new serial in it goes unseen."""
-        write_zone(self.path, 2, "192.0.2.1")
+        """A file whose mtime, size and inode are the ones last seen is not read: a new serial in it goes unseen."""
+        with open(self.path, "w") as zone:
+            zone.write(ZONE.format(serial=2, address="192.0.2.1"))
         os.utime(self.path, ns=(self.seen[0], self.seen[0]))
         seen, zone, error = reread(self.source, self.seen, self.zone.serial)
         self.assertEqual((seen, zone, error), (self.seen, None, None))

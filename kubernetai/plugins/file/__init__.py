@@ -22,27 +22,30 @@ query has the DO bit.  With C{fallthrough}, an NXDOMAIN (or empty
 non-terminal) goes on to the next plugin.  AXFR and IXFR are REFUSED here:
 the C{transfer} plugin, before us, serves them from our zones.
 
-Every C{reload} (1m; 0: never) a thread looks at the file: when its mtime
-or size changed it parses it, and the new zone is swapped in on the reactor
+Every C{reload} (1m; 0: never) a thread looks at the file: when its mtime,
+size or inode changed it parses it, and the new zone is swapped in on the reactor
 thread by one assignment if its SOA serial differs from the one served
 (with C{reload_by_mtime}, whatever the serial).  A file that fails to parse
 is logged and the old zone keeps serving.
 
 Where we differ from CoreDNS: records outside the zone are ignored (CoreDNS
 keeps what the file has under any origin), and a file whose SOA is not at
-the origin is refused; each RRset has one TTL, the least of its
-records', and no duplicate records; a CNAME with other data at its name is
-a parse error, and a parse error names the line after the faulty one (where
+the origin is refused; each RRset has one TTL, the least of its records',
+and no duplicate records; a CNAME with other data at its name is a parse
+error, and a parse error names the line after the faulty one (where
 dnspython's reader stands); a file that is not a regular file or not UTF-8
-is refused; the file is parsed again only when its mtime or size changed; a
-dot inside a label (C{has\\.dot}) is not matched (Twisted's names cannot
-tell it from two labels); no C{root} plugin, so a relative DBFILE is
-relative to the daemon's directory; no NOTIFY is sent.
+is refused; the file is parsed again only when its mtime, size or inode
+changed (a set-up, as on a Corefile reload, takes the zone already served
+from an unchanged file); a dot inside a label (C{has\\.dot}) is not
+matched (Twisted's names cannot tell it from two labels); no C{root}
+plugin, so a relative DBFILE is relative to the daemon's directory; no
+NOTIFY is sent.
 """
 
 from __future__ import annotations
 
 import os
+import weakref
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Mapping
@@ -57,12 +60,16 @@ from kubernetai import options
 from kubernetai.chain import EndOfChain, IHandler, Request, Response, ServerConfig, also_valid_while
 from kubernetai.corefile import Directive
 from kubernetai.plugins.file.lookup import Chase, Found, Result, lookup, upstream_result
-from kubernetai.plugins.file.zone import Unchanged, Zone, ZoneError, read_zone
+from kubernetai.plugins.file.zone import Unchanged, Zone, ZoneError, file_stat, read_zone, stat_key
 from kubernetai.zones import Fallthrough, most_specific
 
 log = Logger(namespace="kubernetai.plugins.file")
 
 DEFAULT_RELOAD = 60.0
+
+# The zones served, by (path, origin), while served: a set-up (the Corefile reloaded, another block naming the
+# same file) takes the one whose file is unchanged instead of parsing it again on the reactor thread.
+_served: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
 
 
 @dataclass(frozen=True)
@@ -155,12 +162,13 @@ class Reloader(service.Service):
         read.addCallbacks(lambda result: self.reread(source, *result), lambda failure: self.failed(source, failure))
         return read
 
-    def reread(self, source: Source, seen: tuple[int, int], zone: Zone | None, error: ZoneError | None) -> None:
+    def reread(self, source: Source, seen: tuple[int, int, int], zone: Zone | None, error: ZoneError | None) -> None:
         self.seen[source.origin] = seen
         if error is not None:
             log.error("Parsing zone {origin!r}: {error}", origin=source.origin, error=error)
         elif zone is not None:
             self.handler.replace(zone)
+            _served[source.path, source.origin] = zone
             log.info("Successfully reloaded zone {origin!r} in {path!r} with {serial} SOA serial",
                      origin=source.origin, path=source.path, serial=zone.serial)
 
@@ -173,11 +181,10 @@ class Reloader(service.Service):
                         path=source.path)
 
 
-def reread(source: Source, seen: tuple[int, int] | None, serial: int):
-    """The file's (mtime, size) now; its zone, if that changed from C{seen} and the SOA serial is not C{serial};
+def reread(source: Source, seen: tuple[int, int, int] | None, serial: int):
+    """The file's L{stat_key} now; its zone, if that changed from C{seen} and the SOA serial is not C{serial};
     why it cannot be served, if so (blocks; OSError when the file cannot be read)."""
-    status = os.stat(source.path)
-    now = (status.st_mtime_ns, status.st_size)
+    now = stat_key(os.stat(source.path))
     if now == seen:
         return now, None, None
     try:
@@ -209,9 +216,13 @@ def setup(directives: list[Directive], config: ServerConfig) -> File:
 
 
 def first_read(directive: Directive, source: Source) -> Zone:
-    """The zone as its file holds it at start-up; an empty zone (SERVFAIL) while a file to reload is missing."""
+    """The zone as its file holds it at set-up (the one served already if the file is unchanged since it was
+    read); an empty zone (SERVFAIL) while a file to reload is missing."""
+    served = _served.get((source.path, source.origin))
+    if served is not None and served.stat == file_stat(source.path):
+        return served
     try:
-        return read_zone(source.path, source.origin)
+        zone = read_zone(source.path, source.origin)
     except ZoneError as err:
         raise options.error(directive, str(err)) from None
     except (OSError, ValueError) as err:  # ValueError: a NUL in the path, which Go calls an invalid argument
@@ -221,6 +232,8 @@ def first_read(directive: Directive, source: Source) -> Zone:
             raise options.error(directive, message) from None
         log.warn("Failed to open {message!r}: trying again in {reload:g}s", message=message, reload=source.reload)
         return Zone(source.origin, source.path)
+    _served[source.path, source.origin] = zone
+    return zone
 
 
 def parse_directive(directive: Directive, server_zones) -> tuple[list[Source], Fallthrough | None]:

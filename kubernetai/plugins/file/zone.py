@@ -92,8 +92,8 @@ class Zone:
     # The owner names of nodes in canonical order, and their sort keys.
     names: tuple[str, ...] = ()
     keys: tuple[tuple[bytes, ...], ...] = ()
-    # The file's mtime (ns) and size when it was read.
-    stat: tuple[int, int] | None = None
+    # The file's L{stat_key} when it was read.
+    stat: tuple[int, int, int] | None = None
 
     @property
     def serial(self) -> int:
@@ -142,6 +142,19 @@ def name_key(name: tdns.Name) -> str:
     return name.name.decode("ascii", "replace").lower().rstrip(".") + "."
 
 
+def stat_key(status: os.stat_result) -> tuple[int, int, int]:
+    """What tells a file changed: its mtime (ns), size and inode (a file renamed over it, as editors save)."""
+    return status.st_mtime_ns, status.st_size, status.st_ino
+
+
+def file_stat(path: str) -> tuple[int, int, int] | None:
+    """The file's L{stat_key}, None when it cannot be looked at."""
+    try:
+        return stat_key(os.stat(path))
+    except (OSError, ValueError):
+        return None
+
+
 def read_zone(path: str, origin: str, serial: int = -1) -> Zone:
     """The zone of file C{path} for C{origin} (blocks); raises L{Unchanged} when its SOA serial is C{serial},
     L{ZoneError} when it cannot be served, OSError when it cannot be read."""
@@ -157,13 +170,13 @@ def read_zone(path: str, origin: str, serial: int = -1) -> Zone:
         # ValueError: an SOA away from the origin; OSError: a file $INCLUDE names.
         except (dns.exception.DNSException, ValueError, OSError) as err:
             raise ZoneError(f"failed to parse file {path!r} for origin {origin} with error {err}") from None
-    zone = build_zone(parsed, origin, path, (status.st_mtime_ns, status.st_size))
+    zone = build_zone(parsed, origin, path, stat_key(status))
     if serial >= 0 and zone.serial == serial:
         raise Unchanged(path)
     return zone
 
 
-def build_zone(parsed: dns.zone.Zone, origin: str, path: str, file_stat: tuple[int, int] | None = None) -> Zone:
+def build_zone(parsed: dns.zone.Zone, origin: str, path: str, read_stat: tuple[int, int, int] | None = None) -> Zone:
     """The served form of dnspython's zone, as zone.go's Insert files each record."""
     soa, soa_signatures, ns, ns_signatures = None, [], [], []
     records: dict[str, dict[int, list]] = {}
@@ -194,7 +207,7 @@ def build_zone(parsed: dns.zone.Zone, origin: str, path: str, file_stat: tuple[i
              for name in records.keys() | signatures.keys()}
     names = tuple(sorted(nodes, key=canonical_key))
     return Zone(origin, path, soa, tuple(soa_signatures), tuple(ns), tuple(ns_signatures), MappingProxyType(nodes),
-                names, tuple(canonical_key(name) for name in names), file_stat)
+                names, tuple(canonical_key(name) for name in names), read_stat)
 
 
 def _frozen(table: dict[int, list]) -> Mapping[int, tuple]:
