@@ -36,7 +36,8 @@ from twisted.trial import unittest
 
 from kubernetai.corefile import CorefileError
 from kubernetai.plugins.file import Source, reread
-from tests.support import build, capture_logs, one_test_per_row, query, start_daemon, wait_until
+from tests.support import (build, capture_logs, one_test_per_row, query, start_daemon, start_daemon_service,
+                           wait_until)
 
 ZONES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "file_zones")
 
@@ -1035,3 +1036,25 @@ class ChainTests(unittest.TestCase):
             "127.0.0.1", "miek.nl.", "IXFR", port=port, timeout=5, serial=1282630057, relativize=False)))
         self.assertEqual([rrset.to_text() for message in messages for rrset in message.answer],
                          [MIEK_SOA])
+
+
+class KeptReplyTests(unittest.TestCase):
+    """The server sends a zone's answer again while the zone it came from is served, never one that went
+    through the server's upstream."""
+
+    @defer.inlineCallbacks
+    def kept_after(self, name: str) -> int:
+        dns_service = start_daemon_service(self, corefile("miek.nl:0", f"file {MIEK}")).getServiceNamed("dns")
+        yield dns_service.listening
+        port = dns_service.addresses()[0][2]
+        for _ in range(2):
+            yield query(port, name, "A")
+        return sum(table.kept_replies() for table in dns_service.tables.values())
+
+    @defer.inlineCallbacks
+    def test_zone_answer_kept(self):
+        self.assertEqual((yield self.kept_after("www.miek.nl.")), 1)
+
+    @defer.inlineCallbacks
+    def test_upstream_answer_not_kept(self):
+        self.assertEqual((yield self.kept_after("ext-cname.miek.nl.")), 0)

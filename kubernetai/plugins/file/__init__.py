@@ -115,19 +115,20 @@ class File:
         def unchanged() -> bool:
             return self.zones is zones
 
-        return also_valid_while(self.respond(request, found), unchanged)
+        return self.respond(request, found, unchanged)
 
-    def respond(self, request: Request, found: Found):
-        """The reply for C{found}, or the next plugin's for a miss that falls through (file.go's ServeDNS)."""
+    def respond(self, request: Request, found: Found, valid_while=None):
+        """The reply for C{found}, or the next plugin's for a miss that falls through (file.go's ServeDNS); the
+        same while C{valid_while} holds (None: built anew for every query)."""
         if not found.answer and found.result in (Result.NAME_ERROR, Result.SUCCESS) \
                 and self.fallthrough is not None and self.fallthrough.through(request.name):
-            return self.next.serve(request)
+            return also_valid_while(self.next.serve(request), valid_while)
         if found.result is Result.SERVER_FAILURE and not found.answer:
-            return Response(rcode=dns.ESERVER)
+            return Response(rcode=dns.ESERVER, valid_while=valid_while)
         rcode = {Result.NAME_ERROR: dns.ENAME, Result.SERVER_FAILURE: dns.ESERVER}.get(found.result, dns.OK)
         authoritative = found.result is not Result.DELEGATION or bool(found.answer)
         return Response(rcode=rcode, answers=found.answer, authority=found.authority, additional=found.additional,
-                        authoritative=authoritative)
+                        authoritative=authoritative, valid_while=valid_while)
 
 
 class Reloader(service.Service):
