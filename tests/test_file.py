@@ -1,24 +1,28 @@
 """
-file through a running daemon: CoreDNS's C{plugin/file} tests, one test per
-row, each asking a daemon serving that test's zone file (C{tests/file_zones/})
-over UDP and comparing rcode and sections as CoreDNS's C{test.SortAndCheck}
-does (L{record_key}); its setup rows through the Corefile; reload, transfer and the
-zone files kubernetai refuses.
+file through a running daemon: the rows of CoreDNS's C{plugin/file} handler
+tests, one test per row, each asking a daemon serving that test's zone file
+(C{tests/file_zones/}) over UDP and comparing rcode and sections as CoreDNS's
+C{test.SortAndCheck} does (L{record_key}); its setup rows through the
+Corefile; its DNAME substitution, wildcard label and closest encloser tables
+on the functions; and ours: reload, kept replies, transfer, the chain around
+the plugin and the zone files kubernetai refuses.
 
 The rows' next plugin (CoreDNS's C{test.ErrorHandler}, SERVFAIL) is the end
 of the chain, which answers SERVFAIL too.  The upstream of a CNAME leaving
 the zone is the daemon itself: a block for C{example.com} whose C{hosts}
 answers SERVFAIL stands for the unit tests' missing server.
 
-Not ported: escape_test.go, a dot inside a label (C{has\\.dot}), which
-Twisted's names cannot tell from two labels; the rows of dnssec_test.go's
-TestLookupDNSSEC are all here, but its benchmarks and the secondary, notify
-and NSEC3 tests (kubernetai has no secondary zones; NSEC3 is refused at
-start-up, as there).
+Not ported: escape_test.go (a dot inside a label, C{has\\.dot}, which
+Twisted's names cannot tell from two labels); svcb_test.go's case and
+private-key tests; reload_test.go, zone_test.go, xfr_test.go and
+delete_test.go, which call the Go zone's methods (reload, AXFR and the zone
+table have tests of their own here); secondary_test.go, nsec3_test.go and
+the benchmarks (no secondary zones; NSEC3 is refused at start-up, as there).
 """
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 from typing import NamedTuple
@@ -32,10 +36,13 @@ import dns.rdata
 import dns.rdatatype
 from twisted.internet import defer
 from twisted.internet.threads import deferToThread
+from twisted.names import dns as tdns
 from twisted.trial import unittest
 
 from kubernetai.corefile import CorefileError
 from kubernetai.plugins.file import Source, reread
+from kubernetai.plugins.file.lookup import DNAME, asterisk_of, closest_encloser, synthesize_cname
+from kubernetai.plugins.file.zone import name_key, read_zone
 from tests.support import (build, capture_logs, one_test_per_row, query, start_daemon, start_daemon_service,
                            wait_until)
 
@@ -1058,3 +1065,63 @@ class KeptReplyTests(unittest.TestCase):
     @defer.inlineCallbacks
     def test_upstream_answer_not_kept(self):
         self.assertEqual((yield self.kept_after("ext-cname.miek.nl.")), 0)
+
+
+def dname(owner: str, target: str) -> tdns.RRHeader:
+    """A DNAME record as the zone table holds it (its target as raw data)."""
+    data = io.BytesIO()
+    tdns.Name(target.rstrip(".").encode()).encode(data)
+    return tdns.RRHeader(owner.rstrip(".").encode(), DNAME, tdns.IN, 300, tdns.UnknownRecord(data.getvalue(), 300))
+
+
+# dname_test.go dnameSubstitutionTestCases: (qname, owner, target, the CNAME's target or "" for none)
+DNAME_SUBSTITUTION_ROWS = (
+    ("com.", "example.com.", "example.net.", ""),
+    ("example.com.", "example.com.", "example.net.", ""),
+    ("a.example.com.", "example.com.", "example.net.", "a.example.net."),
+    ("a.b.example.com.", "example.com.", "example.net.", "a.b.example.net."),
+    ("ab.example.com.", "b.example.com.", "example.net.", ""),
+    ("foo.example.com.", "example.com.", "example.net.", "foo.example.net."),
+    ("a.x.example.com.", "x.example.com.", "example.net.", "a.example.net."),
+    ("a.example.com.", "example.com.", "y.example.net.", "a.y.example.net."),
+    ("cyc.example.com.", "example.com.", "example.com.", "cyc.example.com."),
+    ("cyc.example.com.", "example.com.", "c.example.com.", "cyc.c.example.com."),
+    ("shortloop.x.x.", "x.", ".", "shortloop.x."),
+    ("shortloop.x.", "x.", ".", "shortloop."),
+)
+
+
+@one_test_per_row("row", DNAME_SUBSTITUTION_ROWS, lambda row: f"{row[0]} {row[1]} {row[2]}")
+class DnameSubstitutionTests(unittest.SynchronousTestCase):
+    def check_row(self, row):
+        qname, owner, target, expected = row
+        cname = synthesize_cname(qname, dname(owner, target))
+        self.assertEqual(name_key(cname.payload.name) if cname is not None else "", expected)
+
+
+# wildcard_test.go TestReplaceWithAsteriskLabel
+ASTERISK_ROWS = ((".", ""), ("miek.nl.", "*.nl."), ("www.miek.nl.", "*.miek.nl."))
+
+
+@one_test_per_row("row", ASTERISK_ROWS, lambda row: row[0])
+class AsteriskTests(unittest.SynchronousTestCase):
+    def check_row(self, row):
+        self.assertEqual(asterisk_of(row[0]), row[1])
+
+
+# closest_test.go TestClosestEncloser
+CLOSEST_ENCLOSER_ROWS = (
+    ("miek.nl.", "miek.nl."),
+    ("www.miek.nl.", "www.miek.nl."),
+    ("blaat.miek.nl.", "miek.nl."),
+    ("blaat.www.miek.nl.", "www.miek.nl."),
+    ("www.blaat.miek.nl.", "miek.nl."),
+    ("blaat.a.miek.nl.", "a.miek.nl."),
+    ("blaat.z.a.miek.nl.", "a.miek.nl."),
+)
+
+
+@one_test_per_row("row", CLOSEST_ENCLOSER_ROWS, lambda row: row[0])
+class ClosestEncloserTests(unittest.SynchronousTestCase):
+    def check_row(self, row):
+        self.assertEqual(closest_encloser(read_zone(MIEK, "miek.nl."), row[0]), row[1])
