@@ -13,8 +13,7 @@ the zone is the daemon itself: a block for C{example.com} whose C{hosts}
 answers SERVFAIL stands for the unit tests' missing server.
 
 Not ported: escape_test.go (a dot inside a label, C{has\\.dot}, which
-Twisted's names cannot tell from two labels); svcb_test.go's case and
-private-key tests; reload_test.go, zone_test.go, xfr_test.go and
+Twisted's names cannot tell from two labels); reload_test.go, zone_test.go, xfr_test.go and
 delete_test.go, which call the Go zone's methods (reload, AXFR and the zone
 table have tests of their own here); secondary_test.go, nsec3_test.go and
 the benchmarks (no secondary zones; NSEC3 is refused at start-up, as there).
@@ -703,6 +702,29 @@ SVCB_ROWS = (
 @one_test_per_row("row", SVCB_ROWS, label)
 class SvcbTests(ZoneTable):
     zone, origin = "example.com.svcb", "example.com."
+
+    @defer.inlineCallbacks
+    def test_private_keys(self):
+        """TestSVCBPrivateKeys: DNS-AID's private-use SvcParamKeys come back as the file has them."""
+        port = start_daemon(self, self.corefile())
+        reply = yield query(port, "_dnsaid.example.com.", "HTTPS")
+        self.assertEqual([rdata.to_text() for rrset in reply.answer for rdata in rrset],
+                         ['1 svc-target.example.com. alpn="h2" key65400="https://aid.example.com/cap" '
+                          'key65401="sha256:e3b0c44298fc" key65406="apphub-psc"'])
+
+    @defer.inlineCallbacks
+    def test_target_lowercased(self):
+        """TestSVCBTargetNormalization: a target written in capitals is served lower case, and its glue found."""
+        path = self.mktemp()
+        with open(path, "w") as zone:
+            zone.write("$TTL 30M\n$ORIGIN example.com.\n@ IN SOA ns.example.com. admin.example.com. "
+                       "2024010100 14400 3600 604800 14400\n@ IN NS ns.example.com.\nns IN A 192.0.2.1\n"
+                       "svc IN A 192.0.2.10\n_foo IN SVCB 1 SVC.Example.COM. alpn=h2\n")
+        port = start_daemon(self, corefile("example.com:0", f"file {path}"))
+        reply = yield query(port, "_foo.example.com.", "SVCB")
+        self.assertEqual((section(reply.answer), section(reply.additional)),
+                         (['_foo.example.com. 1800 SVCB 1 svc.example.com. alpn="h2"'],
+                          ["svc.example.com. 1800 A 192.0.2.10"]))
 
 
 # apex_test.go TestLookupApex: a zone of its apex alone answers NXDOMAIN (CoreDNS documents it as wrong).
