@@ -12,11 +12,12 @@ of the chain, which answers SERVFAIL too.  The upstream of a CNAME leaving
 the zone is the daemon itself: a block for C{example.com} whose C{hosts}
 answers SERVFAIL stands for the unit tests' missing server.
 
-Not ported: escape_test.go (a dot inside a label, C{has\\.dot}, which
-Twisted's names cannot tell from two labels); reload_test.go, zone_test.go, xfr_test.go and
-delete_test.go, which call the Go zone's methods (reload, AXFR and the zone
-table have tests of their own here); secondary_test.go, nsec3_test.go and
-the benchmarks (no secondary zones; NSEC3 is refused at start-up, as there).
+reload_test.go's cases are L{ReloadTests} and L{RereadTests}, xfr_test.go's
+are in L{ChainTests}.  Not ported: escape_test.go (a dot inside a label,
+C{has\\.dot}, which Twisted's names cannot tell from two labels);
+zone_test.go and delete_test.go, which call the Go zone's methods;
+secondary_test.go, nsec3_test.go and the benchmarks (no secondary zones;
+NSEC3 is refused at start-up, as there).
 """
 
 from __future__ import annotations
@@ -1018,6 +1019,24 @@ class ReloadTests(unittest.TestCase):
         write_zone(self.path, 1, "192.0.2.1")
         yield wait_until(lambda: self.www(port).addCallback(lambda address: address == "192.0.2.1"),
                          "the file's address")
+
+    @defer.inlineCallbacks
+    def test_removed_file_keeps_zone(self):
+        """reload_test.go FileMissingDuringReload: the zone keeps serving; the log says why it is not read."""
+        port = self.start()
+        logs = capture_logs(self)
+        os.remove(self.path)
+        yield wait_until(lambda: any(line.startswith("Failed to open zone 'example.org.'") for line in logs),
+                         "the missing file logged")
+        self.assertEqual((yield self.www(port)), "192.0.2.1")
+
+    @defer.inlineCallbacks
+    def test_by_mtime_same_serial_served(self):
+        """reload_test.go ContentVerificationAfterReload: with reload_by_mtime a change is served, serial or not."""
+        port = self.start(options="reload 50ms\n        reload_by_mtime")
+        write_zone(self.path, 1, "192.0.2.2")
+        yield wait_until(lambda: self.www(port).addCallback(lambda address: address == "192.0.2.2"),
+                         "the changed file's address")
 
 
 class ChainTests(unittest.TestCase):
