@@ -37,7 +37,8 @@ dnspython's reader stands); a file that is not a regular file or not UTF-8
 is refused; the file is parsed again only when its mtime, size or inode
 changed (a set-up, as on a Corefile reload, takes the zone already served
 from an unchanged file); a dot inside a label (C{has\\.dot}) is not
-matched (Twisted's names cannot tell it from two labels); no C{root}
+matched (Twisted's names cannot tell it from two labels); a CNAME's target
+outside the zone is asked of the server without the DO bit; no C{root}
 plugin, so a relative DBFILE is relative to the daemon's directory; no
 NOTIFY is sent.
 """
