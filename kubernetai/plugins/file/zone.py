@@ -72,9 +72,11 @@ class Node:
         return found + list(self.signatures.get(rrtype, ())) if dnssec else found
 
     def signed(self, covered: int) -> list[tdns.RRHeader]:
+        """The RRSIGs of the records of type C{covered}."""
         return list(self.signatures.get(covered, ()))
 
     def all(self) -> list[tdns.RRHeader]:
+        """Every record of the name, its RRSIGs last."""
         return [record for records in self.records.values() for record in records] + self.of(RRSIG)
 
 
@@ -101,12 +103,15 @@ class Zone:
         return self.soa.payload.serial if self.soa is not None else -1
 
     def soa_records(self, dnssec: bool) -> list[tdns.RRHeader]:
+        """The SOA, and its RRSIGs when C{dnssec}."""
         return [self.soa] + list(self.soa_signatures) if dnssec else [self.soa]
 
     def ns_records(self, dnssec: bool) -> list[tdns.RRHeader]:
+        """The apex NS records, and their RRSIGs when C{dnssec}."""
         return list(self.ns) + list(self.ns_signatures) if dnssec else list(self.ns)
 
     def search(self, name: str) -> Node | None:
+        """The records of C{name}; None for a name without any (an empty non-terminal too)."""
         return self.nodes.get(name)
 
     def prev(self, name: str) -> str | None:
