@@ -88,7 +88,7 @@ PLUGIN_ORDER: tuple[tuple[str, str | None], ...] = (
     ("k8s_external", "kubernetai.plugins.k8s_external"),
     ("kubernetes", "kubernetai.plugins.kubernetai"),
     ("kubernetai", "kubernetai.plugins.kubernetai"),
-    ("file", None),
+    ("file", "kubernetai.plugins.file"),
     ("auto", None),
     ("secondary", None),
     ("etcd", None),
