@@ -442,6 +442,8 @@ def _snippet_name(keys: list[tuple[str, _Token]]) -> str | None:
 def _import_paths(token: _Token, pattern: str) -> list[str]:
     """The files C{import PATTERN} names, relative to the importing token's file."""
     directory = os.path.dirname(os.path.abspath(token.file))
+    if "\0" in pattern:
+        raise _error(token, f"import {pattern!r}: a path cannot hold a NUL character")
     if _GLOB_CHARACTERS.intersection(pattern):
         return sorted(glob.glob(os.path.join(glob.escape(directory), pattern), include_hidden=True))
     path = os.path.join(directory, pattern)
