@@ -24,7 +24,7 @@ from zope.interface import implementer
 
 from kubernetai.chain import IHandler, Request, Response, ServerConfig, build_server, link
 from kubernetai.corefile import CorefileError, parse_corefile
-from kubernetai.kubernetes.records import View
+from kubernetai.kubernetes.entries import View
 from kubernetai.kubernetes.stanza import Stanza
 from kubernetai.kubernetes.xfr import srv_weight, zone_transfer
 from kubernetai.plugins.kubernetai import Kubernetai
