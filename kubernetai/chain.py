@@ -21,7 +21,8 @@ from twisted.names import dns
 from zope.interface import Attribute, Interface, implementer
 
 from kubernetai import options
-from kubernetai.corefile import CorefileError, Directive, ServerBlock, ZoneAddress
+from kubernetai.corefile import CorefileError, Directive, ServerBlock
+from kubernetai.zones import ZoneAddress
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
