@@ -25,6 +25,8 @@ log = Logger(namespace="kubernetai.answer")
 
 DS = 43
 MAX_LOOKUP_DEPTH = 8
+
+
 @dataclass
 class ZoneTable(KeptReplies):
     """The server blocks listening on one address, by zone, and the replies kept to send again

@@ -21,7 +21,8 @@ from twisted.names import dns
 from zope.interface import Attribute, Interface, implementer
 
 from kubernetai import options
-from kubernetai.corefile import CorefileError, Directive, ServerBlock, ZoneAddress
+from kubernetai.corefile import CorefileError, Directive, ServerBlock
+from kubernetai.zones import ZoneAddress
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -88,7 +89,7 @@ PLUGIN_ORDER: tuple[tuple[str, str | None], ...] = (
     ("k8s_external", "kubernetai.plugins.k8s_external"),
     ("kubernetes", "kubernetai.plugins.kubernetai"),
     ("kubernetai", "kubernetai.plugins.kubernetai"),
-    ("file", None),
+    ("file", "kubernetai.plugins.file"),
     ("auto", None),
     ("secondary", None),
     ("etcd", None),

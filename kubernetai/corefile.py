@@ -11,11 +11,12 @@ for the plugins to check; here a directive is a name, arguments and a block.
 from __future__ import annotations
 
 import glob
-import ipaddress
 import os
 import re
 from dataclasses import dataclass, replace
 from typing import Mapping
+
+from kubernetai.zones import ZoneAddress, parse_key
 
 _BRACES = ("{", "}")
 _GLOB_CHARACTERS = frozenset("*?[")
@@ -47,18 +48,6 @@ class Directive:
     block: tuple[Directive, ...]
     file: str
     line: int
-
-
-@dataclass(frozen=True)
-class ZoneAddress:
-    """A zone a server block serves and the port it serves it on."""
-
-    scheme: str
-    zone: str
-    port: int
-
-    def __str__(self) -> str:
-        return f"{self.scheme}://{self.zone}:{self.port}"
 
 
 @dataclass(frozen=True)
@@ -133,36 +122,6 @@ def load_corefile(
     except (OSError, UnicodeDecodeError) as e:
         raise CorefileError(path, 0, f"cannot read the Corefile: {_reason(e)}") from None
     return parse_corefile(text, path, environ=environ, default_port=default_port)
-
-
-def normalize_zone(text: str) -> str:
-    """C{text} as a fully qualified, lower-case zone: C{"Cluster.Local"} -> C{"cluster.local."}."""
-    zone = text.lower()
-    if zone in ("", "."):
-        return "."
-    return zone if zone.endswith(".") else zone + "."
-
-
-def reverse_zones(cidr: str) -> list[str]:
-    """The reverse zones covering network C{cidr}, split on label boundaries as CoreDNS does.
-
-    Raises C{ValueError} if C{cidr} is not an ADDRESS/PREFIX network.
-    """
-    network = ipaddress.ip_network(cidr, strict=False)
-    label_bits = 8 if network.version == 4 else 4
-    prefix = -(-network.prefixlen // label_bits) * label_bits
-    return [_reverse_zone(subnet, label_bits) for subnet in network.subnets(new_prefix=prefix)]
-
-
-def _reverse_zone(network: ipaddress.IPv4Network | ipaddress.IPv6Network, label_bits: int) -> str:
-    if network.version == 4:
-        labels = str(network.network_address).split(".")
-        suffix = "in-addr.arpa."
-    else:
-        labels = list(network.network_address.exploded.replace(":", ""))
-        suffix = "ip6.arpa."
-    kept = labels[: network.prefixlen // label_bits]
-    return "".join(label + "." for label in reversed(kept)) + suffix
 
 
 def _tokenize(text: str, filename: str, chain: tuple[str, ...]) -> list[_Token]:
@@ -386,53 +345,6 @@ class _Parser:
         return line.args[0]
 
 
-def parse_key(key: str, default_port: int = 53) -> tuple[ZoneAddress, ...]:
-    """The zones a server-block key such as C{dns://example.org:1053} or C{10.0.0.0/22} stands for.
-
-    Raises C{ValueError} saying what is wrong with the key.
-    """
-    scheme, separator, rest = key.partition("://")
-    if separator and scheme.lower() != "dns":
-        raise ValueError(f"unsupported scheme {scheme}:// in key {key!r}: only dns:// is supported")
-    host, port = _split_port(rest if separator else key, key, default_port)
-    if "/" in host and _is_ip_address(host.partition("/")[0]):
-        try:
-            zones = reverse_zones(host)
-        except ValueError:
-            raise ValueError(
-                f"invalid CIDR {host!r} in key {key!r}: expected ADDRESS/PREFIX such as 10.0.0.0/24"
-            ) from None
-    else:
-        zones = [_checked_zone(host, key)]
-    return tuple(ZoneAddress("dns", zone, port) for zone in zones)
-
-
-def _split_port(text: str, key: str, default_port: int) -> tuple[str, int]:
-    host, colon, port = text.rpartition(":")
-    if not colon or "/" in port:
-        # No port; a colon in an IPv6 network (fd00::/64) is not one.
-        return text, default_port
-    if not (port.isascii() and port.isdigit()) or int(port) > 65535:
-        raise ValueError(f"invalid port {port!r} in key {key!r}: expected a number from 0 to 65535")
-    return host, int(port)
-
-
-def _is_ip_address(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
-
-
-def _checked_zone(host: str, key: str) -> str:
-    zone = normalize_zone(host)
-    labels = zone[:-1].split(".") if zone != "." else []
-    if len(zone) > 255 or any(not 0 < len(label) < 64 for label in labels):
-        raise ValueError(f"invalid zone {host!r} in key {key!r}: expected a domain name such as example.org")
-    return zone
-
-
 def _snippet_name(keys: list[tuple[str, _Token]]) -> str | None:
     if len(keys) == 1 and keys[0][0].startswith("(") and keys[0][0].endswith(")"):
         return keys[0][0][1:-1]
@@ -442,6 +354,8 @@ def _snippet_name(keys: list[tuple[str, _Token]]) -> str | None:
 def _import_paths(token: _Token, pattern: str) -> list[str]:
     """The files C{import PATTERN} names, relative to the importing token's file."""
     directory = os.path.dirname(os.path.abspath(token.file))
+    if "\0" in pattern:
+        raise _error(token, f"import {pattern!r}: a path cannot hold a NUL character")
     if _GLOB_CHARACTERS.intersection(pattern):
         return sorted(glob.glob(os.path.join(glob.escape(directory), pattern), include_hidden=True))
     path = os.path.join(directory, pattern)

@@ -12,7 +12,9 @@ from collections.abc import Iterable
 from dataclasses import replace
 from typing import Callable, TypeVar
 
-from kubernetai.corefile import CorefileError, Directive, parse_key
+from kubernetai.corefile import CorefileError, Directive
+
+from kubernetai.zones import parse_key
 
 Config = TypeVar("Config")
 # How every plugin reads one option line: (the option, the config so far) -> the config with it, a

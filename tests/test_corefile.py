@@ -10,16 +10,8 @@ import os
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from kubernetai.corefile import (
-    CorefileError,
-    Directive,
-    ServerBlock,
-    ZoneAddress,
-    load_corefile,
-    normalize_zone,
-    parse_corefile,
-    reverse_zones,
-)
+from kubernetai.corefile import CorefileError, Directive, ServerBlock, load_corefile, parse_corefile
+from kubernetai.zones import ZoneAddress, normalize_zone, reverse_zones
 from tests.support import one_test_per_row
 
 

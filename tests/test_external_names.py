@@ -15,7 +15,7 @@ from twisted.trial import unittest
 
 from kubernetai.apiserver.resources import make_endpoint_slice, make_namespace, make_service
 from kubernetai.kubernetes.config import ExternalNames
-from kubernetai.kubernetes.records import View
+from kubernetai.kubernetes.entries import View
 from kubernetai.kubernetes.xfr import zone_transfer
 from tests.k8sdata import HTTP, snapshot
 from tests.test_health_ready import Running

@@ -23,7 +23,7 @@ from twisted.trial import unittest
 
 from kubernetai.apiserver.resources import make_endpoint_slice, make_namespace, make_service
 from kubernetai.kubernetes.external import external_entries, external_name_server_ips
-from kubernetai.kubernetes.records import View
+from kubernetai.kubernetes.entries import View
 from tests.k8sdata import HTTP, NS_TEST, snapshot
 from tests.support import FakeUpstream, build, wait_until
 from tests.test_health_ready import Running

@@ -17,7 +17,8 @@ from twisted.trial import unittest
 
 from kubernetai.kubernetes.index import Snapshot, Store
 from kubernetai.kubernetes.kinds import KINDS, Kind
-from kubernetai.kubernetes.records import View, soa_record
+from kubernetai.kubernetes.entries import View
+from kubernetai.kubernetes.records import soa_record
 from kubernetai.apiserver.resources import (
     make_endpoint_slice,
     make_multicluster_endpoint_slice,

@@ -41,7 +41,8 @@ from twisted.trial.unittest import SynchronousTestCase
 from kubernetai.chain import Response
 from kubernetai.corefile import parse_corefile
 from kubernetai.kubernetes.config import StanzaConfig, parse_stanza
-from kubernetai.kubernetes.records import View, answer
+from kubernetai.kubernetes.entries import View
+from kubernetai.kubernetes.records import answer
 from kubernetai.zones import most_specific
 from tests.k8sdata import NS_TEST, REVERSE_TEST, SERVE_TEST, ZONAL_TEST, snapshot
 

@@ -32,8 +32,8 @@ from kubernetai.kubernetes.stanza import (
     parse_stanza_text,
     start_resolver,
 )
-from kubernetai.zones import Fallthrough
 from kubernetai.apiserver.server import ApiServer
+from kubernetai.zones import Fallthrough
 from tests.support import (
     FakeUpstream,
     build,

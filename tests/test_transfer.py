@@ -24,7 +24,7 @@ from zope.interface import implementer
 
 from kubernetai.chain import IHandler, Request, Response, ServerConfig, build_server, link
 from kubernetai.corefile import CorefileError, parse_corefile
-from kubernetai.kubernetes.records import View
+from kubernetai.kubernetes.entries import View
 from kubernetai.kubernetes.stanza import Stanza
 from kubernetai.kubernetes.xfr import srv_weight, zone_transfer
 from kubernetai.plugins.kubernetai import Kubernetai
@@ -39,7 +39,7 @@ from tests.test_kubernetes_multicluster import SERVE_MULTICLUSTER
 from tests.test_kubernetes_multicluster import snapshot as multicluster_snapshot
 from tests.test_kubernetes_records import render, stanza
 from tests.test_kubernetes_stanza import StanzaTestCase, stanza_block
-from tests.support import capture_logs, query, rcode_of, send
+from tests.support import capture_logs, one_test_per_row, query, rcode_of, send
 
 
 def plan_of(text: str) -> list[str]:
@@ -91,16 +91,18 @@ INVALID = [
 ]
 
 
+@one_test_per_row("valid", VALID, lambda row: row[1][0])
+@one_test_per_row("invalid", INVALID, lambda row: row[2])
 class ParseTests(unittest.SynchronousTestCase):
-    def test_valid(self):
-        for text, plan in VALID:
-            self.assertEqual(plan_of(text), plan, text)
+    def check_valid(self, row):
+        text, plan = row
+        self.assertEqual(plan_of(text), plan, text)
 
-    def test_invalid(self):
-        for text, line, message in INVALID:
-            with self.assertRaises(CorefileError, msg=text) as raised:
-                plan_of(text)
-            self.assertIn(f"Corefile:{line}: plugin/transfer: {message}", str(raised.exception))
+    def check_invalid(self, row):
+        text, line, message = row
+        with self.assertRaises(CorefileError, msg=text) as raised:
+            plan_of(text)
+        self.assertIn(f"Corefile:{line}: plugin/transfer: {message}", str(raised.exception))
 
     def test_allowed_clients(self):
         (block,) = parse_corefile(". {\n transfer {\n  to 192.0.2.1:53 10.0.0.0/8 fd00::/64\n }\n}", "Corefile")

@@ -27,15 +27,13 @@ from kubernetai.worker import event_line
 from kubernetai.supervisor import (
     RESTART_DELAY_FIRST,
     RESTART_DELAY_MAX,
-    Families,
     Lines,
     check_shareable,
-    merged_families,
-    not_ready_names,
     relayed_event,
     restart_delay,
     worker_count,
 )
+from kubernetai.supervisorhttp import Families, merged_families, not_ready_names
 from kubernetai.apiserver.server import ApiServer
 from tests.support import query, wait_until, write_corefile
 from tests.test_daemon import TWISTD, RunningDaemonTests, free_port, twistd

@@ -33,12 +33,8 @@ import uuid
 from dataclasses import dataclass
 
 from twisted.internet import defer, ssl
-from twisted.internet.interfaces import IOpenSSLContextFactory
-from twisted.internet.task import LoopingCall
-from twisted.protocols.policies import WrappingFactory
 from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.web import resource, server
-from zope.interface import implementer
 
 from kubernetai.apiserver.resources import (
     DISCOVERY,
@@ -61,6 +57,7 @@ from kubernetai.apiserver.resources import (
     status_object,
     too_large_status,
 )
+from kubernetai.apiserver.connections import ConnectionTracker, SwappableContext, WatchStream
 from kubernetai.apiserver.tlsca import CertificateAuthority, write_kubeconfig
 
 _CONTINUE_EXPIRED = (
@@ -103,7 +100,7 @@ class ApiServer:
         self._require_client_cert = require_client_cert
         self._tls_context = None
         if tls:
-            self._tls_context = _SwappableContext()
+            self._tls_context = SwappableContext()
             self.rotate_certificate()
         self._objects = collections.defaultdict(dict)
         self._resource_version = 1
@@ -119,7 +116,7 @@ class ApiServer:
         self.list_extras = collections.defaultdict(list)
         site = server.Site(_ApiResource(self))
         # Tracking sits under TLS: wrapping the Site itself breaks ALPN negotiation.
-        self._connections = _ConnectionTracker(
+        self._connections = ConnectionTracker(
             TLSMemoryBIOFactory(self._tls_context, False, site) if tls else site, reactor
         )
         self._listener = None
@@ -383,7 +380,7 @@ class ApiServer:
         return {"continue": token, "remainingItemCount": len(rest)}
 
     def _watch(self, request, query, options):
-        watch = _Watch(request, query)
+        watch = WatchStream(request, query)
         since = options.resource_version
         if since is not None and since < self._horizon:
             message = f"too old resource version: {since} ({self._horizon})"
@@ -443,59 +440,6 @@ class ApiServer:
         self._listener = self._reactor.listenTCP(port, self._connections, interface="127.0.0.1")
 
 
-class _Watch:
-    """One streaming watch response: it writes the events its query matches as JSON lines."""
-
-    def __init__(self, request, query):
-        self.request = request
-        self.query = query
-        self.open = True
-        self._bookmarks = None
-        self._deadline = None
-        request.setHeader(b"content-type", b"application/json")
-        request.write(b"")  # sends the headers now, as the real server does
-
-    def send(self, event_type, obj):
-        """Write one event line."""
-        if self.open:
-            self.request.write(json.dumps({"type": event_type, "object": obj}).encode() + b"\n")
-
-    def offer(self, event):
-        """Send the event if this watch's client should see it, as the type it should see."""
-        event_type = self.query.event_type(event)
-        if event_type:
-            self.send(event_type, event.obj)
-
-    def schedule(self, reactor, bookmark_interval, timeout, bookmark):
-        """Send C{bookmark()} every C{bookmark_interval} seconds; end after C{timeout} seconds."""
-        if bookmark_interval:
-            self._bookmarks = LoopingCall(lambda: self.send("BOOKMARK", bookmark()))
-            self._bookmarks.clock = reactor
-            self._bookmarks.start(bookmark_interval, now=False)
-        if timeout:
-            self._deadline = reactor.callLater(timeout, self.finish)
-
-    def finish(self):
-        """End the stream cleanly (the chunked body's last chunk is sent)."""
-        if self.open:
-            self.closed()
-            self.request.finish()
-
-    def abort(self):
-        """Cut the connection under the stream."""
-        if self.open:
-            self.closed()
-            self.request.transport.abortConnection()
-
-    def closed(self):
-        """Stop every timer; send nothing more."""
-        self.open = False
-        if self._bookmarks is not None and self._bookmarks.running:
-            self._bookmarks.stop()
-        if self._deadline is not None and self._deadline.active():
-            self._deadline.cancel()
-
-
 class _ApiResource(resource.Resource):
     isLeaf = True
 
@@ -506,54 +450,6 @@ class _ApiResource(resource.Resource):
     def render_GET(self, request):
         self._api_server.handle_request(request)
         return server.NOT_DONE_YET
-
-
-class _ConnectionTracker(WrappingFactory):
-    """Keeps the open connections so that faults and stop() can cut them; while C{cutting},
-    closes each new one at once and notes when it came."""
-
-    def __init__(self, factory, reactor):
-        super().__init__(factory)
-        self._waiting = []
-        self._reactor = reactor
-        self.cutting = False
-        self.cut_at = []
-
-    def buildProtocol(self, addr):
-        if self.cutting:
-            self.cut_at.append(self._reactor.seconds())
-            return None  # the port closes the new connection at once
-        return super().buildProtocol(addr)
-
-    def abort_all(self):
-        """Abort every open connection."""
-        for protocol in list(self.protocols):
-            protocol.transport.abortConnection()
-
-    def when_idle(self):
-        """A Deferred that fires once no connection is open."""
-        if not self.protocols:
-            return defer.succeed(None)
-        waiting = defer.Deferred()
-        self._waiting.append(waiting)
-        return waiting
-
-    def unregisterProtocol(self, protocol):
-        super().unregisterProtocol(protocol)
-        if not self.protocols:
-            waiting, self._waiting = self._waiting, []
-            for d in waiting:
-                d.callback(None)
-
-
-@implementer(IOpenSSLContextFactory)
-class _SwappableContext:
-    """A TLS context factory whose certificate options can be replaced between connections."""
-
-    options = None
-
-    def getContext(self):
-        return self.options.getContext()
 
 
 def _respond(request, code, body):

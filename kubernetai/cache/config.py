@@ -14,7 +14,8 @@ import re
 from dataclasses import dataclass, field, replace
 
 from kubernetai import options
-from kubernetai.corefile import CorefileError, Directive, normalize_zone
+from kubernetai.corefile import CorefileError, Directive
+from kubernetai.zones import normalize_zone
 
 SUCCESS, DENIAL = "success", "denial"
 DEFAULT_CAPACITY = 10000

@@ -20,9 +20,9 @@ from typing import NamedTuple, Sequence
 from urllib.parse import urlsplit
 
 from kubernetai import options
-from kubernetai.corefile import Directive, parse_key
+from kubernetai.corefile import Directive
 from kubernetai.kubernetes.selector import format_label_selector, parse_label_selector
-from kubernetai.zones import Fallthrough, in_zones
+from kubernetai.zones import Fallthrough, in_zones, parse_key
 
 POD_MODES = ("disabled", "verified", "insecure")
 LOADBALANCER, EXTERNALIPS = "loadbalancer", "externalips"

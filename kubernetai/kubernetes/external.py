@@ -14,7 +14,7 @@ from __future__ import annotations
 from twisted.names import dns
 
 from kubernetai.kubernetes.names import endpoint_label, reverse_address, trim_zone
-from kubernetai.kubernetes.records import Entry, View, host_type
+from kubernetai.kubernetes.entries import Entry, View, host_type
 
 
 def external_entries(view: View, name: str, zone: str, qtype: int, headless: bool) -> tuple[list[Entry], int]:

@@ -26,7 +26,8 @@ from kubernetai.hostaddresses import local_ips
 from kubernetai.kubernetes.cluster import Cluster
 from kubernetai.kubernetes.config import StanzaConfig, parse_stanza
 from kubernetai.kubernetes.connection import api_client
-from kubernetai.kubernetes.records import View, answer, denial
+from kubernetai.kubernetes.entries import View
+from kubernetai.kubernetes.records import answer, denial
 from kubernetai.zones import most_specific
 
 

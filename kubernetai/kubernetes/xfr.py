@@ -30,15 +30,8 @@ import math
 from twisted.names import dns
 
 from kubernetai.kubernetes.names import endpoint_label
-from kubernetai.kubernetes.records import (
-    View,
-    address_record,
-    host_type,
-    name_servers,
-    record,
-    service_addresses,
-    soa_record,
-)
+from kubernetai.kubernetes.entries import View, host_type, name_servers, service_addresses
+from kubernetai.kubernetes.records import address_record, record, soa_record
 
 CLUSTER_IP_WEIGHT = 100
 

@@ -38,10 +38,10 @@ from zope.interface import implementer
 
 from kubernetai import options, resolvconf
 from kubernetai.chain import IHandler, PluginError, Request, Response, ServerConfig
-from kubernetai.corefile import Directive, ServerBlock, normalize_zone
+from kubernetai.corefile import Directive, ServerBlock
 from kubernetai.plugins.kubernetai import Kubernetai
 from kubernetai.reuse import not_reusable
-from kubernetai.zones import in_zones
+from kubernetai.zones import in_zones, normalize_zone
 
 log = Logger(namespace="kubernetai.plugins.autopath")
 

@@ -43,8 +43,9 @@ from zope.interface import implementer
 from kubernetai import options
 from kubernetai.chain import IHandler, Request, Response, ServerConfig
 from kubernetai.corefile import Directive
+from kubernetai.kubernetes.entries import host_type
 from kubernetai.kubernetes.external import external_entries, external_name_server_ips
-from kubernetai.kubernetes.records import address_record, host_type, record
+from kubernetai.kubernetes.records import address_record, record
 from kubernetai.kubernetes.stanza import unchanged_since
 from kubernetai.reuse import all_valid, also_valid_while
 from kubernetai.zones import Fallthrough, in_zone, most_specific

@@ -19,9 +19,9 @@ from zope.interface import implementer
 
 from kubernetai import options
 from kubernetai.chain import IHandler, Request, Response, ServerConfig
-from kubernetai.corefile import Directive, normalize_zone
+from kubernetai.corefile import Directive
 from kubernetai.dnsnames import OPCODE_NAMES, class_name, rcode_name, type_name
-from kubernetai.zones import in_zone
+from kubernetai.zones import in_zone, normalize_zone
 
 log = Logger(namespace="kubernetai.plugins.log")
 

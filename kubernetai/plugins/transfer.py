@@ -1,7 +1,7 @@
 # -*- test-case-name: tests.test_transfer -*-
 """
-transfer: zone transfers of the kubernetai stanzas' zones, as CoreDNS's
-transfer plugin answers them.
+transfer: zone transfers of the kubernetai stanzas' zones and the file
+plugin's, as CoreDNS's transfer plugin answers them.
 
 C{transfer [ZONES...] { to ADDRESS... }}, once or more per server block;
 ZONES default to the block's.  ADDRESS is an IP (a port after it, as
@@ -14,8 +14,9 @@ A query that is not AXFR or IXFR goes on.  Over UDP one is REFUSED.  The
 C{transfer} whose zones hold the name most specifically decides (none: the
 query goes on); a client it does not list is REFUSED.  The zone comes from
 the first stanza of this server block (in Corefile order) with that very
-zone; none: the query goes on, so the kubernetai plugin REFUSES it or
-nothing follows and it is SERVFAIL, as in CoreDNS.  A stanza not yet synced
+zone, else from the block's C{file} zone of that name; none: the query goes
+on, so the kubernetai plugin REFUSES it or nothing follows and it is
+SERVFAIL, as in CoreDNS.  A stanza not yet synced (a zone file not yet read)
 answers SERVFAIL rather than an empty zone.  IXFR is answered as AXFR,
 except that a client whose SOA serial is the zone's gets the SOA alone; an
 IXFR without exactly one SOA in its authority section is SERVFAIL.
@@ -30,6 +31,7 @@ should not wait behind.
 from __future__ import annotations
 
 import ipaddress
+from functools import partial
 from io import BytesIO
 from typing import NamedTuple
 
@@ -42,10 +44,14 @@ from kubernetai import options
 from kubernetai.chain import IHandler, Request, Response, ServerConfig
 from kubernetai.corefile import Directive
 from kubernetai.kubernetes.xfr import zone_transfer
+from kubernetai.plugins.file import File
 from kubernetai.plugins.kubernetai import Kubernetai
 from kubernetai.zones import in_zone
 
 log = Logger(namespace="kubernetai.plugins.transfer")
+
+# What authority() gives for a zone whose plugin has no data yet (a stanza not synced, a file not read): SERVFAIL.
+NOT_READY = object()
 
 # transfer.go flushes a message before its records pass this many bytes, leaving room in 64 KiB for the rest.
 ENVELOPE_BYTES = 63000
@@ -93,28 +99,32 @@ class Transfer:
         serial = ixfr_serial(request.message) if request.qtype == dns.IXFR else 0
         if serial is None:
             return Response(rcode=dns.ESERVER)
-        stanza = self.authority(request.name)
-        if stanza is None:
+        records_of = self.authority(request.name)
+        if records_of is None:
             return self.next.serve(request)
-        if not stanza.cluster.synced:
+        if records_of is NOT_READY:
             return Response(rcode=dns.ESERVER)
         pool = self.reactor.getThreadPool()
-        built = threads.deferToThreadPool(self.reactor, pool, transfer_response, stanza.view(), request.name, serial)
+        built = threads.deferToThreadPool(self.reactor, pool, transfer_response, records_of, serial)
         return built.addCallback(_logged, request)
 
     def authority(self, zone: str):
-        """The first of the block's stanzas serving C{zone} itself, or None."""
+        """What gives C{zone}'s records for a client's serial, from the first of the block's stanzas (or file
+        zones) serving C{zone} itself; None when none does, NOT_READY when it has no data yet."""
         for handler in self.handlers:
             if isinstance(handler, Kubernetai):
                 for stanza in handler.stanzas:
                     if zone in stanza.config.zones:
-                        return stanza
+                        return partial(zone_transfer, stanza.view(), zone) if stanza.cluster.synced else NOT_READY
+            if isinstance(handler, File) and zone in handler.zones:
+                served = handler.zones[zone]
+                return served.transfer if served.soa is not None else NOT_READY
         return None
 
 
-def transfer_response(view, zone: str, serial: int) -> Response:
-    """The reply to a transfer of C{zone}: its records in messages, or its SOA alone for an up-to-date IXFR."""
-    records = zone_transfer(view, zone, serial)
+def transfer_response(records_of, serial: int) -> Response:
+    """The reply to a transfer: the zone's records in messages, or its SOA alone for an up-to-date IXFR."""
+    records = records_of(serial)
     if len(records) == 1:
         return Response(answers=records)
     return Response(messages=envelopes(records), authoritative=True)

@@ -3,8 +3,9 @@
 Fuzz target: any bytes as a DNS query, the whole way a UDP datagram or a TCP
 stream takes through the server (decode, route, the chain, encode), without
 sockets.  The zone table is a real Corefile's: whoami, rewrite, autopath,
-cache, hosts, template, and two kubernetai stanzas answering from the cluster of
-CoreDNS's handler tests (L{tests.k8sdata.SERVE_TEST}) as if synced.
+cache, hosts, template, two kubernetai stanzas answering from the cluster of
+CoreDNS's handler tests (L{tests.k8sdata.SERVE_TEST}) as if synced, and a
+signed zone of the file plugin (dnssex.nl).
 
 Besides "no exception" (a failure our code logs and swallows counts as one),
 every reply must parse, have QR set and the query's ID, fit the client's
@@ -65,6 +66,9 @@ COREFILE = r"""
         ttl 0
         fallthrough
     }
+    file @ZONES@/dnssex.nl.signed dnssex.nl {
+        reload 0
+    }
 }
 whoami.test {
     whoami
@@ -85,6 +89,7 @@ template.test {
     whoami
 }
 """
+ZONES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "file_zones")
 # Pod podns/foo of SERVE_TEST: autopath finds the client's namespace from it.
 CLIENT = ("10.240.0.1", 40000)
 LOCAL = ("10.0.0.53", 53)
@@ -99,7 +104,7 @@ def zone_table() -> ZoneTable:
     try:
         path = os.path.join(directory, "Corefile")
         with open(path, "w") as corefile:
-            corefile.write(COREFILE)
+            corefile.write(COREFILE.replace("@ZONES@", ZONES))
         daemon = build_daemon(path)
     finally:
         shutil.rmtree(directory)

@@ -41,7 +41,8 @@ with instrumented(__name__):
     from kubernetai.kubernetes.config import StanzaConfig, parse_stanza
     from kubernetai.kubernetes.index import Store
     from kubernetai.kubernetes.kinds import Changed, Kind
-    from kubernetai.kubernetes.records import View, answer
+    from kubernetai.kubernetes.entries import View
+    from kubernetai.kubernetes.records import answer
     from kubernetai.kubernetes.watch import Expired, Limits, TokenBucket, WatchError, Watcher, decode_event, stream_lines
     from kubernetai.kubernetes.xfr import zone_transfer
 

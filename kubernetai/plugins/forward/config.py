@@ -13,8 +13,9 @@ from dataclasses import dataclass, replace
 from twisted.names import dns
 
 from kubernetai import options, resolvconf, upstream
-from kubernetai.corefile import Directive, normalize_zone
+from kubernetai.corefile import Directive
 from kubernetai.dnsnames import RCODES
+from kubernetai.zones import normalize_zone
 
 DEFAULT_READ_TIMEOUT = 2.0
 DEFAULT_EXPIRE = 10.0
