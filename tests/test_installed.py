@@ -86,7 +86,7 @@ EVERY_PLUGIN = """\
         fallthrough in-addr.arpa
         external_names loadbalancer externalips fallback clusterip
     }}
-    file {zone} example.net
+    file {zone} example.com
     loop
     forward . 127.0.0.1:{upstream}
 }}
@@ -226,7 +226,7 @@ class InstalledWheelTests(unittest.TestCase):
             ("www.example.org", "A", "192.0.2.1"),
             ("alias.example.org", "A", "192.0.2.1"),
             ("ip-1-2.example", "A", "10.0.1.2"),
-            ("www.example.net", "A", "192.0.2.90"),
+            ("www.example.com", "A", "192.0.2.90"),
         ]
         answered = yield deferToThread(ask_until_answered, ports["dns"], "web.default.svc.cluster.local")
         if not answered:
@@ -274,9 +274,9 @@ class InstalledWheelTests(unittest.TestCase):
         hosts = os.path.join(self.directory, f"hosts-{ports['dns']}")
         with open(hosts, "w") as hosts_file:
             hosts_file.write("192.0.2.80 printer.lan\n")
-        zone = os.path.join(self.directory, f"example.net-{ports['dns']}")
+        zone = os.path.join(self.directory, f"example.com-{ports['dns']}")
         with open(zone, "w") as zone_file:
-            zone_file.write("$ORIGIN example.net.\n@ 3600 SOA ns hostmaster 1 7200 3600 1209600 3600\n"
+            zone_file.write("$ORIGIN example.com.\n@ 3600 SOA ns hostmaster 1 7200 3600 1209600 3600\n"
                             "@ 3600 NS ns\nns 3600 A 192.0.2.53\nwww 3600 A 192.0.2.90\n")
         path = os.path.join(self.directory, f"Corefile-{ports['dns']}")
         with open(path, "w") as corefile:
