@@ -11,8 +11,8 @@ string and integer literals, C{true}/C{false}, arrays of literals of one
 type on the right of C{in}, the known functions, C{==}, C{!=}, C{<}, C{<=},
 C{>}, C{>=}, C{in}, C{matches}, C{contains}, C{startsWith}, C{endsWith}
 (each may follow C{not}), C{and}/C{&&}, C{or}/C{||}, C{not}/C{!}, and
-parentheses.  A regular expression must be a literal and use only what Go's
-RE2 and Python's C{re} read alike.
+parentheses.  A regular expression must be a literal that Go's RE2 and
+Python's C{re} read alike (L{kubernetai.goregexp}, which template uses too).
 
 Evaluation follows expr: C{and} and C{or} stop early; an error (C{incidr}
 of something that is no address) makes the whole view not match, as does
@@ -26,6 +26,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from kubernetai.goregexp import GoRegexpError, compile_go
+
 # What the functions read of a query: CoreDNS's request.Request methods by expr's function names.
 Query = Any
 
@@ -34,8 +36,6 @@ STR, INT, BOOL = "string", "int", "bool"
 # recurse, and Python's recursion is limited.
 MAX_DEPTH = 64
 MAX_TOKENS = 256
-# Unbounded repeats (*, +, {n,}) a regular expression may have: each can multiply Python's backtracking.
-MAX_UNBOUNDED_REPEATS = 2
 
 # expr's binary operators that CoreDNS's expressions use, by precedence (expr's parser/operator).
 PRECEDENCE = {"or": 10, "||": 10, "and": 15, "&&": 15, "==": 20, "!=": 20, "<": 20, ">": 20, "<=": 20,
@@ -299,57 +299,16 @@ def binary(operator: str, left: Node, right: Node) -> Node:
     return Node(BOOL, lambda query: test(left.evaluate(query), right.evaluate(query)))
 
 
-# Go RE2 and Python re read these alike (Python's \s has \v, Go's not: spelled out).
-_REGEX_ESCAPES = {**{c: "\\" + c for c in ".\\*+?()[]{}|^$-/"}, **{c: "\\" + c for c in "dDwWbB"},
-                  "s": r"[\t\n\f\r ]", "S": r"[^\t\n\f\r ]", "A": r"\A", "z": r"\Z"}
-_REGEX_PIECE = re.compile(r"""
-    \\(?P<escape>.)
-  | (?P<group>\(\?:|\((?!\?))
-  | (?P<repeat>\{[0-9]{1,3}(?:,[0-9]{0,3})?\}\??|[*+?]\??)
-  | (?P<class>\[\^?\]?(?:[^\]\\\[]|\\[.\\*+?()\[\]{}|^$\-/dDwW])*\])
-  | (?P<end>\$)
-  | (?P<plain>[^\\()\[\]{}*+?$])
-  | (?P<close>\))
-""", re.VERBOSE | re.DOTALL)
-
-
 def go_regex(node: Node) -> re.Pattern:
-    """The literal regular expression of C{node} compiled for Python; ValueError for one it is not
-    sure Go reads the same way (flags, backreferences, POSIX classes, possessive repeats...), or that
-    Python's backtracking might take long on (Go's RE2 never backtracks): a repeated group holding a
-    repeat or C{|}, or more than L{MAX_UNBOUNDED_REPEATS} unbounded repeats."""
+    """The literal regular expression of C{node}, compiled as Go reads it (L{compile_go}: refused
+    where Python would read it otherwise or could take long on a name)."""
     if not node.literal:
         raise ValueError("the right of 'matches' must be a string literal")
     pattern = node.evaluate(None)
-    translated, position, groups, closed_risky, unbounded = [], 0, [], False, 0
-    while position < len(pattern):
-        match = _REGEX_PIECE.match(pattern, position)
-        if match is None or (match.lastgroup == "escape" and match.group("escape") not in _REGEX_ESCAPES):
-            raise ValueError(f"unsupported regular expression {pattern!r} at {pattern[position:position + 10]!r}")
-        kind, text = match.lastgroup, match.group()
-        if kind == "repeat":
-            if closed_risky:
-                raise ValueError(f"regular expression {pattern!r}: a repeated group holds a repeat or '|', "
-                                 "which Python may take exponential time to match")
-            unbounded += text[0] in "*+" or text.endswith(",}") or text.endswith(",}?")
-            if unbounded > MAX_UNBOUNDED_REPEATS:
-                raise ValueError(f"regular expression {pattern!r}: more than {MAX_UNBOUNDED_REPEATS} unbounded "
-                                 "repeats, which Python may take long to match")
-        risky = kind == "repeat" or text == "|"
-        if kind == "close" and groups:
-            risky = groups.pop()
-        closed_risky = kind == "close" and risky
-        if kind == "group":
-            groups.append(False)
-        elif risky and groups:
-            groups[-1] = True
-        translated.append(_REGEX_ESCAPES[match.group("escape")] if kind == "escape" else r"\Z" if kind == "end"
-                          else text)
-        position = match.end()
     try:
-        return re.compile("".join(translated), re.ASCII)
-    except (re.error, RecursionError, OverflowError) as err:
-        raise ValueError(f"error parsing regexp {pattern!r}: {err}") from None
+        return compile_go(pattern)
+    except GoRegexpError as err:
+        raise ValueError(f"regular expression {pattern!r}: {err}") from None
 
 
 @dataclass(frozen=True)

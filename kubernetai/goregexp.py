@@ -33,6 +33,10 @@ _GO_ESCAPE_LETTERS = frozenset("aftnrvxAbBzdDsSwW0")
 _ASSERTIONS = frozenset("AbBz")  # not in a class, to Go
 _CASELESS = re.compile(r"\(\?[a-z-]*i")
 _OCTAL = re.compile(r"\\([1-7])([0-7]{0,2})")
+_MULTILINE_EVERYWHERE = re.compile(r"\(\?[a-z]*m[a-z]*\)")
+_MULTILINE_ANYWHERE = re.compile(r"\(\?[a-z-]*m")
+# Go's \s is [\t\n\f\r ]: Python's (ASCII) has \v too.
+_GO_SPACE, _GO_NOT_SPACE = "[\\t\\n\\f\\r ]", "[^\\t\\n\\f\\r ]"
 
 
 class GoRegexpError(ValueError):
@@ -61,7 +65,10 @@ def _translated(pattern: str) -> str:
     length = len(pattern)
     while position < length:
         char = pattern[position]
-        if char == "\\":
+        if char == "$":
+            out.append(_end_of_text(pattern))
+            position += 1
+        elif char == "\\":
             text, position = _escape(pattern, position, in_class=False)
             out.append(text)
         elif char == "[":
@@ -88,6 +95,17 @@ def _translated(pattern: str) -> str:
     return "".join(out)
 
 
+def _end_of_text(pattern: str) -> str:
+    """Python's text for Go's C{$}: the end of the text (Python's C{$} also matches before a final
+    newline), or of a line under a C{(?m)} for the whole pattern."""
+    if _MULTILINE_EVERYWHERE.match(pattern):
+        return "$"
+    if _MULTILINE_ANYWHERE.search(pattern):
+        raise GoRegexpError("$ with an m flag that does not start the pattern ((?m) first) is not supported by "
+                            "kubernetai")
+    return r"\Z"
+
+
 def _escape(pattern: str, position: int, in_class: bool) -> tuple[str, int]:
     """Python's text for Go's escape at C{position}, and where it ends: Go's letters and punctuation only."""
     escape = pattern[position: position + 2]
@@ -101,6 +119,12 @@ def _escape(pattern: str, position: int, in_class: bool) -> tuple[str, int]:
         raise GoRegexpError(f"Unicode classes ({escape}...) are not supported by kubernetai")
     if in_class and letter in _ASSERTIONS or letter.isalnum() and letter not in _GO_ESCAPE_LETTERS:
         raise GoRegexpError(f"invalid or unsupported escape sequence: {escape}")
+    if letter == "s":
+        return (_GO_SPACE[1:-1] if in_class else _GO_SPACE), position + 2
+    if letter == "S":
+        if in_class:
+            raise GoRegexpError(r"\S inside a character class is not supported by kubernetai")
+        return _GO_NOT_SPACE, position + 2
     return (r"\Z" if letter == "z" else escape), position + 2
 
 

@@ -117,6 +117,14 @@ MATCHED = [
     ("(?<a>b)", "abc", ["b", "b"]),
     ("example[.]\\z", "example.", ["example."]),
     ("(?i)EXAMPLE", "example.", ["example"]),
+    # Go's $ is the end of the text (Python's also matches before a final newline), but of a line
+    # under a leading (?m); Go's \s has no vertical tab.
+    ("a$", "a\n", None),
+    ("(?m)a$", "a\nb", ["a"]),
+    ("\\s", "\v", None),
+    ("[\\s]", "\v", None),
+    ("a\\sb", "a b", ["a b"]),
+    ("\\S", "\v", ["\v"]),
     ("\\w+", "é-x", ["x"]),
     ("a{2}", "a", None),
     ("$^", "x.", None),
@@ -134,6 +142,8 @@ MATCHED = [
 # (Go pattern, why refused)
 BAD_PATTERNS = [
     ("[[:alpha:]]", "POSIX character classes ([[:name:]]) are not supported by kubernetai"),
+    ("[\\S]", "\\S inside a character class is not supported by kubernetai"),
+    ("(?m:a$)", "$ with an m flag that does not start the pattern ((?m) first) is not supported by kubernetai"),
     ("a{,3}", "the repeat {,3} is not supported by kubernetai (Go reads it as text)"),
     ("(?=a)", "invalid or unsupported Perl syntax: (?=a"),
     ("(a)\\1", "invalid escape sequence: \\1 (Go has no back-references)"),

@@ -118,6 +118,8 @@ class ErrorsTests(unittest.TestCase):
             ("errors {\n  consolidate 1s\n }", "Corefile:3: plugin/errors: expected at least 2 argument(s)"),
             ("errors {\n  consolidate soon x\n }", "Corefile:3: plugin/errors: invalid duration 'soon'"),
             ("errors {\n  consolidate 1s ( \n }", "Corefile:3: plugin/errors: invalid regular expression"),
+            ("errors {\n  consolidate 1s (a|aa)*b \n }", "Corefile:3: plugin/errors: invalid regular expression "
+             "'(a|aa)*b': a repeated group holds"),
             ("errors {\n  consolidate 1s x loud\n }", "Corefile:3: plugin/errors: unknown parameter 'loud'"),
             ("errors {\n  quiet\n }", "Corefile:3: plugin/errors: unknown option 'quiet'"),
             ("errors now", "Corefile:2: plugin/errors: unexpected argument 'now'"),

@@ -66,6 +66,7 @@ class ParseTests(unittest.SynchronousTestCase):
             ("rewrite name fuzzy a b", "name rule supports only exact, prefix, suffix, substring, and regex name "
                                        "matching, received: fuzzy"),
             ("rewrite stop name regex [bad[ bar answer name bar foo", "invalid regex matching pattern: [bad["),
+            ("rewrite name regex (a+)+b x", "invalid regex matching pattern: (a+)+b: a repeated group holds a repeat"),
             ("rewrite name regex a {1}", "the rewrite regex pattern ({1}) uses more subexpressions than its "
                                          "corresponding matching regex pattern (a)"),
             ("rewrite name regex a b answer", "invalid arguments for regex rule"),

@@ -23,6 +23,7 @@ from kubernetai import options
 from kubernetai.chain import IHandler, PluginError, Request, Response, ServerConfig
 from kubernetai.corefile import Directive
 from kubernetai.dnsnames import type_name
+from kubernetai.goregexp import GoRegexpError, compile_go
 
 log = Logger(namespace="kubernetai.plugins.errors")
 
@@ -147,8 +148,8 @@ def parse_consolidate(option: Directive) -> Consolidation:
     if len(args[1]) > MAX_REGEXP_LENGTH:
         raise options.error(option, f"regex pattern too long: {len(args[1])} > {MAX_REGEXP_LENGTH}")
     try:
-        pattern = re.compile(args[1])
-    except re.error as err:
+        pattern = compile_go(args[1])
+    except GoRegexpError as err:
         raise options.error(option, f"invalid regular expression {args[1]!r}: {err}") from None
     consolidation = Consolidation(period, args[0], pattern)
     for extra in args[2:]:

@@ -21,6 +21,7 @@ from typing import Callable
 from twisted.names import dns
 
 from kubernetai.dnsnames import CLASSES, TYPES
+from kubernetai.goregexp import GoRegexpError, compile_go
 from kubernetai.plugins.rewrite.rules import MAX_REGEX_LENGTH, Question, fqdn, normalize
 
 # The attribute holding the name inside each record type whose value C{answer value} rewrites.
@@ -204,9 +205,9 @@ def valid_regex(pattern: str, replacement: str) -> re.Pattern:
     if len(pattern) > MAX_REGEX_LENGTH:
         raise ValueError(f"regex pattern too long: {len(pattern)} > {MAX_REGEX_LENGTH}")
     try:
-        compiled = re.compile(pattern)
-    except re.error:
-        raise ValueError(f"invalid regex matching pattern: {pattern}") from None
+        compiled = compile_go(pattern)
+    except GoRegexpError as err:
+        raise ValueError(f"invalid regex matching pattern: {pattern}: {err}") from None
     if sum("{%d}" % index in replacement for index in range(101)) > compiled.groups:
         raise ValueError(f"the rewrite regex pattern ({replacement}) uses more subexpressions than its "
                          f"corresponding matching regex pattern ({pattern})")

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from kubernetai.chain import PluginError, Request
+from kubernetai.goregexp import GoRegexpError, compile_go
 
 STOP = "stop"
 CONTINUE = "continue"
@@ -101,9 +102,9 @@ def compile_pattern(text: str, where: str) -> re.Pattern:
     if len(text) > MAX_REGEX_LENGTH:
         raise ValueError(f"regex pattern too long {where}: {len(text)} > {MAX_REGEX_LENGTH}")
     try:
-        return re.compile(text)
-    except re.error:
-        raise ValueError(f"invalid regex pattern {where}: {text}") from None
+        return compile_go(text)
+    except GoRegexpError as err:
+        raise ValueError(f"invalid regex pattern {where}: {text}: {err}") from None
 
 
 def normalize(name: str) -> str:
