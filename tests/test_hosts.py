@@ -23,7 +23,7 @@ from kubernetai.plugins.hosts import (
     read_hosts,
     wildcard_of,
 )
-from tests.support import FakeUpstream, one_test_per_row, query, rcode_of, start_daemon, write_corefile
+from tests.support import FakeUpstream, make_request, one_test_per_row, query, rcode_of, start_daemon, write_corefile
 
 HOSTS_FILE = """\
 # The following lines are desirable for IPv4 capable hosts
@@ -232,6 +232,19 @@ def records(reply):
     """The answer section as (name, ttl, type, rdata) texts."""
     return sorted((rrset.name.to_text(), rrset.ttl, rrset.rdtype.name, rdata.to_text())
                   for rrset in reply.answer for rdata in rrset)
+
+
+class KeptAnswerTests(unittest.SynchronousTestCase):
+    """An answer from hosts may be sent again while the file read is the one it came from."""
+
+    def test_an_address_answer_holds_until_the_file_is_read_anew(self):
+        config = build_server(parse_corefile(".:53 {\n hosts {\n  10.0.0.1 www.example.org\n }\n}\n",
+                                             "Corefile")[0])
+        (hosts,) = config.handlers
+        response = hosts.serve(make_request("www.example.org", "A"))
+        before = response.valid_while()
+        hosts.loaded = Loaded()
+        self.assertEqual((before, response.valid_while()), (True, False))
 
 
 class HostsDaemonTests(unittest.TestCase):

@@ -230,14 +230,14 @@ class Hosts:
                        for target in targets]
             return Response(answers=answers, authoritative=True, valid_while=unchanged)
         if qtype in (dns.A, dns.AAAA):
-            version = 4 if qtype == dns.A else 6
+            ip_version = 4 if qtype == dns.A else 6
             answers = [address_record(request.qname, ip, config.ttl)
-                       for source in sources for ip in source.lookup(name, version)]
+                       for source in sources for ip in source.lookup(name, ip_version)]
         elif config.fallthrough_unsupported and config.fallthrough.through(name):
             return self.next.serve(request)
         else:
             answers = []
-        if not answers and not any(source.lookup(name, version) for source in sources for version in (4, 6)):
+        if not answers and not any(source.lookup(name, ip_version) for source in sources for ip_version in (4, 6)):
             if config.fallthrough is not None and config.fallthrough.through(name):
                 return also_valid_while(self.next.serve(request), unchanged)
             return Response(rcode=dns.ESERVER, valid_while=unchanged)
