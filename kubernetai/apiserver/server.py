@@ -3,6 +3,8 @@
 A fake Kubernetes API server for tests, speaking the real list/watch protocol to the
 unchanged official kubernetes client.
 
+This module holds its state, the objects tests put and the faults they inject; how it answers a
+request is L{kubernetai.apiserver.protocol}, its connections L{kubernetai.apiserver.connections}.
 It runs in the test's reactor on 127.0.0.1 (HTTP or HTTPS), keeps objects as plain dicts
 under one etcd-like resourceVersion counter, answers C{/readyz} as kube-apiserver does, and
 lets tests inject faults: dropped watches, expired history, stalls, HTTP errors, a resource
@@ -27,7 +29,6 @@ cannot list resource "services" ...').
 
 import collections
 import copy
-import json
 import time
 import uuid
 from dataclasses import dataclass
@@ -37,13 +38,8 @@ from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.web import resource, server
 
 from kubernetai.apiserver.resources import (
-    DISCOVERY,
     Event,
-    InvalidOptions,
-    ListOptions,
-    Query,
     flag,
-    list_item,
     load_balancer,
     make_endpoint_slice,
     make_multicluster_endpoint_slice,
@@ -51,21 +47,12 @@ from kubernetai.apiserver.resources import (
     make_pod,
     make_service,
     make_service_import,
-    not_found_status,
     resource_type,
     route,
-    status_object,
-    too_large_status,
 )
-from kubernetai.apiserver.connections import ConnectionTracker, SwappableContext, WatchStream
+from kubernetai.apiserver.connections import ConnectionTracker, SwappableContext
+from kubernetai.apiserver.protocol import ListWatchProtocol
 from kubernetai.apiserver.tlsca import CertificateAuthority, write_kubeconfig
-
-_CONTINUE_EXPIRED = (
-    "The provided continue parameter is too old to display a consistent list result. "
-    "You can start a new list without the continue parameter."
-)
-_KEPT_CONTINUATIONS = 64
-
 
 @dataclass(frozen=True)
 class Received:
@@ -80,7 +67,7 @@ class Received:
     at: float = 0.0
 
 
-class ApiServer:
+class ApiServer(ListWatchProtocol):
     """A Kubernetes API server on 127.0.0.1 for core/v1 services, pods, namespaces,
     discovery.k8s.io/v1 endpointslices and multicluster.x-k8s.io/v1alpha1 serviceimports;
     all methods must be called on the reactor thread."""
@@ -309,106 +296,6 @@ class ApiServer:
         else:
             self._answer(request, target, params)
 
-    def _answer(self, request, target, params):
-        code, count, retry_after = self._failure
-        if count:
-            self._failure = (code, count - 1, retry_after)
-            if retry_after is not None:
-                request.setHeader(b"retry-after", b"%d" % (retry_after,))
-            return _respond(request, code, status_object(code, f"injected failure {code}"))
-        if self.token and not _bearer_token_is(request.getHeader("authorization"), self.token):
-            return _respond(request, 401, status_object(401, "Unauthorized"))
-        if target is None:
-            return self._discovery(request)
-        if target[0].plural in self._forbidden:
-            group = target[0].api_version.rpartition("/")[0]
-            message = (f'{target[0].plural} is forbidden: User "system:serviceaccount:kube-system:coredns" '
-                       f'cannot list resource "{target[0].plural}" in API group "{group}"')
-            return _respond(request, 403, status_object(403, message))
-        try:
-            options = ListOptions.from_params(params)
-        except InvalidOptions as error:
-            return _respond(request, 422, error.status())
-        except ValueError as error:
-            return _respond(request, 400, status_object(400, str(error)))
-        query = Query(target[0], target[1], options.selector)
-        if options.watch:
-            self._watch(request, query, options)
-        else:
-            self._list(request, query, options)
-
-    def _discovery(self, request):
-        path = "/" + "/".join(part for part in request.path.decode().split("/") if part)
-        if path == "/readyz":
-            request.setHeader(b"content-type", b"text/plain; charset=utf-8")
-            request.write(b"ok")
-            return request.finish()
-        if path in DISCOVERY:
-            return _respond(request, 200, DISCOVERY[path])
-        if _served_group_version(path):
-            return _respond(request, 404, not_found_status())
-        request.setResponseCode(404)
-        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
-        request.write(b"404 page not found\n")
-        request.finish()
-
-    def _list(self, request, query, options):
-        if not options.continue_token and (options.resource_version or 0) > self._resource_version:
-            request.setHeader(b"retry-after", b"1")
-            return _respond(request, 504, too_large_status(options.resource_version, self._resource_version))
-        if options.continue_token:
-            version, items = self._continuations.pop(options.continue_token, (None, None))
-            if items is None:
-                return _respond(request, 410, status_object(410, _CONTINUE_EXPIRED))
-        else:
-            version = self._resource_version
-            stored = self._objects[query.resource.plural]
-            items = [list_item(stored[key]) for key in sorted(stored) if query.matches(stored[key])]
-            items += self.list_extras[query.resource.plural]
-        metadata = {"resourceVersion": str(version)}
-        if options.limit and len(items) > options.limit:
-            items, rest = items[:options.limit], items[options.limit:]
-            metadata.update(self._continuation(version, rest))
-        kind = {"kind": query.resource.kind + "List", "apiVersion": query.resource.api_version}
-        _respond(request, 200, {**kind, "metadata": metadata, "items": items})
-
-    def _continuation(self, version, rest):
-        token = uuid.uuid4().hex
-        self._continuations[token] = (version, rest)
-        while len(self._continuations) > _KEPT_CONTINUATIONS:
-            del self._continuations[next(iter(self._continuations))]
-        return {"continue": token, "remainingItemCount": len(rest)}
-
-    def _watch(self, request, query, options):
-        watch = WatchStream(request, query)
-        since = options.resource_version
-        if since is not None and since < self._horizon:
-            message = f"too old resource version: {since} ({self._horizon})"
-            watch.send("ERROR", status_object(410, message))
-            return watch.finish()
-        if since is None:
-            stored = self._objects[query.resource.plural]
-            for key in sorted(stored):
-                if query.matches(stored[key]):
-                    watch.send("ADDED", stored[key])
-        else:
-            for event in self._history:
-                if event.resource_version > since:
-                    watch.offer(event)
-        self._watches.add(watch)
-        request.notifyFinish().addBoth(self._forget_watch, watch)
-        bookmark = {"kind": query.resource.kind, "apiVersion": query.resource.api_version}
-        watch.schedule(
-            self._reactor,
-            self.bookmark_interval if options.bookmarks else None,
-            options.timeout,
-            lambda: {**bookmark, "metadata": {"resourceVersion": str(self._resource_version)}},
-        )
-
-    def _forget_watch(self, _, watch):
-        watch.closed()
-        self._watches.discard(watch)
-
     # Internals
 
     def _commit(self, resource_, event_type, obj, old):
@@ -452,13 +339,6 @@ class _ApiResource(resource.Resource):
         return server.NOT_DONE_YET
 
 
-def _respond(request, code, body):
-    request.setResponseCode(code)
-    request.setHeader(b"content-type", b"application/json")
-    request.write(json.dumps(body).encode())
-    request.finish()
-
-
 def _headers(request):
     return {name.decode().lower(): values[-1].decode()
             for name, values in request.requestHeaders.getAllRawHeaders()}
@@ -468,18 +348,6 @@ def _client_cn(request):
     peer_certificate = getattr(request.transport, "getPeerCertificate", None)
     certificate = peer_certificate() if peer_certificate else None
     return certificate.get_subject().CN if certificate is not None else None
-
-
-def _bearer_token_is(authorization, token):
-    """Whether an Authorization header carries C{token}; the scheme is case-insensitive (RFC 7235)."""
-    scheme, _, credentials = (authorization or "").partition(" ")
-    return scheme.lower() == "bearer" and credentials == token
-
-
-def _served_group_version(path):
-    """Whether C{path} lies under an API group version this server serves (C{/api/v1/...})."""
-    return any(path.startswith(prefix + "/") for prefix in ("/api/v1", *(
-        "/apis/" + version["groupVersion"] for group in DISCOVERY["/apis"]["groups"] for version in group["versions"])))
 
 
 def _key(obj):
