@@ -6,6 +6,7 @@ server, and a wait for a condition.
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 
@@ -31,6 +32,14 @@ from kubernetai.message import decode_query, frame, split_stream
 
 # How often wait_until checks its condition.
 POLL_INTERVAL = 0.02
+
+
+def another_python_environment(**changes: str) -> dict[str, str]:
+    """The environment for a process of another Python (the system's, an installed venv's): this one's,
+    less the PYTHONPATH C{trial -j} sets to its own sys.path, whose standard library that Python
+    must not read (its ssl module fails to load), with C{changes}."""
+    environment = {name: value for name, value in os.environ.items() if name != "PYTHONPATH"}
+    return {**environment, **changes}
 
 
 def build(text: str) -> ServerConfig:

@@ -36,7 +36,7 @@ from twisted.trial import unittest
 
 import kubernetai
 from kubernetai.apiserver.server import ApiServer
-from tests.support import FakeUpstream
+from tests.support import FakeUpstream, another_python_environment
 from tests.test_daemon import REPO, free_port
 
 EVERY_PLUGIN = """\
@@ -104,7 +104,8 @@ PLUGINS = ("reload", "nsid", "bind", "debug", "ready", "explain", "health", "pro
 
 
 def run(*command, **kwargs) -> subprocess.CompletedProcess:
-    result = subprocess.run(command, capture_output=True, text=True, timeout=600, **kwargs)
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=another_python_environment(),
+                            **kwargs)
     if result.returncode != 0:
         raise AssertionError(f"{' '.join(command)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
     return result
@@ -214,7 +215,8 @@ class InstalledWheelTests(unittest.TestCase):
                      explain=free_port(), api=api.url, upstream=upstream.start(self))
         path = self.write_corefile(ports)
         daemon = subprocess.Popen([self.twistd, "-n", "--pidfile=", "kubernetai", "-c", path], cwd=self.directory,
-                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **self.as_daemon_user)
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                  env=another_python_environment(), **self.as_daemon_user)
         self.addCleanup(daemon.wait)
         self.addCleanup(daemon.kill)
         questions = [

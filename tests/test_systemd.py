@@ -16,6 +16,7 @@ from twisted.internet.threads import deferToThread
 from twisted.trial import unittest
 
 from kubernetai.apiserver.tlsca import write_kubeconfig
+from tests.support import another_python_environment
 from tests.test_daemon import REPO, TWISTD
 from tests.test_readme import read
 
@@ -91,7 +92,7 @@ class GuideTests(unittest.TestCase):
         for name, port in (("east", 6443), ("west", 6444)):
             write_kubeconfig(os.path.join(home, f"{name}.kubeconfig"), name, f"https://127.0.0.1:{port}", token="t")
         steps = [line for line in guide_commands() if not line.startswith(("apt-get ", "systemctl "))]
-        environment = dict(os.environ, HOME=home)
+        environment = another_python_environment(HOME=home)
         outputs = []
         for step in steps:
             result = yield deferToThread(subprocess.run, ["bash", "-euo", "pipefail", "-c", step], cwd=REPO,
