@@ -30,7 +30,7 @@ class ReadmeTests(unittest.SynchronousTestCase):
     def test_two_commands_first(self):
         run, test = setup_commands()
         self.assertIn("pip install . && .venv/bin/kubernetai-demo", run)
-        self.assertIn("-m twisted.trial tests", test)
+        self.assertIn("-m twisted.trial -j2 tests", test)
 
     def test_the_plain_example_run_stays_documented(self):
         self.assertIn(".venv/bin/twistd -n kubernetai -c Corefile.example", read("README.md"))
