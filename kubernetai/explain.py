@@ -29,7 +29,7 @@ from kubernetai.answer import lookup_through
 from kubernetai.chain import EndOfChain, PluginError, Request, Response
 from kubernetai.dnsnames import TYPES, rcode_name, type_name
 from kubernetai.kubernetes.merge import MergedStanzas
-from kubernetai.message import decode_query
+from kubernetai.message import decode_query, valid_name
 from kubernetai.plugins.kubernetai import Kubernetai
 
 
@@ -46,13 +46,10 @@ def type_code(text: str) -> int | None:
 def name_problem(name: str) -> str | None:
     """What makes C{name} no name to ask about, or None."""
     try:
-        name.encode("ascii")
+        wire_name = name.rstrip(".").encode("ascii")
     except UnicodeEncodeError:
         return f"{name!r} is not ASCII (write IDNs as xn--)"
-    labels = name.rstrip(".").split(".")
-    if len(name.rstrip(".")) > 253 or any(len(label) > 63 for label in labels) or (name != "." and "" in labels):
-        return f"{name!r} is no DNS name"
-    return None
+    return None if valid_name(wire_name) else f"{name!r} is no DNS name"
 
 
 def explain(tables: dict, name: str, qtype: int, client: str = "127.0.0.1", port: int | None = None):

@@ -10,7 +10,8 @@ nothing after, the NXDOMAIN stands.  NODATA never falls through.  A stanza
 that has not synced answers what would be NXDOMAIN with SERVFAIL, as
 CoreDNS does.  Stanzas with one C{merge GROUP} answer together, at the
 place of the first of them (L{kubernetai.kubernetes.merge}).  Each stanza
-syncs on its own threads; the daemon starts listening once every stanza has synced or waited its startup_timeout.
+syncs on its own threads; the daemon starts listening once every stanza has
+synced or waited its startup_timeout.
 
 Each stanza has a label unique in the daemon (L{stanza_label}): its C{name}
 option, else C{#N ZONES}, its place among the Corefile's stanzas and its
