@@ -22,7 +22,8 @@ from twisted.names import dns
 
 from kubernetai.dnsnames import CLASSES, TYPES
 from kubernetai.goregexp import GoRegexpError, compile_go
-from kubernetai.plugins.rewrite.rules import MAX_REGEX_LENGTH, Question, fqdn, normalize
+from kubernetai.plugins.rewrite.rules import MAX_REGEX_LENGTH, Question, fqdn
+from kubernetai.zones import normalize_zone
 
 # The attribute holding the name inside each record type whose value C{answer value} rewrites.
 VALUE_FIELDS = {dns.CNAME: "name", dns.DNAME: "name", dns.NS: "name", dns.PTR: "name", dns.MX: "name",
@@ -119,10 +120,10 @@ def name_rule(args: list[str]) -> Callable[[Question], list[AnswerRule] | None]:
     if len(args) < 2:
         raise ValueError("too few arguments for a name rule")
     if len(args) == 2:
-        match, old, new = "exact", normalize(args[0]), normalize(args[1])
+        match, old, new = "exact", normalize_zone(args[0]), normalize_zone(args[1])
     else:
         match = args[0].lower()
-        old, new = (args[1], args[2]) if match == "regex" else (normalize(args[1]), normalize(args[2]))
+        old, new = (args[1], args[2]) if match == "regex" else (normalize_zone(args[1]), normalize_zone(args[2]))
     auto, answers = parse_answer_rules(match, args[3:]) if len(args) > 3 else (False, [])
     if match == "exact":
         valid_regex(new, old)
@@ -139,7 +140,7 @@ def name_rule(args: list[str]) -> Callable[[Question], list[AnswerRule] | None]:
         return _matcher(lambda name: name.replace(old, new) if old in name else None, auto, answers)
     if match == "regex":
         pattern = valid_regex(old, new)
-        new = normalize(new)
+        new = normalize_zone(new)
 
         def regex(name: str) -> str | None:
             found = pattern.search(name)
@@ -192,7 +193,7 @@ def parse_answer_rules(match: str, args: list[str]) -> tuple[bool, list[AnswerRu
             pattern = valid_regex(args[position], args[position + 1])
         except ValueError as err:
             raise ValueError(f"{last} answer rule for {match} rule: {err}") from None
-        rules.append(AnswerRule(last, regex_rewriter(pattern, normalize(args[position + 1]))))
+        rules.append(AnswerRule(last, regex_rewriter(pattern, normalize_zone(args[position + 1]))))
         names += last == "name"
         position += 2
     if auto and names:

@@ -27,7 +27,8 @@ from twisted.names import dns
 
 from kubernetai.chain import Response
 from kubernetai.dnsnames import RCODES
-from kubernetai.plugins.rewrite.rules import MATCH_KINDS, Question, compile_pattern, fqdn, name_test, normalize
+from kubernetai.plugins.rewrite.rules import MATCH_KINDS, Question, compile_pattern, fqdn, name_test
+from kubernetai.zones import normalize_zone
 
 log = Logger(namespace="kubernetai.plugins.rewrite.response")
 
@@ -281,7 +282,7 @@ def cname_rule(args: list[str]) -> Callable[[Question], list[Any] | None]:
     else:
         raise ValueError(f"too few ({len(args)}) arguments for a cname rule")
     if kind == "exact":
-        old, new = normalize(old), normalize(new)
+        old, new = normalize_zone(old), normalize_zone(new)
     pattern = None
     if kind == "regex":
         try:

@@ -14,6 +14,7 @@ from typing import Any, Callable
 
 from kubernetai.chain import PluginError, Request
 from kubernetai.goregexp import GoRegexpError, compile_go
+from kubernetai.zones import normalize_zone
 
 STOP = "stop"
 CONTINUE = "continue"
@@ -87,7 +88,7 @@ def name_test(kind: str, text: str, rule: str) -> Callable[[str], bool]:
     if kind == "regex":
         pattern = compile_pattern(text, f"in a {rule} rule")
         return lambda name: pattern.search(name) is not None
-    normalized = normalize(text)
+    normalized = normalize_zone(text)
     if kind == "exact":
         return lambda name: name == normalized
     if kind == "prefix":
@@ -105,11 +106,6 @@ def compile_pattern(text: str, where: str) -> re.Pattern:
         return compile_go(text)
     except GoRegexpError as err:
         raise ValueError(f"invalid regex pattern {where}: {text}: {err}") from None
-
-
-def normalize(name: str) -> str:
-    """CoreDNS's C{plugin.Name(name).Normalize()}: lower case, with a final dot."""
-    return fqdn(name).lower()
 
 
 def fqdn(name: str) -> str:
