@@ -17,6 +17,7 @@ from twisted.logger import Logger
 from twisted.names import dns
 from twisted.python.failure import Failure
 
+from kubernetai.alike import AlikeReplies
 from kubernetai.chain import PluginError, Request, Response, ServerConfig, then
 from kubernetai.message import Rejected, decode_query, encode_reply, encode_transfer
 from kubernetai.reuse import KeptReplies, not_reusable
@@ -28,9 +29,10 @@ MAX_LOOKUP_DEPTH = 8
 
 
 @dataclass
-class ZoneTable(KeptReplies):
-    """The server blocks listening on one address, by zone, and the replies kept to send again
-    (L{KeptReplies}, with the rules of L{kubernetai.reuse})."""
+class ZoneTable(KeptReplies, AlikeReplies):
+    """The server blocks listening on one address, by zone, the replies kept to send again
+    (L{KeptReplies}, with the rules of L{kubernetai.reuse}) and the denials given alike to other
+    names (L{AlikeReplies})."""
 
     configs: dict[str, list[ServerConfig]] = field(default_factory=dict)
     # Some block has a view: which block answers depends on more than the query's bytes.
@@ -59,6 +61,10 @@ class ZoneTable(KeptReplies):
                     if request.qtype != DS:
                         return match
         return match
+
+    def forget_replies(self) -> None:
+        KeptReplies.forget_replies(self)
+        self.forget_alike()
 
 
 def answer_packet(table: ZoneTable, packet: bytes, client: tuple[str, int], transport: str, local=None):
@@ -152,7 +158,20 @@ def _write(request: Request, response: Response, table: ZoneTable | None = None)
         except Exception:
             replays.append(None)
             log.failure("reply observer failed")
-    if response.valid_while is not None and table is not None and request.protocol == "udp" \
-            and None not in replays:
-        table.keep_reply(request.packet, written, response, tuple(replays))
+    if table is not None and request.protocol == "udp" and None not in replays:
+        if response.valid_while is not None:
+            table.keep_reply(request.packet, written, response, tuple(replays))
+        if response.alike is not None:
+            _keep_alike(table, request, written, response, tuple(replays))
     return reply
+
+
+def _keep_alike(table: ZoneTable, request: Request, written: bytes, response: Response, replays: tuple) -> None:
+    """Keep a denial its handler gives other names alike, when every plugin before that handler treats
+    them alike, and the reply is whole and routed as any name of the zone would be."""
+    alike = response.alike
+    routed = table.route(request)
+    if (table.has_views or request.qtype == DS or written[2] & 0x02 or routed is None
+            or not routed[1].alike_up_to(alike.source, alike.zone)):
+        return
+    table.keep_alike(request.packet, written, alike, replays, request.max_size, routed[0], table.configs)

@@ -27,6 +27,7 @@ from kubernetai.zones import ZoneAddress
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
+    from kubernetai.alike import Alike
     from kubernetai.answer import ZoneTable
     from kubernetai.httpservice import HTTPService
     from kubernetai.kubernetes.cluster import Cluster
@@ -246,6 +247,8 @@ class Response:
     dropped: bool = False
     # EDNS options (code, data) for the reply's OPT record, written when the query has one.
     edns_options: tuple[tuple[int, bytes], ...] = ()
+    # A denial its handler gives other names of a zone too (L{kubernetai.alike}).
+    alike: Alike | None = None
 
 
 class IHandler(Interface):
@@ -256,6 +259,16 @@ class IHandler(Interface):
 
     def serve(request):
         """Answer C{request}: a L{Response} or a Deferred firing with one."""
+
+    # Optional: C{passes_alike(zone)}, see L{passes_alike}.
+
+
+def passes_alike(handler: IHandler, zone: str) -> bool:
+    """Whether C{handler} treats every name of C{zone} alike: hands each query on as it is (or answers
+    it) the same way whatever the name, and changes a denial coming back the same way; said by its
+    C{passes_alike(zone)}, False for a handler without one (L{kubernetai.alike})."""
+    says = getattr(handler, "passes_alike", None)
+    return says is not None and says(zone)
 
 
 class PluginError(Exception):
@@ -330,6 +343,15 @@ class ServerConfig:
     def chain(self) -> IHandler:
         """The first handler of the chain."""
         return self.handlers[0] if self.handlers else EndOfChain()
+
+    def alike_up_to(self, source: IHandler, zone: str) -> bool:
+        """Whether every handler before C{source} treats the names of C{zone} alike (L{passes_alike})."""
+        for handler in self.handlers:
+            if handler is source:
+                return True
+            if not passes_alike(handler, zone):
+                return False
+        return False
 
 
 def _plugin_module(directive: Directive):

@@ -2,7 +2,8 @@
 """
 The DNS server: UDP and TCP listeners for every address a server block
 listens on, each answering from its address's L{ZoneTable}
-(L{kubernetai.answer}), repeated UDP queries from the replies kept there.
+(L{kubernetai.answer}), repeated UDP queries from the replies kept there, and
+names a stanza denies from the denial it gave another name (L{kubernetai.alike}).
 """
 
 from __future__ import annotations
@@ -66,6 +67,13 @@ class DNSDatagramProtocol(protocol.DatagramProtocol):
             self.transport.write(reply, address)
             for replay in replays:
                 replay(address[0], time.monotonic() - started)
+            return
+        alike = self.table.alike_reply(datagram)
+        if alike is not None:
+            reply, replays, grown = alike
+            self.transport.write(reply, address)
+            for replay in replays:
+                replay(address[0], time.monotonic() - started, grown)
             return
         client = client_address(address[0], address[1])
         then(answer_packet(self.table, datagram, client, "udp", self.local), self._send, address)

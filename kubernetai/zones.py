@@ -114,6 +114,11 @@ def in_zones(name: str, zones: Iterable[str]) -> bool:
     return any(in_zone(name, zone) for zone in zones)
 
 
+def all_or_none(zone: str, zones: Iterable[str]) -> bool:
+    """Whether the names of C{zone} are all in C{zones}, or none of them is."""
+    return in_zones(zone, zones) or not any(in_zone(own, zone) for own in zones)
+
+
 def most_specific(name: str, zones: Iterable[str]) -> str | None:
     """The longest of C{zones} that holds C{name}, or None."""
     matches = [zone for zone in zones if in_zone(name, zone)]
@@ -129,3 +134,7 @@ class Fallthrough:
     def through(self, name: str) -> bool:
         """Whether a query for C{name} may fall through: every name when no zones were given."""
         return not self.zones or in_zones(normalize_zone(name), self.zones)
+
+    def alike(self, zone: str) -> bool:
+        """Whether the misses of C{zone}'s names all fall through, or none does."""
+        return not self.zones or all_or_none(zone, self.zones)

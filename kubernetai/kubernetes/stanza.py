@@ -28,7 +28,8 @@ from kubernetai.kubernetes.config import StanzaConfig, parse_stanza
 from kubernetai.kubernetes.connection import api_client
 from kubernetai.kubernetes.entries import View
 from kubernetai.kubernetes.records import answer, denial
-from kubernetai.zones import most_specific
+from kubernetai.kubernetes.names import is_reverse
+from kubernetai.zones import in_zone, most_specific
 
 
 def stanza_label(config: StanzaConfig, position: int) -> str:
@@ -104,6 +105,46 @@ class Stanza:
         """Whether this NXDOMAIN goes on to the next stanza or plugin."""
         fallthrough = self.config.fallthrough
         return response.rcode == dns.ENAME and fallthrough is not None and fallthrough.through(name)
+
+    def treats_alike(self, zone: str) -> bool:
+        """Whether every name of C{zone} (not a reverse zone) reaches this stanza the same way: none is in
+        its zones; or all are, with C{zone} the most specific, and a miss falls through for all or none."""
+        zones = self.config.zones
+        if not any(in_zone(zone, own) or in_zone(own, zone) for own in zones):
+            return True
+        if zone not in zones or any(own != zone and in_zone(own, zone) for own in zones) or is_reverse(zone):
+            return False
+        fallthrough = self.config.fallthrough
+        return fallthrough is None or fallthrough.alike(zone)
+
+    def denies(self, labels: bytes, zone: str) -> bool:
+        """Whether this stanza's data holds no C{SERVICE.NAMESPACE.svc} (nor any name below it) or no
+        C{NAMESPACE.svc} for a name of C{zone} whose labels left of the zone are C{labels} (wire form,
+        lower case, ASCII): an NXDOMAIN for every query type but SOA.  False means: not known here."""
+        parts = wire_labels(labels)
+        if len(parts) < 2 or parts[-1] != b"svc" or any(b"." in part for part in parts):
+            return False
+        namespace = parts[-2].decode("ascii")
+        snapshot = self.cluster.snapshot
+        if namespace not in snapshot.namespaces or (self.config.namespaces and namespace not in self.config.namespaces):
+            return True
+        if len(parts) == 2:
+            return False
+        service = parts[-3].decode("ascii")
+        if zone in self.config.multicluster:
+            return snapshot.service_import(namespace, service) is None
+        return snapshot.service(namespace, service) is None
+
+
+def wire_labels(labels: bytes) -> list[bytes]:
+    """The labels of a name's wire form (each with its length first, no root octet)."""
+    parts = []
+    offset = 0
+    while offset < len(labels):
+        end = offset + 1 + labels[offset]
+        parts.append(labels[offset + 1 : end])
+        offset = end
+    return parts
 
 
 def unchanged_since(cluster, generation: int, synced: bool):

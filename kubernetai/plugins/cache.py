@@ -51,7 +51,7 @@ from kubernetai.chain import IHandler, PluginError, Request, Response, ServerCon
 from kubernetai.corefile import Directive
 from kubernetai.metrics import NAMESPACE, block_server, counter, gauge, instances
 from kubernetai.reuse import Countdown
-from kubernetai.zones import in_zones
+from kubernetai.zones import all_or_none, in_zones
 
 log = Logger(namespace="kubernetai.plugins.cache")
 
@@ -88,6 +88,7 @@ class Cache:
         key = entry_key(request)
         entry = self._lookup(key, now)
         if entry is None:
+            request.observe_reply(self._miss_observer)
             return then(self.next.serve(request), lambda response: self._store(request, key, response)[0])
         ttl = entry.ttl(now)
         if ttl > 0:
@@ -102,6 +103,18 @@ class Cache:
         if self.config.verify_stale and (recheck == 0 or entry.begin_refresh(now, recheck)):
             return self._verify(request, key, entry, now + ttl)
         return self._serve_stale(request, key, entry, now + ttl)
+
+    def passes_alike(self, zone: str) -> bool:
+        """The names of C{zone} are all looked up here, or none is; a denial given alike to a name never
+        asked (L{kubernetai.alike}) counts as the miss it would be, and is not stored."""
+        return all_or_none(zone, self.config.zones)
+
+    def _miss_observer(self, request: Request, response: Response, reply: bytes):
+        return self._count_miss
+
+    def _count_miss(self, client_host: str, seconds: float, grown: int = 0) -> None:
+        self.requests += 1
+        self.misses += 1
 
     def _reusable(self, key, entry: Entry) -> tuple[Callable[[], bool] | None, Countdown | None]:
         """How long a repeated query would get the same answer from C{entry}: (valid_while, countdown).
@@ -147,7 +160,7 @@ class Cache:
         when the server renewed it)."""
         kind = DENIAL if denial else SUCCESS
 
-        def count_hit(client_host: str, seconds: float) -> None:
+        def count_hit(client_host: str, seconds: float, grown: int = 0) -> None:
             self.requests += 1
             if countdown is not None and countdown.renewed:
                 countdown.renewed = False

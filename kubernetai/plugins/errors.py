@@ -65,6 +65,10 @@ class Errors:
             return result.addErrback(lambda failure: self._answer_failure(request, failure))
         return result
 
+    def passes_alike(self, zone: str) -> bool:
+        """Every query is handed on as it is, and only failures are answered here."""
+        return True
+
     def _answer_failure(self, request: Request, failure: Failure) -> Response:
         rcode = failure.value.rcode if failure.check(PluginError) else dns.ESERVER
         cause = str(failure.value) if failure.check(PluginError) else repr(failure.value)

@@ -28,9 +28,11 @@ from urllib.parse import urlsplit
 from twisted.application import service
 from twisted.internet import defer
 from twisted.logger import Logger
+from twisted.names import dns
 from zope.interface import implementer
 
 from kubernetai import options
+from kubernetai.alike import Alike
 from kubernetai.chain import EndOfChain, IHandler, Request, Response, ServerConfig
 from kubernetai.corefile import Directive
 from kubernetai.hostaddresses import local_ips
@@ -60,6 +62,7 @@ class Kubernetai:
     def serve(self, request: Request):
         fell_through = None
         handed_on = []
+        asked = []
         for stanza in self.order:
             zone = stanza.zone_of(request.name)
             if zone is None:
@@ -68,10 +71,13 @@ class Kubernetai:
                 handed_on.append(stanza.still_hands_on())
                 continue
             response = stanza.answer(request.qname, request.name, request.qtype, zone)
+            asked.append((stanza, zone))
             response.valid_while = all_valid(*handed_on, response.valid_while)
             if fell_through is not None:
                 response.valid_while = all_valid(fell_through.valid_while, response.valid_while)
             if not stanza.falls_through(request.name, response):
+                if response.rcode == dns.ENAME and not handed_on and response.valid_while is not None:
+                    response.alike = self.alike(asked, response.valid_while)
                 return complete(request, response, stanza) if response.follow else response
             fell_through = response
         if fell_through is None and not handed_on:
@@ -81,6 +87,24 @@ class Kubernetai:
         if isinstance(self.next, EndOfChain):
             return fell_through
         return also_valid_while(self.next.serve(request), fell_through.valid_while)
+
+
+    def alike(self, asked: list, holds) -> Alike | None:
+        """The NXDOMAIN of the last of the stanzas C{asked} (with their zones) as their answer to every
+        name of its zone that all of them deny (L{kubernetai.alike}), when each stanza up to it treats
+        that zone's names alike; else None."""
+        last, zone = asked[-1]
+        for stanza in self.order:
+            if not isinstance(stanza, Stanza) or stanza.config.failover is not None or not stanza.treats_alike(zone):
+                return None
+            if stanza is last:
+                break
+        if any(asked_zone != zone for _, asked_zone in asked):
+            return None
+        if len(asked) == 1:
+            return Alike(zone, lambda labels: last.denies(labels, zone), holds, self)
+        stanzas = [stanza for stanza, _ in asked]
+        return Alike(zone, lambda labels: all(stanza.denies(labels, zone) for stanza in stanzas), holds, self)
 
 
 def complete(request: Request, response: Response, stanza) -> defer.Deferred:

@@ -47,6 +47,10 @@ class LoadBalance:
     def serve(self, request: Request):
         return then(self.next.serve(request), self.reorder, request.qtype)
 
+    def passes_alike(self, zone: str) -> bool:
+        """Only answers are shuffled; a denial passes as it is."""
+        return True
+
     def reorder(self, response: Response, qtype: int) -> Response:
         """C{response} shuffled (and its preferred subnets first), as CoreDNS writes it; never changed in place."""
         if response.rcode != dns.OK or qtype in ZONE_TRANSFERS:

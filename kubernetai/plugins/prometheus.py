@@ -74,15 +74,15 @@ class DNSMetrics:
         # What a kept reply's count needs of the query, and nothing more: it lives as long as the reply.
         dnssec_ok = request.dnssec_ok
 
-        def count(client_host: str, seconds: float) -> None:
+        def count(client_host: str, seconds: float, grown: int = 0) -> None:
             family = "2" if ":" in client_host and not client_host.startswith("::ffff:") else "1"
             self.requests.inc(request_key[:4] + (family,) + request_key[5:])
             if dnssec_ok:
                 self.do_requests.inc(base)
             self.responses.inc(rcode_key)
             self.durations.observe(base, seconds)
-            self.request_sizes.observe(proto_key, sizes[0])
-            self.response_sizes.observe(proto_key, sizes[1])
+            self.request_sizes.observe(proto_key, sizes[0] + grown)
+            self.response_sizes.observe(proto_key, sizes[1] + grown)
 
         count(request.client[0], duration)
         return count
@@ -109,6 +109,10 @@ class Metrics:
     def serve(self, request: Request):
         request.observe_reply(self._record)
         return self.next.serve(request)
+
+    def passes_alike(self, zone: str) -> bool:
+        """Every query is counted by its zone, type and rcode, and its sizes (L{kubernetai.alike}'s C{grown})."""
+        return True
 
     def _record(self, request: Request, response: Response, reply: bytes):
         return self.counts.record(request, response, reply, max(0.0, time.monotonic() - request.received))
