@@ -34,6 +34,10 @@ L{Response} it returns:
  5. Only UDP replies are kept (TCP and zone transfers always run the
     chain).  L{KeptReplies} keeps them in two generations bounded by count,
     bytes and age, so names no longer asked are dropped.
+ 6. A denial may also answer other names, never asked before: see
+    L{kubernetai.alike} (C{Response.alike}, C{passes_alike}).  A replay is
+    called as C{replay(client_host, seconds, grown)} there, C{grown} the
+    octets its query and reply are longer than those it saw.
 
 Writing either C{then(result, f)} from L{kubernetai.chain} or these helpers
 keeps a plugin correct whether the rest of the chain answered at once (a

@@ -23,6 +23,10 @@ case.  Popular entries are refreshed in the background before they expire
 (C{prefetch}); expired ones may be served while a refresh runs
 (C{serve_stale}).  Zone transfers and names outside ZONES pass through.
 
+A stanza's denial given alike to a name never asked (L{kubernetai.alike})
+does not reach the cache: it counts as the miss it would be, and is not
+stored.
+
 The handler counts what CoreDNS's C{coredns_cache_*} metrics export:
 C{requests}, C{hits} and C{evictions} (by type), C{misses}, C{prefetches},
 C{drops}, C{served_stale}, and C{entries} (by type).
