@@ -59,16 +59,18 @@ class Alike:
 
 
 class AlikeTemplate:
-    """A kept denial: its flags and counts, the bytes after its question name, its pointers, the
-    largest reply its client takes, and the zone of the block that answered it (as a question spells it)."""
+    """A kept denial: its flags and counts, the bytes after its question name, its pointers and the
+    labels written out there, the largest reply its client takes, and the zone of the block that
+    answered it (as a question spells it)."""
 
-    __slots__ = ("head", "tail", "pointers", "zone_start", "limit", "route", "alike", "replays", "tails")
+    __slots__ = ("head", "tail", "pointers", "labels", "zone_start", "limit", "route", "alike", "replays", "tails")
 
-    def __init__(self, head: bytes, tail: bytes, pointers: tuple[tuple[int, int], ...], zone_start: int,
-                 limit: int, route: bytes, alike: Alike, replays: tuple) -> None:
+    def __init__(self, head: bytes, tail: bytes, pointers: tuple[tuple[int, int], ...], labels: frozenset[bytes],
+                 zone_start: int, limit: int, route: bytes, alike: Alike, replays: tuple) -> None:
         self.head = head
         self.tail = tail
         self.pointers = pointers
+        self.labels = labels
         self.zone_start = zone_start
         self.limit = limit
         self.route = route
@@ -111,16 +113,18 @@ def wire_name(zone: str) -> bytes:
     return b"".join(bytes([len(label)]) + label.encode("ascii") for label in labels) + b"\x00"
 
 
-def denial_pointers(reply: bytes, name_end: int, zone_start: int) -> tuple[tuple[int, int], ...] | None:
+def denial_pointers(reply: bytes, name_end: int, zone_start: int):
     """Every compression pointer after the question of C{reply} (as (place in the tail, target less
-    C{zone_start})), if each points at the zone in the question or after it, and the records are of
-    types whose names this knows how to find; None otherwise."""
+    C{zone_start})), and every label written out there (length octet first), if each pointer points at
+    the zone in the question or after it, and the records are of types whose names this knows how to
+    find; None otherwise."""
     _, _, _, qdcount, ancount, nscount, arcount = HEADER.unpack_from(reply)
     offset = name_end + 4
     pointers = []
+    labels = set()
     try:
         for _ in range(ancount + nscount + arcount):
-            offset = _name_pointers(reply, offset, pointers)
+            offset = _name_pointers(reply, offset, pointers, labels)
             record_type, _, _, rdlength = RECORD_FIXED.unpack_from(reply, offset)
             offset += RECORD_FIXED.size
             names = _NAMES_IN_DATA.get(record_type)
@@ -128,7 +132,7 @@ def denial_pointers(reply: bytes, name_end: int, zone_start: int) -> tuple[tuple
                 return None
             data_end = offset + rdlength
             for _ in range(names):
-                offset = _name_pointers(reply, offset, pointers)
+                offset = _name_pointers(reply, offset, pointers, labels)
             if record_type == SOA:
                 offset += SOA_FIXED.size
             if offset != data_end:
@@ -137,16 +141,18 @@ def denial_pointers(reply: bytes, name_end: int, zone_start: int) -> tuple[tuple
         return None
     if offset != len(reply) or any(target < zone_start for _, target in pointers):
         return None
-    return tuple((position - name_end, target - zone_start) for position, target in pointers)
+    return tuple((position - name_end, target - zone_start) for position, target in pointers), frozenset(labels)
 
 
-def _name_pointers(message: bytes, offset: int, pointers: list) -> int:
-    """Past the name at C{offset}, its pointer (place, target) added to C{pointers}."""
+def _name_pointers(message: bytes, offset: int, pointers: list, labels: set) -> int:
+    """Past the name at C{offset}, its pointer (place, target) added to C{pointers}, its labels to C{labels}."""
     while True:
         length = message[offset]
         if length >= 0xC0:
             pointers.append((offset, POINTER.unpack_from(message, offset)[0] & 0x3FFF))
             return offset + 2
+        if length:
+            labels.add(message[offset : offset + 1 + length])
         offset += 1 + length
         if length == 0:
             return offset
@@ -173,19 +179,22 @@ class AlikeReplies:
             return None
         starts, name_end = found
         denying, served = self.alike_zones, self.served_zones
-        zone_start = None
+        zone_start = above_zone = None
+        previous = HEADER.size
         for start in starts + [name_end - 1]:
             suffix = packet[start:name_end]
             if zone_start is None and suffix in denying:
-                zone_start, zone = start, suffix
+                zone_start, zone, above_zone = start, suffix, packet[previous:start]
             if suffix in served:
                 break
+            previous = start
         else:
             return None
         if zone_start is None:
             return None
         template = self.alike_templates.get(packet[2:HEADER.size] + packet[name_end:] + zone)
-        if template is None or template.route != suffix:
+        # A name of the reply could be written as a pointer into this question (compression).
+        if template is None or template.route != suffix or above_zone in template.labels:
             return None
         labels = packet[HEADER.size:zone_start]
         if not labels.isascii() or not template.alike.denies(labels.lower()) or not template.alike.holds():
@@ -207,16 +216,17 @@ class AlikeReplies:
         zone_start = name_end - len(zone)
         if reply[HEADER.size:name_end] != packet[HEADER.size:name_end]:
             return
-        pointers = denial_pointers(reply, name_end, zone_start)
-        if pointers is None:
+        written = denial_pointers(reply, name_end, zone_start)
+        if written is None:
             return
+        pointers, labels = written
         if len(self.alike_templates) >= self.alike_limit:
             self.forget_alike()
         self.served_zones = frozenset(wire_name(served) for served in served_zones)
         self.alike_zones |= {zone}
         key = packet[2:HEADER.size] + packet[name_end:] + zone
-        self.alike_templates[key] = AlikeTemplate(reply[2:HEADER.size], reply[name_end:], pointers, zone_start,
-                                                  limit, wire_name(route), alike, replays)
+        self.alike_templates[key] = AlikeTemplate(reply[2:HEADER.size], reply[name_end:], pointers, labels,
+                                                  zone_start, limit, wire_name(route), alike, replays)
 
     def forget_alike(self) -> None:
         """Drop every kept denial (the chains that made them are gone)."""

@@ -35,6 +35,11 @@ DENIED = [
     "_http._tcp.nx.default.svc.cluster.local",
     "x.y.z.w.v.nx.default.svc.cluster.local",
     "api.default.svc.cluster.local.svc.cluster.local",
+    "www.example.org.default.svc.cluster.local",
+    "www.example.org.svc.cluster.local",
+    "www.example.org.cluster.local",
+    "nothing.cluster.local",
+    "version.dnsx.cluster.local",
 ]
 # Names the stanza holds, or whose denial depends on more than the name's service and namespace.
 NOT_ALIKE = [
@@ -46,7 +51,12 @@ NOT_ALIKE = [
     "1-2-3-4.default.pod.cluster.local",
     "dns-version.cluster.local",
     "ns.dns.cluster.local",
-    "nothing.cluster.local",
+    "dns.cluster.local",
+    "version.dns.cluster.local",
+    "x.hostmaster.cluster.local",
+    "svc.cluster.local",
+    "pod.cluster.local",
+    "default.pod.cluster.local",
     "cluster.local",
 ]
 TYPES = ["A", "AAAA", "SRV", "TXT", "MX", "NS", "PTR", "CNAME", "ANY"]

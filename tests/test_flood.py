@@ -73,16 +73,17 @@ slow.example:0 {{
 
 def random_subdomains(start: int, count: int):
     """C{count} names no one asked before, spread over the flooded daemon's zones: pod addresses
-    and services of cluster.local (cached answers and denials), wild.example (replies ready to
-    resend) and example.org (forwarded, NXDOMAIN)."""
+    (cached answers), services (denials given alike) and endpoints of a service (cached denials)
+    of cluster.local, wild.example (replies ready to resend) and example.org (forwarded, NXDOMAIN)."""
     for index in range(start, start + count):
         label = f"r{index}"
         yield (
             f"10-{index >> 16 & 255}-{index >> 8 & 255}-{index & 255}.default.pod.cluster.local",
             f"{label}.default.svc.cluster.local",
+            f"{label}.web.default.svc.cluster.local",
             f"{label}.wild.example",
             f"{label}.example.org",
-        )[index % 4]
+        )[index % 5]
 
 
 def flood(port: int, names, window: int = 100, patience: float = 1.0) -> collections.Counter:
@@ -176,6 +177,7 @@ class RandomSubdomainFloodTests(unittest.TestCase):
         self.assertGreater(value(after, "coredns_cache_evictions_total", type="success", zones="cluster.local."), 0)
         self.assertLessEqual(self.table.kept_replies(), READY_LIMIT)
         self.assertGreater(self.table.kept_replies(), 0, "the wildcard's replies were kept to resend")
+        self.assertEqual(len(self.table.alike_templates), 1, "the services' denials were given alike")
         new_series = {name for name, _ in after} - {name for name, _ in before}
         self.assertLess(len(after) - len(before), 100, f"no metric is labelled by name: {new_series}")
         yield self.assertStillAnswers()

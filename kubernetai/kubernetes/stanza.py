@@ -31,6 +31,10 @@ from kubernetai.kubernetes.records import answer, denial
 from kubernetai.kubernetes.names import is_reverse
 from kubernetai.zones import in_zone, most_specific
 
+# Names under a stanza's zone with records though neither a service's nor a pod's.
+NAMED_HERE = ([b"ns", b"dns"], [b"dns-version"])
+SVC, POD = b"svc", b"pod"
+
 
 def stanza_label(config: StanzaConfig, position: int) -> str:
     """What metrics, /ready and the logs call a stanza: its C{name} option, else C{#POSITION ZONES},
@@ -118,11 +122,18 @@ class Stanza:
         return fallthrough is None or fallthrough.alike(zone)
 
     def denies(self, labels: bytes, zone: str) -> bool:
-        """Whether this stanza's data holds no C{SERVICE.NAMESPACE.svc} (nor any name below it) or no
-        C{NAMESPACE.svc} for a name of C{zone} whose labels left of the zone are C{labels} (wire form,
-        lower case, ASCII): an NXDOMAIN for every query type but SOA.  False means: not known here."""
+        """Whether a name of C{zone} whose labels left of the zone are C{labels} (wire form, lower case,
+        ASCII) is one this stanza's data has nothing for, whatever the query type but SOA (NXDOMAIN):
+        a name ending in neither C{svc} nor C{pod} (but C{ns.dns} and C{dns-version}), C{NAMESPACE.svc}
+        or anything under it when the namespace is not there, C{SERVICE.NAMESPACE.svc} or anything
+        under it when the service is not.  False means: not known here."""
         parts = wire_labels(labels)
-        if len(parts) < 2 or parts[-1] != b"svc" or any(b"." in part for part in parts):
+        if not parts or b"." in labels and any(b"." in part for part in parts):
+            return False
+        kind = parts[-1]
+        if kind != SVC:
+            return kind != POD and parts not in NAMED_HERE
+        if len(parts) < 2:
             return False
         namespace = parts[-2].decode("ascii")
         snapshot = self.cluster.snapshot
