@@ -230,6 +230,12 @@ class PluginsBeforeTests(AlikeTestCase):
     def test_errors_loadbalance_prometheus_and_cache(self):
         return self.check_kept("errors\n    loadbalance\n    prometheus 127.0.0.1:0\n    cache 30", True)
 
+    def test_k8s_external_of_another_zone(self):
+        return self.check_kept("k8s_external example.com", True)
+
+    def test_k8s_external_of_the_root(self):
+        return self.check_kept("k8s_external .", False)
+
     def test_log(self):
         return self.check_kept("log", False)
 

@@ -103,6 +103,10 @@ class External:
             return _kept(self.nodata(zone), unchanged)
         return _kept(build(self, request, zone, found, stanza.config.ttl), unchanged)
 
+    def passes_alike(self, zone: str) -> bool:
+        """The names of a zone apart from its own are all handed on as they are."""
+        return not any(in_zone(zone, own) or in_zone(own, zone) for own in self.zones)
+
     def unchanged(self):
         """A check that holds while every stanza serves the data it serves now."""
         return all_valid(*(unchanged_since(stanza.cluster, stanza.cluster.snapshot.generation, stanza.cluster.synced)
