@@ -15,13 +15,11 @@ import dns.message
 import dns.rdatatype
 from twisted.internet import defer
 from twisted.internet.threads import deferToThread
-from twisted.trial import unittest
 
-from kubernetai.apiserver.server import ApiServer
 from kubernetai.plugins.cache import Cache
 from tests.support import send_raw_udp, wait_until
 from tests.test_health_ready import Running
-from tests.test_kubernetes_stanza import cluster_a, cluster_west, stanza_block
+from tests.test_kubernetes_stanza import StanzaTestCase, cluster_a, cluster_west, stanza_block
 from tests.test_prometheus import scrape, value
 
 DENIED = [
@@ -85,16 +83,8 @@ def send_raw_tcp(port: int, packet: bytes):
     return deferToThread(exchange)
 
 
-def start_api(testcase, populate) -> ApiServer:
-    api = ApiServer()
-    api.start()
-    testcase.addCleanup(api.stop)
-    populate(api)
-    return api
-
-
-class AlikeTestCase(unittest.TestCase):
-    def start(self, stanzas: str, before: str = "errors") -> None:
+class AlikeTestCase(StanzaTestCase):
+    def start_block(self, stanzas: str, before: str = "errors") -> None:
         self.running = Running(self, f".:0 {{\n    bind 127.0.0.1\n    {before}\n{stanzas}}}\n")
 
     @defer.inlineCallbacks
@@ -115,8 +105,8 @@ class AlikeTestCase(unittest.TestCase):
 class OneStanzaTests(AlikeTestCase):
     @defer.inlineCallbacks
     def setUp(self):
-        self.api = start_api(self, cluster_a)
-        self.start(stanza_block("cluster.local in-addr.arpa", self.api))
+        self.api = self.start_api(cluster_a)
+        self.start_block(stanza_block("cluster.local in-addr.arpa", self.api))
         self.zone_table = yield self.table()
 
     @defer.inlineCallbacks
@@ -192,8 +182,8 @@ class FallthroughTests(AlikeTestCase):
 
     @defer.inlineCallbacks
     def setUp(self):
-        east, west = start_api(self, cluster_a), start_api(self, cluster_west)
-        self.start(stanza_block("cluster.local", east, "fallthrough") + stanza_block("cluster.local", west))
+        east, west = self.start_api(cluster_a), self.start_api(cluster_west)
+        self.start_block(stanza_block("cluster.local", east, "fallthrough") + stanza_block("cluster.local", west))
         self.zone_table = yield self.table()
 
     @defer.inlineCallbacks
@@ -221,8 +211,8 @@ class PluginsBeforeTests(AlikeTestCase):
 
     @defer.inlineCallbacks
     def check_kept(self, before: str, kept: bool):
-        api = start_api(self, cluster_a)
-        self.start(stanza_block("cluster.local", api), before)
+        api = self.start_api(cluster_a)
+        self.start_block(stanza_block("cluster.local", api), before)
         self.zone_table = yield self.table()
         yield self.chain_reply(wire("first.default.svc.cluster.local"))
         self.assertEqual(bool(self.zone_table.alike_templates), kept, before)
@@ -256,8 +246,8 @@ class CountsTests(AlikeTestCase):
 
     @defer.inlineCallbacks
     def test_counted_as_the_chain_counts_them(self):
-        api = start_api(self, cluster_a)
-        self.start(stanza_block("cluster.local", api), "prometheus 127.0.0.1:0\n    cache 30")
+        api = self.start_api(cluster_a)
+        self.start_block(stanza_block("cluster.local", api), "prometheus 127.0.0.1:0\n    cache 30")
         zone_table = yield self.table()
         (cache,) = [handler for config in self.running.daemon.configs for handler in config.handlers
                     if isinstance(handler, Cache)]
