@@ -166,6 +166,7 @@ class AlikeReplies:
     # The wire names of the zones of the kept denials, and of the zones served here (to route a
     # question without decoding it).
     alike_zones: frozenset[bytes] = frozenset()
+    alike_suffixes: tuple[bytes, ...] = ()
     served_zones: frozenset[bytes] = frozenset()
     alike_limit: int = ALIKE_TEMPLATES_LIMIT
 
@@ -173,6 +174,9 @@ class AlikeReplies:
         """The reply to C{packet}, its observers' replays and how much longer it is than the reply
         they saw, if its name is one a zone here denies alike; None otherwise."""
         if not self.alike_templates:
+            return None
+        # Most names are in no zone denied alike: the first zero octet usually ends the name.
+        if not packet.endswith(self.alike_suffixes, HEADER.size, packet.find(b"\x00", HEADER.size) + 1):
             return None
         found = question_labels(packet)
         if found is None:
@@ -224,10 +228,11 @@ class AlikeReplies:
             self.forget_alike()
         self.served_zones = frozenset(wire_name(served) for served in served_zones)
         self.alike_zones |= {zone}
+        self.alike_suffixes = tuple(self.alike_zones)
         key = packet[2:HEADER.size] + packet[name_end:] + zone
         self.alike_templates[key] = AlikeTemplate(reply[2:HEADER.size], reply[name_end:], pointers, labels,
                                                   zone_start, limit, wire_name(route), alike, replays)
 
     def forget_alike(self) -> None:
         """Drop every kept denial (the chains that made them are gone)."""
-        self.alike_templates, self.alike_zones = {}, frozenset()
+        self.alike_templates, self.alike_zones, self.alike_suffixes = {}, frozenset(), ()
