@@ -116,12 +116,14 @@ def lookup_through(table: ZoneTable):
 
 
 def _lookup(table: ZoneTable, origin: Request, name: str, qtype: int) -> defer.Deferred:
-    """Resolve C{name} through C{table}'s chains on behalf of C{origin}, at most MAX_LOOKUP_DEPTH deep."""
+    """Resolve C{name} through C{table}'s chains on behalf of C{origin}, at most MAX_LOOKUP_DEPTH deep;
+    with its EDNS buffer size and DO bit, as CoreDNS's upstream copies the query."""
     if origin.depth >= MAX_LOOKUP_DEPTH:
         return defer.fail(PluginError("upstream", f"lookup of {name} nested too deep"))
     message = dns.Message(recDes=1)
     message.addQuery(name.rstrip(".").encode("ascii", "replace"), qtype, dns.IN)
-    request = Request(message.toStr(), message, origin.client, origin.protocol)
+    request = Request(message.toStr(), message, origin.client, origin.protocol, origin.edns, origin.dnssec_ok,
+                      origin.payload_size)
     request.depth = origin.depth + 1
     request.local = origin.local
     return defer.maybeDeferred(_serve, table, request)

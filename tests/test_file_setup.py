@@ -323,3 +323,22 @@ class KeptReplyTests(unittest.TestCase):
     @defer.inlineCallbacks
     def test_upstream_answer_not_kept(self):
         self.assertEqual((yield self.kept_after("ext-cname.miek.nl.")), 0)
+
+
+class UpstreamDnssecTests(unittest.TestCase):
+    """A CNAME leaving the zone, asked with DO: the server asks for its target with the DO bit too (as
+    CoreDNS's upstream copies the query), so the target's records come with their signatures."""
+
+    @defer.inlineCallbacks
+    def test_target_signed(self):
+        zone = self.mktemp()
+        with open(zone, "w") as text:
+            text.write("$TTL 300\n@ IN SOA ns.example.com. admin.example.com. 1 7200 1800 86400 300\n"
+                       "@ IN NS ns.example.com.\nout IN CNAME a.miek.nl.\n")
+        port = start_daemon(self, corefile("example.com:0", f"file {zone} example.com")
+                            + corefile("miek.nl:0", f"file {os.path.join(ZONES, 'miek.nl.signed')} miek.nl"))
+        signed = yield query(port, "out.example.com", "A", want_dnssec=True)
+        plain = yield query(port, "out.example.com", "A")
+        self.assertEqual([(rrset.name.to_text(), dns.rdatatype.to_text(rrset.rdtype)) for rrset in signed.answer],
+                         [("out.example.com.", "CNAME"), ("a.miek.nl.", "A"), ("a.miek.nl.", "RRSIG")])
+        self.assertEqual([dns.rdatatype.to_text(rrset.rdtype) for rrset in plain.answer], ["CNAME", "A"])
