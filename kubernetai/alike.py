@@ -32,15 +32,16 @@ import struct
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
-from kubernetai.message import HEADER, RECORD_FIXED, SOA_FIXED
+from twisted.names import dns
 
-POINTER = struct.Struct("!H")
-MAX_LABEL = 63
+from kubernetai.message import HEADER, MAX_LABEL, POINTER, RECORD_FIXED, SOA_FIXED
+
+# A name's octets on the wire, root octet included, at most (RFC 1035).
+MAX_NAME = 255
 # Query shapes x zones kept per listening address; more start the table anew.
 ALIKE_TEMPLATES_LIMIT = 1024
 # Record types whose data a kept denial may hold, by the names in their data.
-SOA, NS, CNAME, PTR, OPT = 6, 2, 5, 12, 41
-_NAMES_IN_DATA = {SOA: 2, NS: 1, CNAME: 1, PTR: 1, OPT: 0}
+_NAMES_IN_DATA = {dns.SOA: 2, dns.NS: 1, dns.CNAME: 1, dns.PTR: 1, dns.OPT: 0}
 
 
 @dataclass(frozen=True)
@@ -92,8 +93,9 @@ class AlikeTemplate:
 
 def question_labels(packet: bytes) -> tuple[list[int], int] | None:
     """Where each label of the question name starts, and where the name ends (past its root octet);
-    None unless the packet holds a plain name: labels of 1 to 63 octets, no compression."""
-    end = len(packet)
+    None unless the packet holds a plain name: labels of 1 to 63 octets, no compression, 255 octets
+    at most (a longer one is FORMERR)."""
+    end = min(len(packet), HEADER.size + MAX_NAME)
     offset = HEADER.size
     starts = []
     while offset < end:
@@ -133,7 +135,7 @@ def denial_pointers(reply: bytes, name_end: int, zone_start: int):
             data_end = offset + rdlength
             for _ in range(names):
                 offset = _name_pointers(reply, offset, pointers, labels)
-            if record_type == SOA:
+            if record_type == dns.SOA:
                 offset += SOA_FIXED.size
             if offset != data_end:
                 return None

@@ -133,6 +133,17 @@ class OneStanzaTests(AlikeTestCase):
             self.assertIsNone(self.zone_table.alike_reply(packet), name)
 
     @defer.inlineCallbacks
+    def test_a_name_past_255_octets_is_formerr(self):
+        yield self.chain_reply(wire("first.default.svc.cluster.local"))
+        labels = [b"x" * 63] * 3 + [b"y" * 36, b"default", b"svc", b"cluster", b"local"]
+        name = b"".join(bytes([len(label)]) + label for label in labels) + b"\x00"
+        self.assertEqual(len(name), 256)
+        packet = struct.pack("!HHHHHH", 7, 0x0100, 1, 0, 0, 0) + name + struct.pack("!HH", 1, 1)
+        self.assertIsNone(self.zone_table.alike_reply(packet))
+        reply = yield send_raw_udp(self.port, packet)
+        self.assertEqual(reply[3] & 0xF, dns.rcode.FORMERR)
+
+    @defer.inlineCallbacks
     def test_soa_of_a_denied_name_is_nodata_and_never_kept(self):
         reply = yield self.chain_reply(wire("nx.default.svc.cluster.local", "SOA"))
         self.assertEqual(dns.message.from_wire(reply).rcode(), dns.rcode.NOERROR)
