@@ -3,15 +3,16 @@
 Fuzz target: any bytes as a DNS query, the whole way a UDP datagram or a TCP
 stream takes through the server (decode, route, the chain, encode), without
 sockets.  The zone table is a real Corefile's: whoami, rewrite, autopath,
-cache, hosts, template, two kubernetai stanzas answering from the cluster of
-CoreDNS's handler tests (L{tests.k8sdata.SERVE_TEST}) as if synced, and a
-signed zone of the file plugin (dnssex.nl).
+cache, hosts, template, kubernetai stanzas answering from the cluster of
+CoreDNS's handler tests (L{tests.k8sdata.SERVE_TEST}) as if synced (one of
+them, alike.test, in a block whose denials are given alike), and a signed
+zone of the file plugin (dnssex.nl).
 
 Besides "no exception" (a failure our code logs and swallows counts as one),
 every reply must parse, have QR set and the query's ID, fit the client's
 buffer over UDP (512 octets without EDNS, the advertised size with it), and,
 when the server keeps it to send again, be the same reply as the one just
-built.  The bytes are also read as a TCP stream: its framing must account
+built; a denial given alike (L{kubernetai.alike}) must be the chain's reply.  The bytes are also read as a TCP stream: its framing must account
 for every byte (or refuse a length no message has), and every whole message
 in it is answered over TCP.
 
@@ -73,6 +74,13 @@ COREFILE = r"""
 whoami.test {
     whoami
 }
+alike.test {
+    errors
+    loadbalance
+    kubernetai alike.test {
+        endpoint http://127.0.0.1:1
+    }
+}
 template.test {
     errors
     template IN A template.test {
@@ -127,7 +135,10 @@ def answer_datagram(table: ZoneTable, packet: bytes) -> None:
     ready = table.ready_reply(packet)
     if ready is not None:
         check_datagram(packet, ready[0])
+    alike = table.alike_reply(packet)
     reply = settled(answer_packet(table, packet, CLIENT, "udp", LOCAL))
+    if alike is not None:
+        assert alike[0] == reply, "a denial given alike is not the chain's reply"
     if reply is None:
         return
     sent = check_datagram(packet, reply)
