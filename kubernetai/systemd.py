@@ -14,18 +14,31 @@ import os
 import socket
 
 from twisted.internet import task
+from twisted.logger import Logger
+
+log = Logger(namespace="kubernetai.systemd")
 
 
 def notify(state: str, environ=os.environ) -> bool:
-    """Send C{state} to systemd's notification socket; whether there was one."""
+    """Send C{state} to systemd's notification socket; whether there was one.
+
+    Never waits: a notification the socket has no room for (nobody reads it) is dropped, and one
+    that cannot be sent is logged, so that the reactor, and the watchdog's pings, go on.
+    """
     path = environ.get("NOTIFY_SOCKET")
     if not path:
         return False
     if path.startswith("@"):
         path = "\0" + path[1:]
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notification:
-        notification.connect(path)
-        notification.sendall(state.encode())
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notification:
+            notification.setblocking(False)
+            notification.connect(path)
+            notification.send(state.encode())
+    except BlockingIOError:
+        log.warn("systemd's notification socket is full: {state} not sent", state=state)
+    except OSError as err:
+        log.warn("cannot notify systemd ({path}): {error}", path=environ.get("NOTIFY_SOCKET"), error=err)
     return True
 
 

@@ -12,11 +12,12 @@ import dns.exception
 import dns.flags
 import dns.message
 import dns.query
-from twisted.internet import defer
+from twisted.internet import defer, reactor
 from twisted.internet.threads import deferToThread
 from twisted.trial import unittest
 
-from tests.support import FakeUpstream, write_corefile
+from kubernetai.systemd import notify
+from tests.support import FakeUpstream, capture_logs, write_corefile
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TWISTD = os.path.join(os.path.dirname(sys.executable), "twistd")
@@ -175,6 +176,39 @@ class RunningDaemonTests(unittest.TestCase):
         notifications.settimeout(30)
         self.addCleanup(notifications.close)
         return notifications
+
+
+class NotifyTests(unittest.TestCase):
+    """sd_notify never holds the reactor: a notification socket nobody reads, or none at all."""
+
+    def setUp(self):
+        directory = self.mktemp()
+        os.makedirs(directory)
+        self.path = os.path.join(directory, "notify")
+        self.unread = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.unread.bind(self.path)
+        self.addCleanup(self.unread.close)
+
+    @defer.inlineCallbacks
+    def test_a_full_socket_drops_the_notification(self):
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as filler:
+            filler.setblocking(False)
+            filler.connect(self.path)
+            try:
+                while True:
+                    filler.send(b"WATCHDOG=1")
+            except BlockingIOError:
+                pass
+        logs = capture_logs(self)
+        sending = deferToThread(notify, "WATCHDOG=1", {"NOTIFY_SOCKET": self.path})
+        sending.addTimeout(10, reactor)
+        self.assertTrue((yield sending))
+        self.assertTrue(any("notification socket is full" in line for line in logs), logs)
+
+    def test_no_socket_at_the_path_is_logged(self):
+        logs = capture_logs(self)
+        self.assertTrue(notify("READY=1", {"NOTIFY_SOCKET": self.path + ".gone"}))
+        self.assertTrue(any("cannot notify systemd" in line for line in logs), logs)
 
 
 def query_until_answered(port: int, name: str, attempts: int = 100) -> dns.message.Message:
