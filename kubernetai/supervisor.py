@@ -60,9 +60,11 @@ from twisted.logger import InvalidLogLevelError, Logger, LogLevel, globalLogPubl
 from twisted.web.client import readBody
 
 from kubernetai.corefile import CorefileError
-from kubernetai.daemon import Daemon
+from kubernetai.daemon import Daemon, build_daemon, current_checksum, next_check, reusable_clusters
 from kubernetai.httpservice import PRIVATE_HOST, HTTPService
+from kubernetai.kubernetes.feed import FEED_FD, Hub, Outlet
 from kubernetai.metrics import counter, gauge
+from kubernetai.plugins.kubernetai import stanza_families
 from kubernetai.plugins.loop import exit_failed
 from kubernetai.supervisorhttp import ANSWERING, ASK_TIMEOUT, worker_agent
 from kubernetai.systemd import notify, start_watchdog
@@ -154,6 +156,7 @@ class WorkerProcess(protocol.ProcessProtocol):
         self.restarts = 0
         self.crashes_in_a_row = 0
         self.lines: dict[int, Lines] = {}
+        self.outlet: Outlet | None = None
         self._ended: list[defer.Deferred] = []
 
     def connectionMade(self) -> None:
@@ -161,6 +164,10 @@ class WorkerProcess(protocol.ProcessProtocol):
         self.http_ports, self.listening = {}, False
         self.lines = {1: Lines(), 2: Lines(), CONTROL_FD: Lines()}
         self.transport.closeStdin()
+        transport = self.transport
+        self.outlet = Outlet(self.supervisor.hub, lambda data: transport.writeToChild(FEED_FD, data),
+                             f"worker {self.index} (pid {self.pid})")
+        self.supervisor.hub.attach(self.outlet)
 
     def childDataReceived(self, fd: int, data: bytes) -> None:
         for line in self.lines[fd].feed(data):
@@ -170,6 +177,10 @@ class WorkerProcess(protocol.ProcessProtocol):
                 globalLogPublisher(relayed_event(line, self.index, LogLevel.info if fd == 1 else LogLevel.error))
 
     def _control(self, message: dict) -> None:
+        if "taken" in message:
+            self.outlet.taken(message["taken"])
+        if "resync" in message:
+            self.outlet.resync(message["resync"])
         if "http" in message:
             self.http_ports = {(host, port): private for host, port, private in message["http"]}
         if message.get("listening"):
@@ -180,6 +191,7 @@ class WorkerProcess(protocol.ProcessProtocol):
     def processEnded(self, reason) -> None:
         pid, self.pid = self.pid, None
         self.http_ports, listened, self.listening = {}, self.listening, False
+        self.supervisor.hub.detach(self.outlet)
         ended, self._ended = self._ended, []
         for waiting in ended:
             waiting.callback(None)
@@ -221,8 +233,12 @@ class Supervisor(service.MultiService):
         if reactor is None:
             from twisted.internet import reactor
         self.reactor = reactor
+        self.daemon = daemon
         self.path = os.path.abspath(path)
         self.dns_port = dns_port
+        self.hub = Hub(reactor)
+        self.checksum = daemon.checksum()
+        self.next_check = None
         self.workers = [WorkerProcess(index, self) for index in range(count)]
         self.restarting: dict[int, object] = {}
         self.ready = False
@@ -242,9 +258,18 @@ class Supervisor(service.MultiService):
 
     def startService(self) -> None:
         super().startService()
+        self._start_watches(self.daemon)
+        self.hub.start()
         for worker in self.workers:
             self.spawn(worker)
-        signal.signal(signal.SIGHUP, lambda *_: self.reactor.callFromThread(self.reload))
+        self._schedule_check()
+        signal.signal(signal.SIGHUP, lambda *_: self.reactor.callFromThread(self.hangup))
+
+    def _start_watches(self, daemon: Daemon) -> None:
+        """Start the watches of every stanza (those a reload kept run already), and feed them to the workers."""
+        for stanza in daemon.shared.stanzas:
+            stanza.start()
+        self.hub.publish(daemon.shared.stanzas)
 
     def spawn(self, worker: WorkerProcess) -> None:
         self.restarting.pop(worker.index, None)
@@ -252,7 +277,8 @@ class Supervisor(service.MultiService):
                      "--parent", str(os.getpid())]
         environment = {name: value for name, value in os.environ.items() if name not in SYSTEMD_VARIABLES}
         self.reactor.spawnProcess(worker, sys.executable, [sys.executable, "-m", "kubernetai.worker", *arguments],
-                                  env=environment, path=os.getcwd(), childFDs={0: "w", 1: "r", 2: "r", CONTROL_FD: "r"})
+                                  env=environment, path=os.getcwd(),
+                                  childFDs={0: "w", 1: "r", 2: "r", CONTROL_FD: "r", FEED_FD: "w"})
         log.info("worker {index} started, pid {pid}", index=worker.index, pid=worker.pid)
 
     def worker_listening(self, worker: WorkerProcess) -> None:
@@ -279,11 +305,39 @@ class Supervisor(service.MultiService):
                  index=worker.index, pid=pid, how=how, delay=delay)
         self.restarting[worker.index] = self.reactor.callLater(delay, self.spawn, worker)
 
-    def reload(self) -> None:
-        """SIGHUP: every worker reloads its Corefile."""
+    def hangup(self) -> None:
         log.info("SIGHUP: every worker reloads the Corefile")
-        for worker in self.workers:
-            worker.signal("HUP")
+        self.reload()
+
+    def reload(self) -> bool:
+        """Build the Corefile anew: stanzas whose options changed get new watches, the others keep theirs;
+        then every worker reloads it, fed the same.  A broken Corefile is logged and changes nothing."""
+        old = self.daemon
+        self.checksum = current_checksum(old)
+        try:
+            new = build_daemon(self.path, self.dns_port, reusable=reusable_clusters(old))
+            check_shareable(new)
+        except (CorefileError, OSError) as err:
+            log.error("Restart failed: {error}", error=err)
+            return False
+        kept = {stanza.cluster for stanza in new.shared.stanzas}
+        for stanza in old.shared.stanzas:
+            if stanza.cluster not in kept:
+                stanza.cluster.stop()
+        self.daemon = new
+        self._start_watches(new)
+        return True
+
+    def _schedule_check(self) -> None:
+        """With the reload plugin: look at the Corefile again after its interval, give or take its jitter."""
+        delay = next_check(self.daemon.shared)
+        if delay is not None and self.running:
+            self.next_check = self.reactor.callLater(delay, self._check)
+
+    def _check(self) -> None:
+        if current_checksum(self.daemon) != self.checksum:
+            self.reload()
+        self._schedule_check()
 
     def all_ended(self) -> defer.Deferred:
         return defer.gatherResults([worker.when_ended() for worker in self.workers])
@@ -295,6 +349,11 @@ class Supervisor(service.MultiService):
         for pending in self.restarting.values():
             pending.cancel()
         self.restarting.clear()
+        if self.next_check is not None and self.next_check.active():
+            self.next_check.cancel()
+        self.hub.stop()
+        for stanza in self.daemon.shared.stanzas:
+            stanza.cluster.stop()
         listeners_stopped = super().stopService()
         ended = self.all_ended()
         for worker in self.workers:
@@ -336,3 +395,5 @@ class Supervisor(service.MultiService):
                       ("worker",), [((str(worker.index),), worker.restarts) for worker in self.workers])
         for collector in self.collectors:
             yield from collector.collect()
+        yield from stanza_families(self.daemon.shared.plugin_instances.get("kubernetai", []))
+
