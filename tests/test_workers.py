@@ -45,7 +45,8 @@ WORKERS = 2
 QUERIES = 40
 
 
-def corefile(dns_port: int, http_port: int, api_url: str, hosts: str = "192.0.2.7 seven.example") -> str:
+def corefile(dns_port: int, http_port: int, api_url: str, hosts: str = "192.0.2.7 seven.example",
+             stanza_options: str = "") -> str:
     return f""".:{dns_port} {{
     bind 127.0.0.1
     health 127.0.0.1:{http_port}
@@ -58,6 +59,7 @@ def corefile(dns_port: int, http_port: int, api_url: str, hosts: str = "192.0.2.
     }}
     kubernetai cluster.local {{
         endpoint {api_url}
+        {stanza_options}
     }}
     whoami
 }}
@@ -65,20 +67,23 @@ def corefile(dns_port: int, http_port: int, api_url: str, hosts: str = "192.0.2.
 
 
 class Supervised:
-    """A running C{twistd kubernetai --workers 2}: its process, ports, Corefile and systemd notifications."""
+    """A running C{twistd kubernetai --workers 2} (or C{workers}): its process, ports, Corefile and systemd
+    notifications."""
 
-    def __init__(self, testcase: unittest.TestCase, api: ApiServer, dns_port: int | None = None) -> None:
+    def __init__(self, testcase: unittest.TestCase, api: ApiServer, dns_port: int | None = None,
+                 workers: int = WORKERS, stanza_options: str = "") -> None:
         self.dns_port = self.http_port_number = dns_port or free_port()
         while self.http_port_number == self.dns_port:
             self.http_port_number = free_port()
         self.api = api
-        self.path = write_corefile(testcase, corefile(self.dns_port, self.http_port_number, api.url))
+        self.path = write_corefile(testcase, corefile(self.dns_port, self.http_port_number, api.url,
+                                                      stanza_options=stanza_options))
         self.notifications = RunningDaemonTests.systemd_notify_socket(testcase)
         environment = dict(os.environ, NOTIFY_SOCKET=self.notifications.getsockname(), WATCHDOG_USEC="2000000")
         self.log_path = testcase.mktemp()
         with open(self.log_path, "w") as output:
             self.process = subprocess.Popen(
-                [TWISTD, "-n", "--pidfile=", "kubernetai", "-c", self.path, "--workers", str(WORKERS)],
+                [TWISTD, "-n", "--pidfile=", "kubernetai", "-c", self.path, "--workers", str(workers)],
                 stdout=output, stderr=subprocess.STDOUT, env=environment)
         testcase.addCleanup(self.stop)
 

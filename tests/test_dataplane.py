@@ -1,0 +1,127 @@
+"""
+One data plane for all workers (L{kubernetai.kubernetes.feed}), through C{twistd kubernetai --workers N}
+against the test API server: the API server sees the lists and watches of one process whatever N is,
+a change reaches every worker, a worker killed and started again gets the whole data (what changed
+while it was down too) without a new list, and /ready waits for every worker's data.
+"""
+
+import collections
+import os
+import signal
+
+from twisted.internet import defer
+from twisted.trial import unittest
+
+from kubernetai.apiserver.server import ApiServer
+from tests.support import wait_until
+from tests.test_health_ready import get
+from tests.test_prometheus import scrape
+from tests.test_workers import QUERIES, Supervised, addresses, ask_from_many_sockets, per_worker
+
+# Services, EndpointSlices and Namespaces: the watches of a stanza with the default options.
+WATCHES = 3
+WEB = "web.default.svc.cluster.local"
+
+
+def list_and_watch_requests(counts: collections.Counter) -> dict:
+    """The API server's LIST and WATCH requests so far, by (verb, resource)."""
+    return {key: count for key, count in counts.items() if key[0] in ("list", "watch")}
+
+
+class DataPlaneTests(unittest.TestCase):
+    def setUp(self):
+        self.api = ApiServer()
+        self.api.start()
+        self.addCleanup(self.api.stop)
+        self.api.namespace("default")
+        self.api.service("default", "web", cluster_ips=["10.0.0.1"], ports=[{"name": "http", "port": 80}])
+
+    @defer.inlineCallbacks
+    def start(self, workers: int = 2, stanza_options: str = "") -> Supervised:
+        """Start C{workers} processes (one: no supervisor) and wait until they listen."""
+        supervised = Supervised(self, self.api, workers=workers, stanza_options=stanza_options)
+        ready = yield supervised.next_notification()
+        self.assertEqual(ready, b"READY=1", supervised.log())
+        return supervised
+
+    @defer.inlineCallbacks
+    def wait_ready(self, supervised: Supervised):
+        @defer.inlineCallbacks
+        def ready():
+            code, _, _ = yield get(supervised.http_port(), "/ready")
+            return code == 200
+
+        yield wait_until(ready, "/ready 200", timeout=30)
+
+    @defer.inlineCallbacks
+    def test_api_requests_do_not_grow_with_workers(self):
+        requests = {}
+        for workers in (1, 2, 4):
+            before = collections.Counter(self.api.counts)
+            supervised = yield self.start(workers)
+            yield self.wait_ready(supervised)
+            yield wait_until(lambda: self.api.open_watches == WATCHES, f"the watches of {workers} workers", timeout=30)
+            requests[workers] = list_and_watch_requests(self.api.counts - before)
+            yield supervised.stop()
+            yield wait_until(lambda: self.api.open_watches == 0, "every watch closed", timeout=30)
+        one = {("list", "services"): 1, ("list", "endpointslices"): 1, ("list", "namespaces"): 1,
+               ("watch", "services"): 1, ("watch", "endpointslices"): 1, ("watch", "namespaces"): 1}
+        self.assertEqual(requests, {1: one, 2: one, 4: one})
+
+    @defer.inlineCallbacks
+    def test_a_change_is_answered_by_every_worker(self):
+        supervised = yield self.start()
+        yield self.wait_ready(supervised)
+        self.api.service("default", "fresh", cluster_ips=["10.0.0.9"], ports=[{"name": "http", "port": 80}])
+
+        @defer.inlineCallbacks
+        def every_answer_has_it():
+            answers = yield ask_from_many_sockets(supervised.dns_port, "fresh.default.svc.cluster.local")
+            return addresses(answers) == {("10.0.0.9",)}
+
+        yield wait_until(every_answer_has_it, "every worker answers the new service", timeout=30)
+        samples = yield scrape(supervised)
+        requests = per_worker(samples, "coredns_dns_requests_total")
+        self.assertEqual(sorted(requests), ["0", "1"])
+        self.assertTrue(all(count >= QUERIES / 8 for count in requests.values()), requests)
+
+    @defer.inlineCallbacks
+    def test_a_killed_worker_gets_everything_again_without_a_list(self):
+        supervised = yield self.start()
+        yield self.wait_ready(supervised)
+        lists = self.api.counts["list", "services"]
+        first, second = yield supervised.pids()
+        os.kill(first, signal.SIGKILL)
+        self.api.service("default", "late", cluster_ips=["10.0.0.8"], ports=[{"name": "http", "port": 80}])
+        self.api.service("default", "web", cluster_ips=["10.0.0.2"], ports=[{"name": "http", "port": 80}])
+
+        @defer.inlineCallbacks
+        def started_again_and_ready():
+            code, ready = yield supervised.verbose_ready()
+            pids = [worker["pid"] for worker in ready["workers"]]
+            return code == 200 and pids[0] not in (first, None)
+
+        yield wait_until(started_again_and_ready, "worker 0 started again and ready", timeout=40)
+        late = yield ask_from_many_sockets(supervised.dns_port, "late.default.svc.cluster.local")
+        web = yield ask_from_many_sockets(supervised.dns_port, WEB)
+        self.assertEqual((addresses(late), addresses(web)), ({("10.0.0.8",)}, {("10.0.0.2",)}))
+        samples = yield scrape(supervised)
+        self.assertEqual(sorted(per_worker(samples, "coredns_dns_requests_total")), ["0", "1"])
+        self.assertEqual(self.api.counts["list", "services"], lists, "the new worker listed nothing")
+        _, ready = yield supervised.verbose_ready()
+        self.assertEqual([worker["ready"]["stanzas"][0]["objects"]["services"] for worker in ready["workers"]], [2, 2])
+
+    @defer.inlineCallbacks
+    def test_ready_only_once_every_worker_has_the_data(self):
+        yield self.api.go_down()
+        supervised = yield self.start(stanza_options="startup_timeout 1s")
+        code, ready = yield supervised.verbose_ready()
+        self.assertEqual(code, 503)
+        self.assertEqual([worker["ready"]["stanzas"][0]["synced"] for worker in ready["workers"]], [False, False])
+        self.assertIn("kubernetai #1 cluster.local.", " ".join(ready["not_ready"]))
+        self.api.come_back()
+        yield self.wait_ready(supervised)
+        _, ready = yield supervised.verbose_ready()
+        self.assertEqual([worker["ready"]["stanzas"][0]["synced"] for worker in ready["workers"]], [True, True])
+        answers = yield ask_from_many_sockets(supervised.dns_port, WEB)
+        self.assertEqual(addresses(answers), {("10.0.0.1",)})
