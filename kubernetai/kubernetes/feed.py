@@ -135,8 +135,9 @@ class Publisher:
 class Outlet:
     """One running worker's feed, as the supervisor writes it (on the reactor thread)."""
 
-    def __init__(self, hub: Hub, write: Callable[[bytes], None], name: str) -> None:
+    def __init__(self, hub: Hub, write: Callable[[bytes], None], name: str, limit: int = BEHIND_LIMIT) -> None:
         self.hub = hub
+        self.limit = limit
         self._write = write
         self.name = name
         self.written = 0
@@ -167,10 +168,10 @@ class Outlet:
         """A change or status of C{feed}: written, unless this worker waits for its snapshot or is too far behind."""
         if self.closed or self.behind or feed in self.waiting:
             return
-        if self.written - max(self.taken_bytes, self.snapshot_mark) > BEHIND_LIMIT:
+        if self.written - max(self.taken_bytes, self.snapshot_mark) > self.limit:
             self.behind = True
             log.warn("{worker} is more than {limit} bytes behind its feed: a fresh snapshot once it has caught up",
-                     worker=self.name, limit=BEHIND_LIMIT)
+                     worker=self.name, limit=self.limit)
             return
         self.write(data)
 
