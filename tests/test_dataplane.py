@@ -2,7 +2,8 @@
 One data plane for all workers (L{kubernetai.kubernetes.feed}), through C{twistd kubernetai --workers N}
 against the test API server: the API server sees the lists and watches of one process whatever N is,
 a change reaches every worker, a worker killed and started again gets the whole data (what changed
-while it was down too) without a new list, and /ready waits for every worker's data.
+while it was down too) without a new list, /ready waits for every worker's data, a reload watches
+again only for a changed stanza, and failover in workers follows the supervisor's watches.
 """
 
 import collections
@@ -16,7 +17,7 @@ from kubernetai.apiserver.server import ApiServer
 from tests.support import wait_until
 from tests.test_health_ready import get
 from tests.test_prometheus import scrape
-from tests.test_workers import QUERIES, Supervised, addresses, ask_from_many_sockets, per_worker
+from tests.test_workers import QUERIES, Supervised, addresses, ask_from_many_sockets, corefile, per_worker
 
 # Services, EndpointSlices and Namespaces: the watches of a stanza with the default options.
 WATCHES = 3
@@ -125,3 +126,40 @@ class DataPlaneTests(unittest.TestCase):
         self.assertEqual([worker["ready"]["stanzas"][0]["synced"] for worker in ready["workers"]], [True, True])
         answers = yield ask_from_many_sockets(supervised.dns_port, WEB)
         self.assertEqual(addresses(answers), {("10.0.0.1",)})
+
+    @defer.inlineCallbacks
+    def test_a_reload_watches_again_only_for_a_changed_stanza(self):
+        supervised = yield self.start()
+        yield self.wait_ready(supervised)
+        text = corefile(supervised.dns_port, supervised.http_port(), self.api.url, "192.0.2.8 eight.example")
+        supervised.reload(text)
+
+        @defer.inlineCallbacks
+        def every_worker_answers(name: str, expected: set, ttl: int | None = None):
+            answers = yield ask_from_many_sockets(supervised.dns_port, name)
+            ttls = {rrset.ttl for answer in answers for rrset in answer.answer}
+            return addresses(answers) == expected and ttl in (None, *ttls) and len(ttls) <= 1
+
+        yield wait_until(lambda: every_worker_answers("eight.example", {("192.0.2.8",)}), "the new hosts", timeout=30)
+        self.assertEqual(self.api.counts["list", "services"], 1, "the unchanged stanza kept its watches")
+        supervised.reload(corefile(supervised.dns_port, supervised.http_port(), self.api.url, stanza_options="ttl 7"))
+        yield wait_until(lambda: every_worker_answers(WEB, {("10.0.0.1",)}, ttl=7), "TTL 7 from every worker",
+                         timeout=30)
+        self.assertEqual(self.api.counts["list", "services"], 2, "the changed stanza listed once, not once per worker")
+
+    @defer.inlineCallbacks
+    def test_failover_in_workers_follows_the_supervisor_s_watches(self):
+        supervised = yield self.start(stanza_options="failover 1s")
+        yield self.wait_ready(supervised)
+        yield self.api.go_down()
+
+        @defer.inlineCallbacks
+        def every_worker(handing_on: bool):
+            _, ready = yield supervised.verbose_ready()
+            stale = [worker["ready"]["stanzas"][0]["stale_since"] is not None for worker in ready["workers"]]
+            answers = yield ask_from_many_sockets(supervised.dns_port, WEB)
+            return stale == [handing_on] * 2 and (("10.0.0.1",) in addresses(answers)) is not handing_on
+
+        yield wait_until(lambda: every_worker(handing_on=True), "every worker stale, handing the name on", timeout=30)
+        self.api.come_back()
+        yield wait_until(lambda: every_worker(handing_on=False), "every worker answering again", timeout=30)
