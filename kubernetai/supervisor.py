@@ -1,23 +1,26 @@
-# -*- test-case-name: tests.test_workers -*-
+# -*- test-case-name: tests.test_workers,tests.test_dataplane -*-
 """
 One DNS port served by N processes: C{twistd kubernetai -c Corefile --workers N}.
 
-With N > 1 the twistd process is a supervisor.  It builds the Corefile once,
-only to refuse a broken one as a single process would and to learn the HTTP
-addresses of health, ready, prometheus and explain; then it runs N workers
-(C{python -m kubernetai.worker}), each a complete daemon: its own watches,
+With N > 1 the twistd process is a supervisor.  It builds the Corefile, to
+refuse a broken one as a single process would, to learn the HTTP addresses of
+health, ready, prometheus and explain, and for its stanzas' watches; then it
+runs N workers (C{python -m kubernetai.worker}), each a daemon with its own
 index, chain and caches.  Workers bind every DNS socket, UDP and TCP, with
 C{SO_REUSEPORT}; the kernel spreads queries over them by a hash of the
 client's address and port, so one client socket always reaches one worker.
 
-How workers get their data: each watches the API servers itself.  Nothing is
-shared and a crashed worker loses nothing, at a cost to every API server of
-N times what one process asks: N times the list + watch connections of each
-stanza (Services, EndpointSlices unless C{noendpoints}, Namespaces, Pods with
-C{pods verified} or C{endpoint_pod_names}, ServiceImports and multi-cluster
-EndpointSlices with C{multicluster}; per namespace up to ten C{namespaces}),
-N times the initial LIST at start and after every lost watch history, and N
-times the index memory.  N = the number of cores (C{--workers auto}), no more.
+How workers get their data: the supervisor lists and watches each stanza's
+cluster once, with the threads a single process runs, and streams what its
+index applies to every worker (L{kubernetai.kubernetes.feed}): a worker that
+starts, or starts again, gets a snapshot of every stanza, then the changes in
+order; each worker's stanza is synced once it holds the supervisor's synced
+data.  So every API server sees what one process asks (the list + watch
+connections of each stanza, its LISTs at start and after a lost watch
+history), whatever N is; each worker still holds an index of its own (and the
+supervisor one more).  A crashed worker loses nothing the others answer; a
+worker too far behind its feed gets a fresh snapshot once it has caught up.
+N = the number of cores (C{--workers auto}), no more.
 
 Workers listen for HTTP on private ports of 127.0.0.1 and tell the supervisor
 which (L{kubernetai.worker} says how), and when DNS listens; the
@@ -30,13 +33,16 @@ C{worker="N"}, with the supervisor's process metrics, C{kubernetai_workers}
 and C{kubernetai_worker_restarts_total}; C{/explain} is the first worker's
 that answers, its number in C{X-Kubernetai-Worker}.  A worker that does not answer
 within ASK_TIMEOUT counts as not healthy and not ready, and its metrics are
-left out of that scrape.
+left out of that scrape.  The watches' own metrics (REST client requests, lists,
+restarts) are the supervisor's, without a worker label.
 
 The supervisor relays its workers' log events (JSON lines on their standard
 output) into its own log, C{worker N} added to their system; restarts a worker
 that exits while it runs, after a delay that doubles up to RESTART_DELAY_MAX;
-forwards SIGHUP (each worker reloads its Corefile itself; a change of the HTTP
-addresses of health, ready or prometheus needs a restart); on stop sends
+reloads the Corefile on SIGHUP or the reload plugin's check (stanzas whose
+options changed get new watches, the others keep theirs), then has every worker
+reload it over its feed (a change of the HTTP addresses of health, ready or
+prometheus needs a restart); on stop sends
 SIGTERM to every worker and SIGKILL to those still running STOP_GRACE later;
 and tells systemd READY=1 once every worker listens.  If a worker exits before
 every worker has listened once (a port in use, say), the supervisor stops with
@@ -101,8 +107,8 @@ def check_shareable(daemon: Daemon) -> None:
 
 def describe(count: int) -> str:
     """The line C{--validate} adds with C{--workers}."""
-    return (f"{count} workers: each serves every DNS port (SO_REUSEPORT) with its own watches and caches; "
-            "the supervisor serves the HTTP addresses")
+    return (f"{count} workers: each serves every DNS port (SO_REUSEPORT) with its own index and caches, fed by "
+            "the supervisor's watches; the supervisor serves the HTTP addresses")
 
 
 def restart_delay(crashes_in_a_row: int) -> float:

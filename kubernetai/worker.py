@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_workers -*-
+# -*- test-case-name: tests.test_workers,tests.test_dataplane -*-
 """
 One worker of C{twistd kubernetai --workers N}: C{python -m kubernetai.worker},
 started by its supervisor (L{kubernetai.supervisor}), never by hand.

@@ -13,11 +13,18 @@ import signal
 from twisted.internet import defer
 from twisted.trial import unittest
 
-from kubernetai.apiserver.server import ApiServer
 from tests.support import wait_until
 from tests.test_health_ready import get
 from tests.test_prometheus import scrape
-from tests.test_workers import QUERIES, Supervised, addresses, ask_from_many_sockets, corefile, per_worker
+from tests.test_workers import (
+    QUERIES,
+    Supervised,
+    WorkersTestCase,
+    addresses,
+    ask_from_many_sockets,
+    corefile,
+    per_worker,
+)
 
 # Services, EndpointSlices and Namespaces: the watches of a stanza with the default options.
 WATCHES = 3
@@ -29,22 +36,7 @@ def list_and_watch_requests(counts: collections.Counter) -> dict:
     return {key: count for key, count in counts.items() if key[0] in ("list", "watch")}
 
 
-class DataPlaneTests(unittest.TestCase):
-    def setUp(self):
-        self.api = ApiServer()
-        self.api.start()
-        self.addCleanup(self.api.stop)
-        self.api.namespace("default")
-        self.api.service("default", "web", cluster_ips=["10.0.0.1"], ports=[{"name": "http", "port": 80}])
-
-    @defer.inlineCallbacks
-    def start(self, workers: int = 2, stanza_options: str = "") -> Supervised:
-        """Start C{workers} processes (one: no supervisor) and wait until they listen."""
-        supervised = Supervised(self, self.api, workers=workers, stanza_options=stanza_options)
-        ready = yield supervised.next_notification()
-        self.assertEqual(ready, b"READY=1", supervised.log())
-        return supervised
-
+class DataPlaneTests(WorkersTestCase):
     @defer.inlineCallbacks
     def wait_ready(self, supervised: Supervised):
         @defer.inlineCallbacks
@@ -56,18 +48,22 @@ class DataPlaneTests(unittest.TestCase):
 
     @defer.inlineCallbacks
     def test_api_requests_do_not_grow_with_workers(self):
-        requests = {}
+        requests, connections = {}, {}
         for workers in (1, 2, 4):
             before = collections.Counter(self.api.counts)
+            accepted = self.api.connections_accepted
             supervised = yield self.start(workers)
             yield self.wait_ready(supervised)
             yield wait_until(lambda: self.api.open_watches == WATCHES, f"the watches of {workers} workers", timeout=30)
             requests[workers] = list_and_watch_requests(self.api.counts - before)
+            connections[workers] = self.api.connections_accepted - accepted
             yield supervised.stop()
             yield wait_until(lambda: self.api.open_watches == 0, "every watch closed", timeout=30)
         one = {("list", "services"): 1, ("list", "endpointslices"): 1, ("list", "namespaces"): 1,
                ("watch", "services"): 1, ("watch", "endpointslices"): 1, ("watch", "namespaces"): 1}
         self.assertEqual(requests, {1: one, 2: one, 4: one})
+        # A list's connection goes back to the client's pool, which a watch may take or not.
+        self.assertTrue(all(WATCHES <= count <= 2 * WATCHES for count in connections.values()), connections)
 
     @defer.inlineCallbacks
     def test_a_change_is_answered_by_every_worker(self):

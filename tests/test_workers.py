@@ -153,7 +153,9 @@ def addresses(answers) -> set:
     return {tuple(item.address for rrset in answer.answer for item in rrset) for answer in answers}
 
 
-class RunningWorkersTests(unittest.TestCase):
+class WorkersTestCase(unittest.TestCase):
+    """Tests of workers against an API server with the service web.default (10.0.0.1)."""
+
     def setUp(self):
         self.api = ApiServer()
         self.api.start()
@@ -162,12 +164,15 @@ class RunningWorkersTests(unittest.TestCase):
         self.api.service("default", "web", cluster_ips=["10.0.0.1"], ports=[{"name": "http", "port": 80}])
 
     @defer.inlineCallbacks
-    def start(self) -> Supervised:
-        """Start the supervisor and wait until it tells systemd every worker listens."""
-        supervised = Supervised(self, self.api)
+    def start(self, workers: int = WORKERS, stanza_options: str = "") -> Supervised:
+        """Start the supervisor (one worker: the daemon alone) and wait until it tells systemd every worker listens."""
+        supervised = Supervised(self, self.api, workers=workers, stanza_options=stanza_options)
         ready = yield supervised.next_notification()
         self.assertEqual(ready, b"READY=1", supervised.log())
         return supervised
+
+
+class RunningWorkersTests(WorkersTestCase):
 
     @defer.inlineCallbacks
     def test_every_worker_answers_and_is_counted(self):

@@ -1,14 +1,15 @@
-# -*- test-case-name: tests.test_kubernetes_watch -*-
+# -*- test-case-name: tests.test_kubernetes_watch,tests.test_feed -*-
 """
 The data plane of one stanza: its watch threads, its index thread, and the
 snapshot the resolver reads.
 
 Watch threads only talk to the API server and reduce what they receive, and
 share the stanza's L{Link} (its log of outages, its probe of /readyz); one
-index thread owns the L{Store}, applies what the watches send in batches and
-publishes each new snapshot with a single reference assignment, so the
-reactor thread reads C{cluster.snapshot} without a lock and never sees half
-an update.
+index thread (L{Index}) owns the L{Store}, applies what the watches send in
+batches and publishes each new snapshot with a single reference assignment, so
+the reactor thread reads C{cluster.snapshot} without a lock and never sees half
+an update.  L{Cluster} is both, as a single process and a supervisor run them;
+a worker's index is fed by its supervisor's instead (L{kubernetai.kubernetes.feed}).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_feed,tests.test_workers -*-
+# -*- test-case-name: tests.test_feed,tests.test_dataplane -*-
 """
 One data plane for every worker: the supervisor's watches feed each worker's index.
 
