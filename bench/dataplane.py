@@ -132,7 +132,7 @@ class Control(LineReceiver):
     def lineReceived(self, line):
         command, *number = line.decode().split()
         if command == "counts":
-            self.sendLine(f"counts {json.dumps(requests_and_connections(self.api))}".encode())
+            self.sendLine(f"counts {json.dumps(requests_and_connections(self.api), separators=(',', ':'))}".encode())
             return
         assert command == "change", command
         self.sendLine(change_service(self.api, int(number[0]), self.services).encode())
@@ -142,8 +142,8 @@ class Control(LineReceiver):
 
 
 def requests_and_connections(api) -> dict:
-    """The requests the API server has answered, C{"VERB RESOURCE": count}, and C{"connections"} it accepted."""
-    return {**{f"{verb} {resource}": count for (verb, resource), count in api.counts.items()},
+    """The requests the API server has answered, C{"VERB:RESOURCE": count}, and C{"connections"} it accepted."""
+    return {**{f"{verb}:{resource}": count for (verb, resource), count in api.counts.items()},
             "connections": api.connections_accepted}
 
 

@@ -62,11 +62,11 @@ def rss_kib(pid: int) -> int:
 
 
 def watches(counts: dict) -> int:
-    return sum(count for key, count in counts.items() if key.startswith("watch "))
+    return sum(count for key, count in counts.items() if key.startswith("watch:"))
 
 
 def lists(counts: dict) -> int:
-    return sum(count for key, count in counts.items() if key.startswith("list "))
+    return sum(count for key, count in counts.items() if key.startswith("list:"))
 
 
 def answered_by_all(port: int, name: str, ip: str, sockets: int, timeout: float = 30.0) -> float:
@@ -126,21 +126,24 @@ def measure(server: ApiServerProcess, workers: int, changes: int, first_change: 
             daemon.wait(timeout=60)
 
 
+def total_kib(result: dict) -> int:
+    """The VmRSS of every process of one run."""
+    return result["supervisor_kib"] + sum(result["worker_kib"])
+
+
 def report(results: dict[int, dict]) -> None:
     print("\nper --workers N: what the API server saw from start to ready (+1 s), and the processes' VmRSS")
     print(f"  {'N':>2} {'conns':>6} {'LISTs':>6} {'WATCHes':>8} {'ready s':>8} {'supervisor MiB':>15}"
           f" {'per worker MiB':>15} {'total MiB':>10}")
     for workers, result in results.items():
         per_worker = sum(result["worker_kib"]) / len(result["worker_kib"]) / 1024
-        total = (result["supervisor_kib"] + sum(result["worker_kib"])) / 1024
+        total = total_kib(result) / 1024
         print(f"  {workers:>2} {result['connections']:>6} {result['lists']:>6} {result['watches']:>8}"
               f" {result['ready']:>8.2f} {result['supervisor_kib'] / 1024:>15.1f} {per_worker:>15.1f} {total:>10.1f}")
-    counts = sorted(results)
-    if len(counts) > 1:
-        first, last = counts[0], counts[-1]
-        added = last - first
-        growth = ((results[last]["supervisor_kib"] + sum(results[last]["worker_kib"]))
-                  - (results[first]["supervisor_kib"] + sum(results[first]["worker_kib"]))) / 1024 / added
+    supervised = sorted(workers for workers in results if workers > 1)
+    if len(supervised) > 1:
+        first, last = supervised[0], supervised[-1]
+        growth = (total_kib(results[last]) - total_kib(results[first])) / 1024 / (last - first)
         print(f"  memory per added worker, from N={first} to N={last}: {growth:.1f} MiB")
     print("\nchange to every worker's answer (one change at a time; "
           f"{SOCKETS_PER_WORKER} sockets per worker must all answer it), ms")
