@@ -332,18 +332,23 @@ class Supervisor(service.MultiService):
                 stanza.cluster.stop()
         self.daemon = new
         self._start_watches(new)
+        self._schedule_check()
         return True
 
     def _schedule_check(self) -> None:
-        """With the reload plugin: look at the Corefile again after its interval, give or take its jitter."""
+        """With the reload plugin (of the Corefile running now): look at the Corefile again after its
+        interval, give or take its jitter."""
+        if self.next_check is not None and self.next_check.active():
+            self.next_check.cancel()
+        self.next_check = None
         delay = next_check(self.daemon.shared)
         if delay is not None and self.running:
             self.next_check = self.reactor.callLater(delay, self._check)
 
     def _check(self) -> None:
-        if current_checksum(self.daemon) != self.checksum:
-            self.reload()
-        self._schedule_check()
+        self.next_check = None
+        if current_checksum(self.daemon) == self.checksum or not self.reload():
+            self._schedule_check()
 
     def all_ended(self) -> defer.Deferred:
         return defer.gatherResults([worker.when_ended() for worker in self.workers])

@@ -37,6 +37,9 @@ def list_and_watch_requests(counts: collections.Counter) -> dict:
 
 
 class DataPlaneTests(WorkersTestCase):
+    # These tests run longer than the notification socket's queue of unread pings lasts.
+    watchdog = False
+
     @defer.inlineCallbacks
     def wait_ready(self, supervised: Supervised):
         @defer.inlineCallbacks
@@ -144,6 +147,20 @@ class DataPlaneTests(WorkersTestCase):
         self.assertEqual(self.api.counts["list", "services"], 2, "the changed stanza listed once, not once per worker")
 
     @defer.inlineCallbacks
+    def test_the_reload_plugin_s_check_runs_in_the_supervisor(self):
+        supervised = yield self.start()
+        yield self.wait_ready(supervised)
+        with_reload = corefile(supervised.dns_port, supervised.http_port(), self.api.url).replace(
+            "    whoami\n", "    whoami\n    reload 2s 1s\n")
+        supervised.reload(with_reload)
+        yield wait_until(lambda: every_worker_answers(supervised, "seven.example", "192.0.2.7"), "the reload", 30)
+        with open(supervised.path, "w") as text:
+            text.write(with_reload.replace("192.0.2.7 seven.example", "192.0.2.9 nine.example"))
+        yield wait_until(lambda: every_worker_answers(supervised, "nine.example", "192.0.2.9"),
+                         "every worker reloaded by the check", timeout=30)
+        self.assertEqual(self.api.counts["list", "services"], 1, "the unchanged stanza kept its watches")
+
+    @defer.inlineCallbacks
     def test_failover_in_workers_follows_the_supervisor_s_watches(self):
         supervised = yield self.start(stanza_options="failover 1s")
         yield self.wait_ready(supervised)
@@ -159,3 +176,10 @@ class DataPlaneTests(WorkersTestCase):
         yield wait_until(lambda: every_worker(handing_on=True), "every worker stale, handing the name on", timeout=30)
         self.api.come_back()
         yield wait_until(lambda: every_worker(handing_on=False), "every worker answering again", timeout=30)
+
+
+@defer.inlineCallbacks
+def every_worker_answers(supervised: Supervised, name: str, address: str):
+    """Whether C{name} A is C{address} from every client socket of L{ask_from_many_sockets}."""
+    answers = yield ask_from_many_sockets(supervised.dns_port, name)
+    return addresses(answers) == {(address,)}

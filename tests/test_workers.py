@@ -71,7 +71,7 @@ class Supervised:
     notifications."""
 
     def __init__(self, testcase: unittest.TestCase, api: ApiServer, dns_port: int | None = None,
-                 workers: int = WORKERS, stanza_options: str = "") -> None:
+                 workers: int = WORKERS, stanza_options: str = "", watchdog: bool = True) -> None:
         self.dns_port = self.http_port_number = dns_port or free_port()
         while self.http_port_number == self.dns_port:
             self.http_port_number = free_port()
@@ -79,7 +79,9 @@ class Supervised:
         self.path = write_corefile(testcase, corefile(self.dns_port, self.http_port_number, api.url,
                                                       stanza_options=stanza_options))
         self.notifications = RunningDaemonTests.systemd_notify_socket(testcase)
-        environment = dict(os.environ, NOTIFY_SOCKET=self.notifications.getsockname(), WATCHDOG_USEC="2000000")
+        # WATCHDOG=1 every second: a test that reads no notification for 10 s (the socket's queue) blocks the daemon.
+        watching = {"WATCHDOG_USEC": "2000000"} if watchdog else {}
+        environment = dict(os.environ, NOTIFY_SOCKET=self.notifications.getsockname(), **watching)
         self.log_path = testcase.mktemp()
         with open(self.log_path, "w") as output:
             self.process = subprocess.Popen(
@@ -156,6 +158,9 @@ def addresses(answers) -> set:
 class WorkersTestCase(unittest.TestCase):
     """Tests of workers against an API server with the service web.default (10.0.0.1)."""
 
+    # Whether the daemon pings systemd's watchdog (see L{Supervised}).
+    watchdog = True
+
     def setUp(self):
         self.api = ApiServer()
         self.api.start()
@@ -166,7 +171,8 @@ class WorkersTestCase(unittest.TestCase):
     @defer.inlineCallbacks
     def start(self, workers: int = WORKERS, stanza_options: str = "") -> Supervised:
         """Start the supervisor (one worker: the daemon alone) and wait until it tells systemd every worker listens."""
-        supervised = Supervised(self, self.api, workers=workers, stanza_options=stanza_options)
+        supervised = Supervised(self, self.api, workers=workers, stanza_options=stanza_options,
+                                watchdog=self.watchdog)
         ready = yield supervised.next_notification()
         self.assertEqual(ready, b"READY=1", supervised.log())
         return supervised
