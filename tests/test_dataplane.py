@@ -108,6 +108,12 @@ class DataPlaneTests(WorkersTestCase):
         samples = yield scrape(supervised)
         self.assertEqual(sorted(per_worker(samples, "coredns_dns_requests_total")), ["0", "1"])
         self.assertEqual(self.api.counts["list", "services"], lists, "the new worker listed nothing")
+        listed = {dict(labels)["kind"]: count for (name, labels), count in samples.items()
+                  if name == "kubernetai_stanza_lists_total"}
+        self.assertEqual(listed, {"services": 1, "endpointslices": 1, "namespaces": 1},
+                         "the watches' metrics: the supervisor's alone")
+        self.assertEqual(per_worker(samples, "kubernetai_stanza_lists_total"), {})
+        self.assertEqual(per_worker(samples, "kubernetai_stanza_synced"), {"0": 1, "1": 1})
         _, ready = yield supervised.verbose_ready()
         self.assertEqual([worker["ready"]["stanzas"][0]["objects"]["services"] for worker in ready["workers"]], [2, 2])
 

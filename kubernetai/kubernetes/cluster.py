@@ -101,7 +101,7 @@ class Index:
     # Whether this index's own watches talk to the API server (their metrics are its to export).
     watching = False
 
-    def __init__(self, stanza, url: str, reactor, link: Link | None = None, queue_size: int = 0) -> None:
+    def __init__(self, stanza, url: str, reactor, link: Link | None = None) -> None:
         self.stanza = stanza
         self.url = url
         self.reactor = reactor
@@ -113,7 +113,7 @@ class Index:
         self.store = Store()
         self.listed: set[tuple[str, str | None]] = set()
         self.programming = Histograms("", "", ("service_kind",), PROGRAMMING_BUCKETS)
-        self.changes: queue.Queue = queue.Queue(queue_size)
+        self.changes: queue.Queue = queue.Queue()
         self.tap: Callable[[list], None] | None = None
         self.threads: list[threading.Thread] = []
         self.started_at = 0.0
@@ -149,9 +149,15 @@ class Index:
                 if part is _STOP:
                     return
                 if callable(part):
-                    part()
+                    self._run(part)
                 else:
                     self._apply_batch(part)
+
+    def _run(self, call: Callable[[], None]) -> None:
+        try:
+            call()
+        except Exception:
+            log.failure("{stanza}: a call on the index thread failed", stanza=self.link.name)
 
     def _apply_batch(self, batch: list) -> None:
         try:

@@ -43,6 +43,7 @@ import os
 import pickle
 import struct
 import threading
+import time
 from typing import Callable
 
 from twisted.internet import task
@@ -57,8 +58,10 @@ log = Logger(namespace="kubernetai.kubernetes.feed")
 FEED_FD = 4
 # Bytes of changes written to a worker and not yet taken by it, past which it gets a fresh snapshot instead.
 BEHIND_LIMIT = 64 * 2**20
-# Changes a replica's index thread may have waiting; past it, the worker reads no more of its feed.
+# Changes a replica's index thread may have waiting; past it, the worker reads no more of its feed
+# (looking again every BACKLOG_PAUSE seconds) until the index thread has caught up.
 REPLICA_QUEUE = 100_000
+BACKLOG_PAUSE = 0.01
 # How often the supervisor looks whether a stanza's watches changed state, to tell the workers.
 STATUS_INTERVAL = 0.5
 HEADER = struct.Struct("!I")
@@ -263,7 +266,7 @@ class Replica(Index):
     statuses are theirs as the supervisor last told."""
 
     def __init__(self, stanza, url: str, reactor) -> None:
-        super().__init__(stanza, url, reactor, queue_size=REPLICA_QUEUE)
+        super().__init__(stanza, url, reactor)
         self.statuses: list[WatchStatus] = []
         # The supervisor's change this replica holds up to; None while it waits for a snapshot.
         self.seq: int | None = None
@@ -344,8 +347,7 @@ class FeedReader:
         if replica is None:
             return
         replica.statuses = statuses
-        for each in listed:
-            replica.changes.put(each)
+        _put(replica, listed)
         replica.seq = seq
 
     def _changes(self, feed: int, seq: int, batch: list) -> None:
@@ -358,8 +360,7 @@ class FeedReader:
             replica.seq = None
             self.reactor.callFromThread(self.report, {"resync": feed})
             return
-        for change in batch:
-            replica.changes.put(change)
+        _put(replica, batch)
         replica.seq = seq
 
     def _status(self, feed: int, statuses: list) -> None:
@@ -369,3 +370,12 @@ class FeedReader:
 
     def _reload(self) -> None:
         self.reactor.callFromThread(self.on_reload)
+
+
+def _put(replica: Replica, changes: list) -> None:
+    """Queue C{changes} for the replica's index thread, once it has fewer than REPLICA_QUEUE waiting
+    (the queue itself has no bound: the reactor that stops a replica never waits for it)."""
+    while replica.changes.qsize() >= REPLICA_QUEUE and any(thread.is_alive() for thread in replica.threads):
+        time.sleep(BACKLOG_PAUSE)
+    for change in changes:
+        replica.changes.put(change)
