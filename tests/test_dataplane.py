@@ -1,8 +1,9 @@
 """
 One data plane for all workers (L{kubernetai.kubernetes.feed}), through C{twistd kubernetai --workers N}
 against the test API server: the API server sees the lists and watches of one process whatever N is,
-a change reaches every worker, a worker killed and started again gets the whole data (what changed
-while it was down too) without a new list, /ready waits for every worker's data, a reload watches
+a change reaches every worker, a worker stopped stalls neither the supervisor nor the others, a
+worker killed and started again gets the whole data (what changed while it was down too) without a
+new list, /ready waits for every worker's data, a reload watches
 again only for a changed stanza, and failover in workers follows the supervisor's watches.
 """
 
@@ -116,6 +117,30 @@ class DataPlaneTests(WorkersTestCase):
         self.assertEqual(per_worker(samples, "kubernetai_stanza_synced"), {"0": 1, "1": 1})
         _, ready = yield supervised.verbose_ready()
         self.assertEqual([worker["ready"]["stanzas"][0]["objects"]["services"] for worker in ready["workers"]], [2, 2])
+
+    @defer.inlineCallbacks
+    def test_a_stopped_worker_stalls_neither_the_supervisor_nor_the_others(self):
+        supervised = yield self.start()
+        yield self.wait_ready(supervised)
+        stopped, running = yield supervised.pids()
+        os.kill(stopped, signal.SIGSTOP)
+        self.addCleanup(lambda: os.kill(stopped, signal.SIGCONT))
+        # More changes than a pipe holds (64 KiB): a supervisor writing them in a blocking way would stall.
+        for number in range(1000):
+            self.api.service("default", f"svc-{number}", cluster_ips=[f"10.1.{number // 250}.{number % 250}"])
+
+        @defer.inlineCallbacks
+        def the_other_has_them():
+            _, ready = yield supervised.verbose_ready()
+            other = ready["workers"][1]
+            return other["pid"] == running and other["ready"]["stanzas"][0]["objects"]["services"] == 1001
+
+        yield wait_until(the_other_has_them, "worker 1 holding every change while worker 0 is stopped", timeout=30)
+        os.kill(stopped, signal.SIGCONT)
+        yield wait_until(lambda: every_worker_answers(supervised, "svc-999.default.svc.cluster.local", "10.1.3.249"),
+                         "worker 0 catching up", timeout=30)
+        pids = yield supervised.pids()
+        self.assertEqual(pids, [stopped, running], "no worker started again")
 
     @defer.inlineCallbacks
     def test_ready_only_once_every_worker_has_the_data(self):
