@@ -126,18 +126,18 @@ class DataPlaneTests(WorkersTestCase):
         os.kill(stopped, signal.SIGSTOP)
         self.addCleanup(lambda: os.kill(stopped, signal.SIGCONT))
         # More changes than a pipe holds (64 KiB): a supervisor writing them in a blocking way would stall.
-        for number in range(1000):
+        for number in range(3000):
             self.api.service("default", f"svc-{number}", cluster_ips=[f"10.1.{number // 250}.{number % 250}"])
 
         @defer.inlineCallbacks
         def the_other_has_them():
             _, ready = yield supervised.verbose_ready()
             other = ready["workers"][1]
-            return other["pid"] == running and other["ready"]["stanzas"][0]["objects"]["services"] == 1001
+            return other["pid"] == running and other["ready"]["stanzas"][0]["objects"]["services"] == 3001
 
         yield wait_until(the_other_has_them, "worker 1 holding every change while worker 0 is stopped", timeout=30)
         os.kill(stopped, signal.SIGCONT)
-        yield wait_until(lambda: every_worker_answers(supervised, "svc-999.default.svc.cluster.local", "10.1.3.249"),
+        yield wait_until(lambda: every_worker_answers(supervised, "svc-2999.default.svc.cluster.local", "10.1.11.249"),
                          "worker 0 catching up", timeout=30)
         pids = yield supervised.pids()
         self.assertEqual(pids, [stopped, running], "no worker started again")
