@@ -55,7 +55,7 @@ class FeedReaderTests(unittest.TestCase):
         self.reports = []
         self.reader = FeedReader(read_end, reactor, self.reports.append)
         self.written = 0
-        self.send(("layout", [(7, stanza_config(), URL)]))
+        self.send(("layout", [(7, stanza_config(), URL, "kubernetai #1 cluster.local. (http://127.0.0.1:1)")]))
         self.reader.read_layout()
         self.replica = self.reader.replicas[7]
         self.addCleanup(self.replica.stop)

@@ -12,7 +12,7 @@ and never sees half an update.
 
 Messages are length-prefixed pickles (both ends are the same install, parent and child):
 
-- C{("layout", [(feed, config, url), ...])}: the supervisor's stanzas in Corefile order,
+- C{("layout", [(feed, config, url, name), ...])}: the supervisor's stanzas in Corefile order,
   first thing on every pipe and again after each reload; a worker builds (and rebuilds)
   its stanzas from the replicas of the feeds whose config equals theirs.
 - C{("snapshot", feed, seq, [Listed, ...], statuses)}: everything the supervisor's index
@@ -200,7 +200,7 @@ class Hub:
     def __init__(self, reactor) -> None:
         self.reactor = reactor
         self.publishers: dict[int, Publisher] = {}
-        self.layout: list[tuple[int, object, str]] = []
+        self.layout: list[tuple[int, object, str, str]] = []
         self.outlets: list[Outlet] = []
         self.next_feed = 1
         self.statuses = task.LoopingCall(self.send_statuses)
@@ -219,7 +219,7 @@ class Hub:
             publishers[publisher.feed] = publisher
         new = [feed for feed in publishers if feed not in self.publishers]
         self.publishers = publishers
-        self.layout = [(publisher.feed, stanza.config, stanza.cluster.url)
+        self.layout = [(publisher.feed, stanza.config, stanza.cluster.url, stanza.describe())
                        for publisher, stanza in zip(publishers.values(), stanzas)]
         for outlet in self.outlets:
             outlet.waiting &= set(publishers)
@@ -285,7 +285,7 @@ class FeedReader:
         self.report = report
         self.frames = Frames()
         self.replicas: dict[int, Replica] = {}
-        self.layout: list[tuple[int, object, str]] = []
+        self.layout: list[tuple[int, object, str, str]] = []
         self.taken = 0
         self.on_reload: Callable[[], object] = lambda: None
         self.pending: list[tuple[tuple, int]] = []
@@ -301,7 +301,7 @@ class FeedReader:
     def replicas_by_config(self) -> dict:
         """The replicas of the layout by stanza options, in Corefile order (as a reload reuses clusters)."""
         by_config: dict = {}
-        for feed, config, _ in self.layout:
+        for feed, config, _, _ in self.layout:
             by_config.setdefault(config, []).append(self.replicas[feed])
         return by_config
 
@@ -334,10 +334,11 @@ class FeedReader:
 
     def _layout(self, layout: list) -> None:
         replicas = {}
-        for feed, config, url in layout:
+        for feed, config, url, name in layout:
             replica = self.replicas.get(feed)
             if replica is None:
                 replica = Replica(config, url, self.reactor)
+                replica.link.name = name
                 replica.start()
             replicas[feed] = replica
         self.replicas, self.layout = replicas, layout
