@@ -319,13 +319,14 @@ class Supervisor(service.MultiService):
         """Build the Corefile anew: stanzas whose options changed get new watches, the others keep theirs;
         then every worker reloads it, fed the same.  A broken Corefile is logged and changes nothing."""
         old = self.daemon
-        self.checksum = current_checksum(old)
         try:
             new = build_daemon(self.path, self.dns_port, reusable=reusable_clusters(old))
             check_shareable(new)
         except (CorefileError, OSError) as err:
             log.error("Restart failed: {error}", error=err)
+            self.checksum = current_checksum(old)
             return False
+        self.checksum = current_checksum(new)
         kept = {stanza.cluster for stanza in new.shared.stanzas}
         for stanza in old.shared.stanzas:
             if stanza.cluster not in kept:

@@ -4,7 +4,8 @@ against the test API server: the API server sees the lists and watches of one pr
 a change reaches every worker, a worker stopped stalls neither the supervisor nor the others, a
 worker killed and started again gets the whole data (what changed while it was down too) without a
 new list, /ready waits for every worker's data, a reload watches
-again only for a changed stanza, and failover in workers follows the supervisor's watches.
+again only for a changed stanza (a broken Corefile changes nothing), the reload plugin's check runs
+in the supervisor, and failover in workers follows the supervisor's watches.
 """
 
 import collections
@@ -176,6 +177,18 @@ class DataPlaneTests(WorkersTestCase):
         yield wait_until(lambda: every_worker_answers(WEB, {("10.0.0.1",)}, ttl=7), "TTL 7 from every worker",
                          timeout=30)
         self.assertEqual(self.api.counts["list", "services"], 2, "the changed stanza listed once, not once per worker")
+
+    @defer.inlineCallbacks
+    def test_a_broken_corefile_is_refused_and_every_worker_serves_on(self):
+        supervised = yield self.start()
+        yield self.wait_ready(supervised)
+        supervised.reload(corefile(supervised.dns_port, supervised.http_port(), self.api.url,
+                                   stanza_options="no_such_option"))
+        yield wait_until(lambda: "Restart failed: " in supervised.log(), "the refusal in the log", timeout=30)
+        self.assertEqual(self.api.counts["list", "services"], 1)
+        self.assertNotIn("Running configuration SHA512", supervised.log(), "no worker reloaded")
+        answered = yield every_worker_answers(supervised, WEB, "10.0.0.1")
+        self.assertTrue(answered)
 
     @defer.inlineCallbacks
     def test_the_reload_plugin_s_check_runs_in_the_supervisor(self):
