@@ -116,8 +116,8 @@ def serve(options) -> None:
 
 class Control(LineReceiver):
     """The API server process's side of the pipe: it says C{ready URL LOAD-SECONDS}, then
-    answers each C{change N} with C{changed NAMESPACE NAME IP MONOTONIC-TIME}; the end of
-    its input stops it."""
+    answers each C{change N} with C{changed NAMESPACE NAME IP MONOTONIC-TIME} and each
+    C{counts} with C{counts JSON} (L{requests_and_connections}); the end of its input stops it."""
 
     delimiter = b"\n"
 
@@ -130,12 +130,21 @@ class Control(LineReceiver):
         self.sendLine(f"ready {self.ready}".encode())
 
     def lineReceived(self, line):
-        command, number = line.decode().split()
+        command, *number = line.decode().split()
+        if command == "counts":
+            self.sendLine(f"counts {json.dumps(requests_and_connections(self.api), separators=(',', ':'))}".encode())
+            return
         assert command == "change", command
-        self.sendLine(change_service(self.api, int(number), self.services).encode())
+        self.sendLine(change_service(self.api, int(number[0]), self.services).encode())
 
     def connectionLost(self, reason):
         reactor.stop()
+
+
+def requests_and_connections(api) -> dict:
+    """The requests the API server has answered, C{"VERB:RESOURCE": count}, and C{"connections"} it accepted."""
+    return {**{f"{verb}:{resource}": count for (verb, resource), count in api.counts.items()},
+            "connections": api.connections_accepted}
 
 
 def load(api, options) -> None:
@@ -179,6 +188,11 @@ class ApiServerProcess:
         self.process.stdin.write(f"change {number}\n")
         namespace, name, ip, made_at = self._answer("changed")
         return (namespace, name), ip, float(made_at)
+
+    def counts(self) -> dict:
+        """The server's L{requests_and_connections} so far."""
+        self.process.stdin.write("counts\n")
+        return json.loads(self._answer("counts")[0])
 
     def close(self) -> None:
         self.process.stdin.close()

@@ -309,6 +309,8 @@ class Shared:
     http_listeners: dict[tuple[str, int], HTTPService] = field(default_factory=dict)
     # During a reload: the running clusters a stanza with the same options may keep.
     reusable: dict[StanzaConfig, list[Cluster]] = field(default_factory=dict)
+    # In a worker: every stanza takes one of C{reusable}, its supervisor's feeds (L{kubernetai.kubernetes.feed}).
+    fed: bool = False
     # reload's (interval, jitter).
     reload: tuple[float, float] | None = None
     # What /metrics reads at scrape time: each returns metric families.

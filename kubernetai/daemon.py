@@ -81,34 +81,62 @@ class Daemon:
         return digest.hexdigest()
 
     def service(self, reactor=None, default_port: int = 53, handle_signals: bool = False,
-                worker: bool = False) -> DaemonService:
+                worker: bool = False, feed=None) -> DaemonService:
         """The service that runs this daemon (and, with C{handle_signals}, reloads it on SIGHUP);
-        C{worker}: as one of several processes (L{kubernetai.supervisor})."""
-        return DaemonService(self, reactor, default_port, handle_signals, worker)
+        C{worker}: as one of several processes (L{kubernetai.supervisor}), its stanzas fed by C{feed}."""
+        return DaemonService(self, reactor, default_port, handle_signals, worker, feed)
 
 
-def build_daemon(path: str, default_port: int = 53, reusable=None) -> Daemon:
+def build_daemon(path: str, default_port: int = 53, reusable=None, fed: bool = False) -> Daemon:
     """Parse the Corefile at C{path} and build it; raises CorefileError on a mistake.
 
     C{reusable} maps stanza options to the running clusters a reload may keep (a list: stanzas
-    with the same options each keep their own).
+    with the same options each keep their own); C{fed}: in a worker, where every stanza must take
+    one of them (its supervisor's feed).
     """
     blocks = load_corefile(path, default_port=default_port)
-    shared = Shared(reusable={config: list(clusters) for config, clusters in (reusable or {}).items()})
+    shared = Shared(reusable={config: list(clusters) for config, clusters in (reusable or {}).items()}, fed=fed)
     configs = [build_server(block, shared) for block in blocks]
     shared.tables = listener_tables(configs)
     return Daemon(path, configs, shared.tables, shared)
+
+
+def reusable_clusters(daemon: Daemon) -> dict:
+    """The running clusters of C{daemon}'s stanzas by their options, for a reload to keep (L{build_daemon})."""
+    clusters: dict = {}
+    for stanza in daemon.shared.stanzas:
+        clusters.setdefault(stanza.config, []).append(stanza.cluster)
+    return clusters
+
+
+def current_checksum(daemon: Daemon) -> str | None:
+    """The checksum of C{daemon}'s Corefile as it is on disk now (L{Daemon.checksum}), None if it cannot be read."""
+    try:
+        return daemon.checksum()
+    except OSError:
+        return None
+
+
+def next_check(shared: Shared) -> float | None:
+    """Seconds until the reload plugin looks at the Corefile again (its interval, give or take its jitter),
+    or None without it."""
+    if shared.reload is None:
+        return None
+    interval, jitter = shared.reload
+    return interval + random.uniform(-jitter, jitter)
 
 
 class DaemonService(service.MultiService):
     """The running daemon: plugin services, DNS listeners, and reloads.
 
     A C{worker} binds its DNS ports with SO_REUSEPORT, beside the other workers,
-    and its HTTP listeners on private ports of 127.0.0.1, which the supervisor asks.
+    and its HTTP listeners on private ports of 127.0.0.1, which the supervisor asks;
+    its stanzas are its C{feed}'s replicas (L{kubernetai.kubernetes.feed.FeedReader}),
+    and it reloads when its supervisor says, never on its own reload plugin's check.
     """
 
     def __init__(self, daemon: Daemon, reactor=None, default_port: int = 53, handle_signals: bool = False,
-                 worker: bool = False) -> None:
+                 worker: bool = False, feed=None) -> None:
         super().__init__()
         if reactor is None:
             from twisted.internet import reactor
@@ -117,6 +145,7 @@ class DaemonService(service.MultiService):
         self.default_port = default_port
         self.handle_signals = handle_signals
         self.worker = worker
+        self.feed = feed
         self._own_http(daemon)
         self.running_services: list[service.IService] = []
         self.dns = DNSService(daemon.tables, reactor, daemon.startup_waits(), reuse_port=worker)
@@ -162,9 +191,8 @@ class DaemonService(service.MultiService):
         if self.next_check is not None and self.next_check.active():
             self.next_check.cancel()
         self.next_check = None
-        if self.daemon.shared.reload is not None and self.running:
-            interval, jitter = self.daemon.shared.reload
-            delay = interval + random.uniform(-jitter, jitter)
+        delay = next_check(self.daemon.shared)
+        if delay is not None and self.running and self.feed is None:
             self.next_check = self.reactor.callLater(delay, self._check)
 
     def _check(self) -> None:
@@ -198,13 +226,8 @@ class DaemonService(service.MultiService):
 
     def changed(self) -> bool:
         """Whether the Corefile or one of its imports differs from what was last loaded (or refused)."""
-        return self._current_checksum() != self.checksum
+        return current_checksum(self.daemon) != self.checksum
 
-    def _current_checksum(self) -> str | None:
-        try:
-            return self.daemon.checksum()
-        except OSError:
-            return None
 
     def reload(self) -> defer.Deferred:
         """Build the Corefile anew and switch to it; the old one keeps serving if it is broken."""
@@ -212,15 +235,14 @@ class DaemonService(service.MultiService):
 
     async def _reload(self) -> bool:
         old = self.daemon
-        clusters: dict = {}
-        for stanza in old.shared.stanzas:
-            clusters.setdefault(stanza.config, []).append(stanza.cluster)
+        fed = self.feed is not None
+        clusters = self.feed.replicas_by_config() if fed else reusable_clusters(old)
         try:
-            new = build_daemon(old.path, self.default_port, reusable=clusters)
+            new = build_daemon(old.path, self.default_port, reusable=clusters, fed=fed)
         except (CorefileError, OSError) as err:
             self.failed_reloads += 1
             log.error("Restart failed: {error}", error=err)
-            self.checksum = self._current_checksum()
+            self.checksum = current_checksum(self.daemon)
             return False
         self._own_http(new)
         kept = {stanza.cluster for stanza in new.shared.stanzas} & {stanza.cluster for stanza in old.shared.stanzas}

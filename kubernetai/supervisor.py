@@ -1,23 +1,26 @@
-# -*- test-case-name: tests.test_workers -*-
+# -*- test-case-name: tests.test_workers,tests.test_dataplane -*-
 """
 One DNS port served by N processes: C{twistd kubernetai -c Corefile --workers N}.
 
-With N > 1 the twistd process is a supervisor.  It builds the Corefile once,
-only to refuse a broken one as a single process would and to learn the HTTP
-addresses of health, ready, prometheus and explain; then it runs N workers
-(C{python -m kubernetai.worker}), each a complete daemon: its own watches,
+With N > 1 the twistd process is a supervisor.  It builds the Corefile, to
+refuse a broken one as a single process would, to learn the HTTP addresses of
+health, ready, prometheus and explain, and for its stanzas' watches; then it
+runs N workers (C{python -m kubernetai.worker}), each a daemon with its own
 index, chain and caches.  Workers bind every DNS socket, UDP and TCP, with
 C{SO_REUSEPORT}; the kernel spreads queries over them by a hash of the
 client's address and port, so one client socket always reaches one worker.
 
-How workers get their data: each watches the API servers itself.  Nothing is
-shared and a crashed worker loses nothing, at a cost to every API server of
-N times what one process asks: N times the list + watch connections of each
-stanza (Services, EndpointSlices unless C{noendpoints}, Namespaces, Pods with
-C{pods verified} or C{endpoint_pod_names}, ServiceImports and multi-cluster
-EndpointSlices with C{multicluster}; per namespace up to ten C{namespaces}),
-N times the initial LIST at start and after every lost watch history, and N
-times the index memory.  N = the number of cores (C{--workers auto}), no more.
+How workers get their data: the supervisor lists and watches each stanza's
+cluster once, with the threads a single process runs, and streams what its
+index applies to every worker (L{kubernetai.kubernetes.feed}): a worker that
+starts, or starts again, gets a snapshot of every stanza, then the changes in
+order; each worker's stanza is synced once it holds the supervisor's synced
+data.  So every API server sees what one process asks (the list + watch
+connections of each stanza, its LISTs at start and after a lost watch
+history), whatever N is; each worker still holds an index of its own (and the
+supervisor one more).  A crashed worker loses nothing the others answer; a
+worker too far behind its feed gets a fresh snapshot once it has caught up.
+N = the number of cores (C{--workers auto}), no more.
 
 Workers listen for HTTP on private ports of 127.0.0.1 and tell the supervisor
 which (L{kubernetai.worker} says how), and when DNS listens; the
@@ -30,13 +33,16 @@ C{worker="N"}, with the supervisor's process metrics, C{kubernetai_workers}
 and C{kubernetai_worker_restarts_total}; C{/explain} is the first worker's
 that answers, its number in C{X-Kubernetai-Worker}.  A worker that does not answer
 within ASK_TIMEOUT counts as not healthy and not ready, and its metrics are
-left out of that scrape.
+left out of that scrape.  The watches' own metrics (REST client requests, lists,
+restarts) are the supervisor's, without a worker label.
 
 The supervisor relays its workers' log events (JSON lines on their standard
 output) into its own log, C{worker N} added to their system; restarts a worker
 that exits while it runs, after a delay that doubles up to RESTART_DELAY_MAX;
-forwards SIGHUP (each worker reloads its Corefile itself; a change of the HTTP
-addresses of health, ready or prometheus needs a restart); on stop sends
+reloads the Corefile on SIGHUP or the reload plugin's check (stanzas whose
+options changed get new watches, the others keep theirs), then has every worker
+reload it over its feed (a change of the HTTP addresses of health, ready or
+prometheus needs a restart); on stop sends
 SIGTERM to every worker and SIGKILL to those still running STOP_GRACE later;
 and tells systemd READY=1 once every worker listens.  If a worker exits before
 every worker has listened once (a port in use, say), the supervisor stops with
@@ -60,9 +66,11 @@ from twisted.logger import InvalidLogLevelError, Logger, LogLevel, globalLogPubl
 from twisted.web.client import readBody
 
 from kubernetai.corefile import CorefileError
-from kubernetai.daemon import Daemon
+from kubernetai.daemon import Daemon, build_daemon, current_checksum, next_check, reusable_clusters
 from kubernetai.httpservice import PRIVATE_HOST, HTTPService
+from kubernetai.kubernetes.feed import FEED_FD, Hub, Outlet
 from kubernetai.metrics import counter, gauge
+from kubernetai.plugins.kubernetai import stanza_families
 from kubernetai.plugins.loop import exit_failed
 from kubernetai.supervisorhttp import ANSWERING, ASK_TIMEOUT, worker_agent
 from kubernetai.systemd import notify, start_watchdog
@@ -99,8 +107,8 @@ def check_shareable(daemon: Daemon) -> None:
 
 def describe(count: int) -> str:
     """The line C{--validate} adds with C{--workers}."""
-    return (f"{count} workers: each serves every DNS port (SO_REUSEPORT) with its own watches and caches; "
-            "the supervisor serves the HTTP addresses")
+    return (f"{count} workers: each serves every DNS port (SO_REUSEPORT) with its own index and caches, fed by "
+            "the supervisor's watches; the supervisor serves the HTTP addresses")
 
 
 def restart_delay(crashes_in_a_row: int) -> float:
@@ -154,6 +162,7 @@ class WorkerProcess(protocol.ProcessProtocol):
         self.restarts = 0
         self.crashes_in_a_row = 0
         self.lines: dict[int, Lines] = {}
+        self.outlet: Outlet | None = None
         self._ended: list[defer.Deferred] = []
 
     def connectionMade(self) -> None:
@@ -161,6 +170,10 @@ class WorkerProcess(protocol.ProcessProtocol):
         self.http_ports, self.listening = {}, False
         self.lines = {1: Lines(), 2: Lines(), CONTROL_FD: Lines()}
         self.transport.closeStdin()
+        transport = self.transport
+        self.outlet = Outlet(self.supervisor.hub, lambda data: transport.writeToChild(FEED_FD, data),
+                             f"worker {self.index} (pid {self.pid})")
+        self.supervisor.hub.attach(self.outlet)
 
     def childDataReceived(self, fd: int, data: bytes) -> None:
         for line in self.lines[fd].feed(data):
@@ -170,6 +183,10 @@ class WorkerProcess(protocol.ProcessProtocol):
                 globalLogPublisher(relayed_event(line, self.index, LogLevel.info if fd == 1 else LogLevel.error))
 
     def _control(self, message: dict) -> None:
+        if "taken" in message:
+            self.outlet.taken(message["taken"])
+        if "resync" in message:
+            self.outlet.resync(message["resync"])
         if "http" in message:
             self.http_ports = {(host, port): private for host, port, private in message["http"]}
         if message.get("listening"):
@@ -180,6 +197,7 @@ class WorkerProcess(protocol.ProcessProtocol):
     def processEnded(self, reason) -> None:
         pid, self.pid = self.pid, None
         self.http_ports, listened, self.listening = {}, self.listening, False
+        self.supervisor.hub.detach(self.outlet)
         ended, self._ended = self._ended, []
         for waiting in ended:
             waiting.callback(None)
@@ -221,8 +239,12 @@ class Supervisor(service.MultiService):
         if reactor is None:
             from twisted.internet import reactor
         self.reactor = reactor
+        self.daemon = daemon
         self.path = os.path.abspath(path)
         self.dns_port = dns_port
+        self.hub = Hub(reactor)
+        self.checksum = daemon.checksum()
+        self.next_check = None
         self.workers = [WorkerProcess(index, self) for index in range(count)]
         self.restarting: dict[int, object] = {}
         self.ready = False
@@ -242,9 +264,18 @@ class Supervisor(service.MultiService):
 
     def startService(self) -> None:
         super().startService()
+        self._start_watches(self.daemon)
+        self.hub.start()
         for worker in self.workers:
             self.spawn(worker)
-        signal.signal(signal.SIGHUP, lambda *_: self.reactor.callFromThread(self.reload))
+        self._schedule_check()
+        signal.signal(signal.SIGHUP, lambda *_: self.reactor.callFromThread(self.hangup))
+
+    def _start_watches(self, daemon: Daemon) -> None:
+        """Start the watches of every stanza (those a reload kept run already), and feed them to the workers."""
+        for stanza in daemon.shared.stanzas:
+            stanza.start()
+        self.hub.publish(daemon.shared.stanzas)
 
     def spawn(self, worker: WorkerProcess) -> None:
         self.restarting.pop(worker.index, None)
@@ -252,7 +283,8 @@ class Supervisor(service.MultiService):
                      "--parent", str(os.getpid())]
         environment = {name: value for name, value in os.environ.items() if name not in SYSTEMD_VARIABLES}
         self.reactor.spawnProcess(worker, sys.executable, [sys.executable, "-m", "kubernetai.worker", *arguments],
-                                  env=environment, path=os.getcwd(), childFDs={0: "w", 1: "r", 2: "r", CONTROL_FD: "r"})
+                                  env=environment, path=os.getcwd(),
+                                  childFDs={0: "w", 1: "r", 2: "r", CONTROL_FD: "r", FEED_FD: "w"})
         log.info("worker {index} started, pid {pid}", index=worker.index, pid=worker.pid)
 
     def worker_listening(self, worker: WorkerProcess) -> None:
@@ -279,11 +311,45 @@ class Supervisor(service.MultiService):
                  index=worker.index, pid=pid, how=how, delay=delay)
         self.restarting[worker.index] = self.reactor.callLater(delay, self.spawn, worker)
 
-    def reload(self) -> None:
-        """SIGHUP: every worker reloads its Corefile."""
+    def hangup(self) -> None:
         log.info("SIGHUP: every worker reloads the Corefile")
-        for worker in self.workers:
-            worker.signal("HUP")
+        self.reload()
+
+    def reload(self) -> bool:
+        """Build the Corefile anew: stanzas whose options changed get new watches, the others keep theirs;
+        then every worker reloads it, fed the same.  A broken Corefile is logged and changes nothing."""
+        old = self.daemon
+        try:
+            new = build_daemon(self.path, self.dns_port, reusable=reusable_clusters(old))
+            check_shareable(new)
+        except (CorefileError, OSError) as err:
+            log.error("Restart failed: {error}", error=err)
+            self.checksum = current_checksum(old)
+            return False
+        self.checksum = current_checksum(new)
+        kept = {stanza.cluster for stanza in new.shared.stanzas}
+        for stanza in old.shared.stanzas:
+            if stanza.cluster not in kept:
+                stanza.cluster.stop()
+        self.daemon = new
+        self._start_watches(new)
+        self._schedule_check()
+        return True
+
+    def _schedule_check(self) -> None:
+        """With the reload plugin (of the Corefile running now): look at the Corefile again after its
+        interval, give or take its jitter."""
+        if self.next_check is not None and self.next_check.active():
+            self.next_check.cancel()
+        self.next_check = None
+        delay = next_check(self.daemon.shared)
+        if delay is not None and self.running:
+            self.next_check = self.reactor.callLater(delay, self._check)
+
+    def _check(self) -> None:
+        self.next_check = None
+        if current_checksum(self.daemon) == self.checksum or not self.reload():
+            self._schedule_check()
 
     def all_ended(self) -> defer.Deferred:
         return defer.gatherResults([worker.when_ended() for worker in self.workers])
@@ -295,6 +361,11 @@ class Supervisor(service.MultiService):
         for pending in self.restarting.values():
             pending.cancel()
         self.restarting.clear()
+        if self.next_check is not None and self.next_check.active():
+            self.next_check.cancel()
+        self.hub.stop()
+        for stanza in self.daemon.shared.stanzas:
+            stanza.cluster.stop()
         listeners_stopped = super().stopService()
         ended = self.all_ended()
         for worker in self.workers:
@@ -336,3 +407,5 @@ class Supervisor(service.MultiService):
                       ("worker",), [((str(worker.index),), worker.restarts) for worker in self.workers])
         for collector in self.collectors:
             yield from collector.collect()
+        yield from stanza_families(self.daemon.shared.plugin_instances.get("kubernetai", []))
+

@@ -1,15 +1,19 @@
-# -*- test-case-name: tests.test_workers -*-
+# -*- test-case-name: tests.test_workers,tests.test_dataplane -*-
 """
 One worker of C{twistd kubernetai --workers N}: C{python -m kubernetai.worker},
 started by its supervisor (L{kubernetai.supervisor}), never by hand.
 
 It runs the daemon of the Corefile as one process would, except that it binds
 its DNS sockets with C{SO_REUSEPORT} and its HTTP listeners on private ports
-of 127.0.0.1.  It writes its log events as JSON lines on standard output, and
+of 127.0.0.1, and that it watches no API server: its stanzas' data comes from
+its supervisor's watches on file descriptor L{FEED_FD} (L{kubernetai.kubernetes.feed}),
+whose first message, the supervisor's stanzas, it waits for before it builds
+its own.  It writes its log events as JSON lines on standard output, and
 on file descriptor CONTROL_FD a JSON line with its HTTP ports once started
 (C{{"http": [[host, port, private port], ...]}}), then C{{"listening": true}}
-once its DNS sockets are bound.  It stops on SIGTERM, reloads on SIGHUP, and
-stops when its supervisor is gone.
+once its DNS sockets are bound, and how much of its feed it has taken.  It
+stops on SIGTERM, reloads when its feed says the supervisor did, and stops
+when its supervisor is gone.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from twisted.python import usage
 
 from kubernetai.corefile import CorefileError
 from kubernetai.daemon import build_daemon
+from kubernetai.kubernetes.feed import FEED_FD, FeedReader
 
 log = Logger(namespace="kubernetai.worker")
 
@@ -68,12 +73,16 @@ def run_worker(argv: list[str], reactor) -> int:
     options.parseOptions(argv)
     control = os.fdopen(CONTROL_FD, "w", buffering=1)
     globalLogBeginner.beginLoggingTo([_EventLines(sys.stdout)], redirectStandardIO=False)
+    feed = FeedReader(FEED_FD, reactor, lambda message: _report(control, message))
     try:
-        daemon = build_daemon(options["conf"], default_port=options["dns.port"])
-    except (CorefileError, OSError) as err:
+        feed.read_layout()
+        daemon = build_daemon(options["conf"], default_port=options["dns.port"], reusable=feed.replicas_by_config(),
+                              fed=True)
+    except (CorefileError, OSError, EOFError) as err:
         log.error("cannot start: {error}", error=err)
         return 1
-    root = daemon.service(reactor, options["dns.port"], handle_signals=True, worker=True)
+    root = daemon.service(reactor, options["dns.port"], handle_signals=True, worker=True, feed=feed)
+    feed.start(root.reload)
     reactor.callWhenRunning(_serve, root, control, options["parent"], reactor)
     reactor.addSystemEventTrigger("before", "shutdown", root.stopService)
     reactor.run()

@@ -45,7 +45,8 @@ WORKERS = 2
 QUERIES = 40
 
 
-def corefile(dns_port: int, http_port: int, api_url: str, hosts: str = "192.0.2.7 seven.example") -> str:
+def corefile(dns_port: int, http_port: int, api_url: str, hosts: str = "192.0.2.7 seven.example",
+             stanza_options: str = "") -> str:
     return f""".:{dns_port} {{
     bind 127.0.0.1
     health 127.0.0.1:{http_port}
@@ -58,6 +59,7 @@ def corefile(dns_port: int, http_port: int, api_url: str, hosts: str = "192.0.2.
     }}
     kubernetai cluster.local {{
         endpoint {api_url}
+        {stanza_options}
     }}
     whoami
 }}
@@ -65,20 +67,25 @@ def corefile(dns_port: int, http_port: int, api_url: str, hosts: str = "192.0.2.
 
 
 class Supervised:
-    """A running C{twistd kubernetai --workers 2}: its process, ports, Corefile and systemd notifications."""
+    """A running C{twistd kubernetai --workers 2} (or C{workers}): its process, ports, Corefile and systemd
+    notifications."""
 
-    def __init__(self, testcase: unittest.TestCase, api: ApiServer, dns_port: int | None = None) -> None:
+    def __init__(self, testcase: unittest.TestCase, api: ApiServer, dns_port: int | None = None,
+                 workers: int = WORKERS, stanza_options: str = "", watchdog: bool = True) -> None:
         self.dns_port = self.http_port_number = dns_port or free_port()
         while self.http_port_number == self.dns_port:
             self.http_port_number = free_port()
         self.api = api
-        self.path = write_corefile(testcase, corefile(self.dns_port, self.http_port_number, api.url))
+        self.path = write_corefile(testcase, corefile(self.dns_port, self.http_port_number, api.url,
+                                                      stanza_options=stanza_options))
         self.notifications = RunningDaemonTests.systemd_notify_socket(testcase)
-        environment = dict(os.environ, NOTIFY_SOCKET=self.notifications.getsockname(), WATCHDOG_USEC="2000000")
+        # WATCHDOG=1 every second: a test that reads no notification for 10 s (the socket's queue) blocks the daemon.
+        watching = {"WATCHDOG_USEC": "2000000"} if watchdog else {}
+        environment = dict(os.environ, NOTIFY_SOCKET=self.notifications.getsockname(), **watching)
         self.log_path = testcase.mktemp()
         with open(self.log_path, "w") as output:
             self.process = subprocess.Popen(
-                [TWISTD, "-n", "--pidfile=", "kubernetai", "-c", self.path, "--workers", str(WORKERS)],
+                [TWISTD, "-n", "--pidfile=", "kubernetai", "-c", self.path, "--workers", str(workers)],
                 stdout=output, stderr=subprocess.STDOUT, env=environment)
         testcase.addCleanup(self.stop)
 
@@ -148,7 +155,12 @@ def addresses(answers) -> set:
     return {tuple(item.address for rrset in answer.answer for item in rrset) for answer in answers}
 
 
-class RunningWorkersTests(unittest.TestCase):
+class WorkersTestCase(unittest.TestCase):
+    """Tests of workers against an API server with the service web.default (10.0.0.1)."""
+
+    # Whether the daemon pings systemd's watchdog (see L{Supervised}).
+    watchdog = True
+
     def setUp(self):
         self.api = ApiServer()
         self.api.start()
@@ -157,12 +169,16 @@ class RunningWorkersTests(unittest.TestCase):
         self.api.service("default", "web", cluster_ips=["10.0.0.1"], ports=[{"name": "http", "port": 80}])
 
     @defer.inlineCallbacks
-    def start(self) -> Supervised:
-        """Start the supervisor and wait until it tells systemd every worker listens."""
-        supervised = Supervised(self, self.api)
+    def start(self, workers: int = WORKERS, stanza_options: str = "") -> Supervised:
+        """Start the supervisor (one worker: the daemon alone) and wait until it tells systemd every worker listens."""
+        supervised = Supervised(self, self.api, workers=workers, stanza_options=stanza_options,
+                                watchdog=self.watchdog)
         ready = yield supervised.next_notification()
         self.assertEqual(ready, b"READY=1", supervised.log())
         return supervised
+
+
+class RunningWorkersTests(WorkersTestCase):
 
     @defer.inlineCallbacks
     def test_every_worker_answers_and_is_counted(self):

@@ -77,11 +77,13 @@ class ConnectionTracker(WrappingFactory):
         self._reactor = reactor
         self.cutting = False
         self.cut_at = []
+        self.accepted = 0
 
     def buildProtocol(self, addr):
         if self.cutting:
             self.cut_at.append(self._reactor.seconds())
             return None  # the port closes the new connection at once
+        self.accepted += 1
         return super().buildProtocol(addr)
 
     def abort_all(self):

@@ -267,6 +267,11 @@ class ApiServer(ListWatchProtocol):
         return len(self._watches)
 
     @property
+    def connections_accepted(self):
+        """How many connections the server has accepted (and not cut at once) since it started."""
+        return self._connections.accepted
+
+    @property
     def cut_at(self):
         """When (reactor seconds) each connection cut at once by L{go_down}C{(keep_port=True)} came in."""
         return list(self._connections.cut_at)

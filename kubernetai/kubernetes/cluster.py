@@ -1,14 +1,15 @@
-# -*- test-case-name: tests.test_kubernetes_watch -*-
+# -*- test-case-name: tests.test_kubernetes_watch,tests.test_feed -*-
 """
 The data plane of one stanza: its watch threads, its index thread, and the
 snapshot the resolver reads.
 
 Watch threads only talk to the API server and reduce what they receive, and
 share the stanza's L{Link} (its log of outages, its probe of /readyz); one
-index thread owns the L{Store}, applies what the watches send in batches and
-publishes each new snapshot with a single reference assignment, so the
-reactor thread reads C{cluster.snapshot} without a lock and never sees half
-an update.
+index thread (L{Index}) owns the L{Store}, applies what the watches send in
+batches and publishes each new snapshot with a single reference assignment, so
+the reactor thread reads C{cluster.snapshot} without a lock and never sees half
+an update.  L{Cluster} is both, as a single process and a supervisor run them;
+a worker's index is fed by its supervisor's instead (L{kubernetai.kubernetes.feed}).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from typing import Callable
 
 from kubernetes import client
 from twisted.internet import defer
@@ -27,7 +29,7 @@ from kubernetai.kubernetes.kinds import KINDS, Changed, Deleted, Kind, Listed
 from kubernetai.kubernetes.objects import MULTICLUSTER_SERVICE_NAME_LABEL
 from kubernetai.kubernetes.connection import readyz
 from kubernetai.kubernetes.link import Link
-from kubernetai.kubernetes.watch import Limits, TokenBucket, Watcher, retry_after_header
+from kubernetai.kubernetes.watch import Limits, TokenBucket, Watcher, WatchStatus, retry_after_header
 from kubernetai.metrics import Histograms
 
 log = Logger(namespace="kubernetai.kubernetes.cluster")
@@ -86,18 +88,25 @@ def multicluster_selector(labels: str | None) -> str:
     return format_label_selector(sorted(requirements, key=lambda requirement: requirement.key))
 
 
-class Cluster:
-    """One stanza's live, reduced copy of its cluster.
+class Index:
+    """One stanza's index thread and the snapshot the resolver reads.
 
-    C{link.name} is what the log calls the stanza: the zones and URL until the
-    stanza names it (L{kubernetai.plugins.kubernetai.StanzaService}).
+    The thread applies what arrives on C{changes} (L{Listed}, L{Changed}, L{Deleted}) in batches,
+    publishes a new snapshot after each, and calls C{tap} with the batch (a supervisor streams it to
+    its workers, L{kubernetai.kubernetes.feed}); a callable put on C{changes} is called on the thread
+    between batches.  The stanza is synced once every watch of its plan has listed.  C{link.name} is
+    what the log calls the stanza.
     """
 
-    def __init__(self, stanza, api_client: client.ApiClient, url: str, reactor) -> None:
+    # Whether this index's own watches talk to the API server (their metrics are its to export).
+    watching = False
+
+    def __init__(self, stanza, url: str, reactor, link: Link | None = None) -> None:
         self.stanza = stanza
         self.url = url
         self.reactor = reactor
-        self.api_client = api_client
+        self.plan = watch_plan(stanza)
+        self.link = link or Link(f"{' '.join(stanza.zones)} ({url})", len(self.plan))
         self.snapshot = Snapshot()
         self.synced = False
         self.synced_at: float | None = None
@@ -105,50 +114,20 @@ class Cluster:
         self.listed: set[tuple[str, str | None]] = set()
         self.programming = Histograms("", "", ("service_kind",), PROGRAMMING_BUCKETS)
         self.changes: queue.Queue = queue.Queue()
-        self.limits = limits = Limits(
-            TokenBucket(stanza.apiserver_qps or DEFAULT_QPS, stanza.apiserver_burst or DEFAULT_BURST),
-            threading.BoundedSemaphore(stanza.apiserver_max_inflight) if stanza.apiserver_max_inflight else None,
-        )
-        plan = watch_plan(stanza)
-        self.link = Link(f"{' '.join(stanza.zones)} ({url})", len(plan), self.probe)
-        self.watchers = [
-            Watcher(kind, KINDS[kind].list_function(api_client, namespace), self.changes.put, limits, namespace,
-                    selector, self.link)
-            for kind, namespace, selector in plan
-        ]
+        self.tap: Callable[[list], None] | None = None
         self.threads: list[threading.Thread] = []
         self.started_at = 0.0
         self._sync_waiters: list[defer.Deferred] = []
 
     def start(self) -> None:
-        """Start the index thread, every watch thread and the link's probe."""
+        """Start the index thread."""
         self.started_at = time.monotonic()
-        self.threads = [threading.Thread(target=self._index_loop, name="kubernetai-index", daemon=True)]
-        self.threads += [
-            threading.Thread(target=watcher.run, name=f"kubernetai-watch-{watcher.describe()}", daemon=True)
-            for watcher in self.watchers
-        ]
-        for thread in self.threads:
-            thread.start()
-        self.link.start()
+        self.threads.append(threading.Thread(target=self._index_loop, name="kubernetai-index", daemon=True))
+        self.threads[-1].start()
 
     def stop(self) -> None:
-        """Stop every thread; returns without waiting for threads blocked in I/O."""
-        self.link.stop()
-        for watcher in self.watchers:
-            watcher.stop()
+        """Stop the index thread once it has applied what came before."""
         self.changes.put(_STOP)
-
-    def probe(self) -> float | None:
-        """Ask the API server's /readyz, counted as the watches' requests are: None if it answers 200,
-        else the seconds its Retry-After asks for (0 without one)."""
-        try:
-            response = readyz(self.api_client, PROBE_TIMEOUT)
-        except Exception:  # the watches' failures say why
-            self.limits.requests.inc(("<error>", "GET"))
-            return 0.0
-        self.limits.requests.inc((str(response.status), "GET"))
-        return None if response.status == 200 else retry_after_header(response.headers)
 
     def when_synced(self) -> defer.Deferred:
         """A Deferred fired on the reactor thread once every watch has listed."""
@@ -166,21 +145,35 @@ class Cluster:
                     batch.append(self.changes.get_nowait())
             except queue.Empty:
                 pass
-            if any(change is _STOP for change in batch):
-                return
-            try:
-                for change in batch:
-                    self._apply(change)
-                self.snapshot = self.store.publish()
-            except Exception:
-                log.failure("{stanza}: index update failed; the last good snapshot keeps serving",
-                            stanza=self.link.name)
-                continue
-            if not self.synced and len(self.listed) == len(self.watchers):
-                self.synced = True
-                self.synced_at = time.time()
-                self._log_synced()
-                self.reactor.callFromThread(self._fire_synced)
+            for part in _parts(batch):
+                if part is _STOP:
+                    return
+                if callable(part):
+                    self._run(part)
+                else:
+                    self._apply_batch(part)
+
+    def _run(self, call: Callable[[], None]) -> None:
+        try:
+            call()
+        except Exception:
+            log.failure("{stanza}: a call on the index thread failed", stanza=self.link.name)
+
+    def _apply_batch(self, batch: list) -> None:
+        try:
+            for change in batch:
+                self._apply(change)
+            self.snapshot = self.store.publish()
+            if self.tap is not None:
+                self.tap(batch)
+        except Exception:
+            log.failure("{stanza}: index update failed; the last good snapshot keeps serving", stanza=self.link.name)
+            return
+        if not self.synced and len(self.listed) == len(self.plan):
+            self.synced = True
+            self.synced_at = time.time()
+            self._log_synced()
+            self.reactor.callFromThread(self._fire_synced)
 
     def _apply(self, change: Listed | Changed | Deleted) -> None:
         kind = change.kind
@@ -194,6 +187,10 @@ class Cluster:
                     self._record_programming(change.obj)
         else:
             self.store.delete(kind, (change.obj.namespace, change.obj.name))
+
+    def listed_now(self) -> list[Listed]:
+        """What the index holds of every scope listed so far, as the lists that would bring it (on its thread)."""
+        return [self.store.listed(kind, namespace) for kind, namespace in sorted(self.listed, key=str)]
 
     def _record_programming(self, endpoint_slice) -> None:
         """CoreDNS's DNS programming latency: from the change that made the slice to now, per service kind."""
@@ -209,7 +206,7 @@ class Cluster:
 
     def _log_synced(self) -> None:
         counts = self.snapshot.counts()
-        kinds = dict.fromkeys(watcher.kind for watcher in self.watchers)
+        kinds = dict.fromkeys(kind for kind, _, _ in self.plan)
         log.info("{stanza}: synced in {seconds:.2f}s: {objects}", stanza=self.link.name,
                  seconds=time.monotonic() - self.started_at,
                  objects=", ".join(f"{counts[KINDS[kind].counted_as]} {KINDS[kind].counted_as}" for kind in kinds))
@@ -219,14 +216,19 @@ class Cluster:
         for waiter in waiters:
             waiter.callback(None)
 
+    def watch_statuses(self) -> list[WatchStatus]:
+        """How each watch feeding this index is doing."""
+        raise NotImplementedError
+
     def stale_since(self) -> float | None:
         """When the first of the watches that are down now went down (Unix time), or None."""
-        down = [w.status.down_since for w in self.watchers if w.status.down_since is not None]
+        down = [status.down_since for status in self.watch_statuses() if status.down_since is not None]
         return min(down) if down else None
 
     def status(self) -> dict:
         """What /ready and metrics tell about this stanza."""
-        events = [w.status.last_event for w in self.watchers if w.status.last_event is not None]
+        statuses = self.watch_statuses()
+        events = [status.last_event for status in statuses if status.last_event is not None]
         return {
             "synced": self.synced,
             "api_server": self.url,
@@ -234,8 +236,78 @@ class Cluster:
             "stale_since": self.stale_since(),
             "objects": self.snapshot.counts(),
             "watches": [
-                {"kind": w.status.kind, "namespace": w.status.namespace, "up": w.status.up,
-                 "last_error": w.status.last_error, "lists": w.status.lists, "restarts": w.status.restarts}
-                for w in self.watchers
+                {"kind": status.kind, "namespace": status.namespace, "up": status.up,
+                 "last_error": status.last_error, "lists": status.lists, "restarts": status.restarts}
+                for status in statuses
             ],
         }
+
+
+def _parts(batch: list) -> list:
+    """A batch split at the markers in it (L{_STOP}, callables): runs of changes, and each marker alone."""
+    parts: list = []
+    for item in batch:
+        if item is _STOP or callable(item):
+            parts.append(item)
+        elif parts and isinstance(parts[-1], list):
+            parts[-1].append(item)
+        else:
+            parts.append([item])
+    return parts
+
+
+class Cluster(Index):
+    """One stanza's live, reduced copy of its cluster: its index, and the watches that feed it.
+
+    C{link.name} is what the log calls the stanza: the zones and URL until the
+    stanza names it (L{kubernetai.plugins.kubernetai.StanzaService}).
+    """
+
+    watching = True
+
+    def __init__(self, stanza, api_client: client.ApiClient, url: str, reactor) -> None:
+        plan = watch_plan(stanza)
+        super().__init__(stanza, url, reactor, Link(f"{' '.join(stanza.zones)} ({url})", len(plan), self.probe))
+        self.api_client = api_client
+        self.limits = limits = Limits(
+            TokenBucket(stanza.apiserver_qps or DEFAULT_QPS, stanza.apiserver_burst or DEFAULT_BURST),
+            threading.BoundedSemaphore(stanza.apiserver_max_inflight) if stanza.apiserver_max_inflight else None,
+        )
+        self.watchers = [
+            Watcher(kind, KINDS[kind].list_function(api_client, namespace), self.changes.put, limits, namespace,
+                    selector, self.link)
+            for kind, namespace, selector in plan
+        ]
+
+    def start(self) -> None:
+        """Start the index thread, every watch thread and the link's probe."""
+        super().start()
+        threads = [
+            threading.Thread(target=watcher.run, name=f"kubernetai-watch-{watcher.describe()}", daemon=True)
+            for watcher in self.watchers
+        ]
+        self.threads += threads
+        for thread in threads:
+            thread.start()
+        self.link.start()
+
+    def stop(self) -> None:
+        """Stop every thread; returns without waiting for threads blocked in I/O."""
+        self.link.stop()
+        for watcher in self.watchers:
+            watcher.stop()
+        super().stop()
+
+    def probe(self) -> float | None:
+        """Ask the API server's /readyz, counted as the watches' requests are: None if it answers 200,
+        else the seconds its Retry-After asks for (0 without one)."""
+        try:
+            response = readyz(self.api_client, PROBE_TIMEOUT)
+        except Exception:  # the watches' failures say why
+            self.limits.requests.inc(("<error>", "GET"))
+            return 0.0
+        self.limits.requests.inc((str(response.status), "GET"))
+        return None if response.status == 200 else retry_after_header(response.headers)
+
+    def watch_statuses(self) -> list[WatchStatus]:
+        return [watcher.status for watcher in self.watchers]

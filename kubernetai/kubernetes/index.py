@@ -21,8 +21,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Iterable, NamedTuple
 
-from kubernetai.kubernetes.kinds import Kind
-from kubernetai.kubernetes.objects import Endpoint, EndpointSlice, Pod, Service, ServiceImport, is_address
+from kubernetai.kubernetes.kinds import Kind, Listed
+from kubernetai.kubernetes.objects import Endpoint, EndpointSlice, Namespace, Pod, Service, ServiceImport, is_address
 from kubernetai.kubernetes.shardedmap import ShardedMap
 
 
@@ -137,18 +137,28 @@ class Store:
             self.namespaces = {namespace.name for namespace in objects}
             return
         fresh = {(obj.namespace, obj.name): obj for obj in objects}
-        current = {
+        gone = [key for key in self._table(kind) if key not in fresh and namespace in (None, key[0])]
+        for key in gone:
+            self.delete(kind, key)
+        for obj in fresh.values():
+            self.put(kind, obj)
+
+    def _table(self, kind: Kind) -> dict:
+        """The objects of C{kind} (not namespaces) by (namespace, name)."""
+        return {
             Kind.SERVICES: self.services,
             Kind.ENDPOINT_SLICES: self.slices.by_key,
             Kind.PODS: self.pods,
             Kind.SERVICE_IMPORTS: self.imports,
             Kind.MULTICLUSTER_ENDPOINT_SLICES: self.multicluster_slices.by_key,
         }[kind]
-        gone = [key for key in current if key not in fresh and namespace in (None, key[0])]
-        for key in gone:
-            self.delete(kind, key)
-        for obj in fresh.values():
-            self.put(kind, obj)
+
+    def listed(self, kind: Kind, namespace: str | None = None) -> Listed:
+        """What the store holds of C{kind} (in C{namespace}, or everywhere), as the list that would bring it."""
+        if kind == Kind.NAMESPACES:
+            return Listed(kind, namespace, [Namespace(name) for name in sorted(self.namespaces)])
+        objects = [obj for key, obj in self._table(kind).items() if namespace in (None, key[0])]
+        return Listed(kind, namespace, objects)
 
     def put(self, kind: Kind, obj) -> None:
         """Add or replace one object."""

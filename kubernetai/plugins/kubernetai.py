@@ -159,6 +159,9 @@ def setup(directives: list[Directive], config: ServerConfig) -> Kubernetai:
         except ConnectionSetupError as err:
             raise options.error(directive, str(err)) from None
         cluster = reuse(config.shared.reusable, stanza_config)
+        if cluster is None and config.shared.fed:
+            raise options.error(directive, "the supervisor has no watches for this stanza: "
+                                           "the Corefile changed after the supervisor read it")
         if cluster is None:
             cluster = Cluster(stanza_config, api, url, config.reactor)
         stanza = Stanza(directive.name, stanza_config, cluster, addresses, label)
@@ -210,11 +213,13 @@ def stanza_families(stanzas: list[Stanza]):
                              "Histogram of the time (in seconds) it took to program a dns instance.", ("service_kind",),
                              PROGRAMMING_BUCKETS)
     for stanza in stanzas:
+        programming.add(stanza.cluster.programming)
+        if not stanza.cluster.watching:
+            continue
         limits, host = stanza.cluster.limits, (urlsplit(stanza.cluster.url).netloc,)
         requests.add(limits.requests, host)
         for merged, (_, _, attribute) in zip(rest, REST_HISTOGRAMS):
             merged.add(getattr(limits, attribute), host)
-        programming.add(stanza.cluster.programming)
     yield requests.family()
     yield from (merged.family() for merged in rest)
     yield programming.family()
@@ -240,14 +245,16 @@ def stanza_gauges(stanzas: list[Stanza]):
                 ("stanza",), (((name,), status["last_event"] or 0.0) for name, status in statuses))
     yield gauge("kubernetai_stanza_objects", "Objects the stanza holds, by kind.", ("stanza", "kind"),
                 (((name, kind), count) for name, status in statuses for kind, count in status["objects"].items()))
+    # A worker's copies of its supervisor's watches are the supervisor's to count.
+    watching = [(stanza.label, status) for stanza, (_, status) in zip(stanzas, statuses) if stanza.cluster.watching]
     yield counter("kubernetai_stanza_watch_restarts_total", "Times a watch of the stanza failed and was started again.",
                   ("stanza", "kind", "namespace"),
                   (((name, watch["kind"], watch["namespace"] or ""), watch["restarts"])
-                   for name, status in statuses for watch in status["watches"]))
+                   for name, status in watching for watch in status["watches"]))
     yield counter("kubernetai_stanza_lists_total", "Times a watch of the stanza listed everything (once, plus once per 410 Gone).",
                   ("stanza", "kind", "namespace"),
                   (((name, watch["kind"], watch["namespace"] or ""), watch["lists"])
-                   for name, status in statuses for watch in status["watches"]))
+                   for name, status in watching for watch in status["watches"]))
 
 
 def wait_for_sync(stanza: Stanza, reactor) -> defer.Deferred:
