@@ -13,7 +13,6 @@ import os
 import signal
 
 from twisted.internet import defer
-from twisted.trial import unittest
 
 from tests.support import wait_until
 from tests.test_health_ready import get
