@@ -30,6 +30,7 @@ from zope.interface import implementer
 from kubernetai.dnsnames import rcode_name
 from kubernetai.message import StreamError, frame, split_stream
 from kubernetai.metrics import TIME_BUCKETS, Counts, Histograms
+from kubernetai.upstreamreply import decode_reply
 
 HEALTH_CHECK_TIMEOUT = 1.0
 
@@ -66,9 +67,8 @@ def with_new_id(packet: bytes) -> tuple[int, bytes]:
 def checked_reply(packet: bytes, query_id: int, question: dns.Query) -> tuple[dns.Message | None, str | None]:
     """(the reply, None) when C{packet} answers our query: a response with the same ID, one question,
     same name (any case), type and class; else (None, why not: C{malformed}, C{id} or C{question})."""
-    reply = dns.Message()
     try:
-        reply.fromStr(packet)
+        reply = decode_reply(packet)
     except Exception:
         return None, "malformed"
     if not reply.answer:
