@@ -48,7 +48,7 @@ class Forward:
 
     def ordered(self) -> list[upstream.Proxy]:
         """The proxies in the order this query tries them."""
-        if self.config.policy == "sequential":
+        if self.config.policy == "sequential" or len(self.proxies) == 1:
             return list(self.proxies)
         if self.config.policy == "round_robin":
             start = self.next_in_rotation % len(self.proxies)
