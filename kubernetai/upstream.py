@@ -123,7 +123,8 @@ class _DatagramExchange:
             self.socket.connect((self.address.host, self.address.port))
             self.socket.send(packet)
         except OSError as err:
-            self.fail(f"write udp {self.address}: {err.strerror or err}")
+            # Later, not now: forward's next attempt runs from this failure's callback, not inside it.
+            self.reactor.callLater(0, self.fail, f"write udp {self.address}: {err.strerror or err}")
             return
         self.reactor.addReader(self)
 
