@@ -106,9 +106,11 @@ class _DatagramExchange:
     passed); either way, or when it is cancelled, the socket closes and the timer stops."""
 
     def __init__(self, proxy: Proxy, query_id: int, question: dns.Query, timeout: float) -> None:
+        self.proxy = proxy
         self.reactor = proxy.reactor
         self.address = proxy.address
         self.rejected = proxy.rejected
+        self.started = self.reactor.seconds()
         self.query_id = query_id
         self.question = question
         self.socket: socket.socket | None = None
@@ -146,7 +148,7 @@ class _DatagramExchange:
             reply, rejection = checked_reply(datagram, self.query_id, self.question)
             if reply is not None:
                 self.close()
-                self.result.callback(reply)
+                self.result.callback(self.proxy._timed(reply, self.started))
             else:
                 self.rejected.inc((rejection,))
 
@@ -267,12 +269,10 @@ class Proxy:
 
     def exchange(self, packet: bytes, question: dns.Query, over_tcp: bool, timeout: float) -> defer.Deferred:
         """Ask C{packet}; a Deferred firing with the matching reply Message, or failing with UpstreamError."""
-        started = self.reactor.seconds()
         if self.address.transport == "tls" or over_tcp:
             result = defer.ensureDeferred(self._exchange_stream(packet, question, timeout))
-        else:
-            result = self._exchange_datagram(packet, question, timeout)
-        return result.addCallback(self._timed, started)
+            return result.addCallback(self._timed, self.reactor.seconds())
+        return self._exchange_datagram(packet, question, timeout)
 
     def _timed(self, reply: dns.Message, started: float) -> dns.Message:
         self.durations.observe((rcode_name(reply.rCode),), self.reactor.seconds() - started)

@@ -12,6 +12,7 @@ import random
 from twisted.application import service
 from twisted.internet import defer, ssl
 from twisted.names import dns
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from kubernetai import upstream
@@ -61,20 +62,9 @@ class Forward:
         next forward; failing with PluginError when no upstream answers."""
         return _Relay(self, request).attempt()
 
-    def exchange(self, proxy: upstream.Proxy, request: Request, timeout: float) -> defer.Deferred:
-        """One exchange with C{proxy}, over TCP when forced or asked over TCP, again over TCP when truncated."""
-        config = self.config
-        over_tcp = config.force_tcp or (request.protocol == "tcp" and not config.prefer_udp)
-        result = proxy.exchange(request.packet, request.query, over_tcp, timeout)
-        if over_tcp:
-            return result
-        return result.addCallback(_again_over_tcp_if_truncated, proxy, request, timeout)
-
-
-def _again_over_tcp_if_truncated(reply: dns.Message, proxy: upstream.Proxy, request: Request, timeout: float):
-    if reply.trunc:
-        return proxy.exchange(request.packet, request.query, True, timeout)
-    return reply
+    def over_tcp(self, request: Request) -> bool:
+        """Whether C{request} goes to the upstream over TCP first: when forced, or asked over TCP."""
+        return self.config.force_tcp or (request.protocol == "tcp" and not self.config.prefer_udp)
 
 
 class _Relay:
@@ -110,11 +100,17 @@ class _Relay:
                     break
                 proxy = random.choice(forward.proxies)
             timeout = min(config.read_timeout, self.deadline - forward.reactor.seconds())
-            return forward.exchange(proxy, self.request, timeout).addCallbacks(
-                self.answered, self.failed, errbackArgs=(proxy,))
+            return self.exchange(proxy, forward.over_tcp(self.request), timeout)
         return defer.fail(self.given_up())
 
-    def answered(self, reply: dns.Message):
+    def exchange(self, proxy: upstream.Proxy, over_tcp: bool, timeout: float) -> defer.Deferred:
+        result = proxy.exchange(self.request.packet, self.request.query, over_tcp, timeout)
+        return result.addCallbacks(self.answered, self.failed, callbackArgs=(proxy, over_tcp, timeout),
+                                   errbackArgs=(proxy,))
+
+    def answered(self, reply: dns.Message, proxy: upstream.Proxy, over_tcp: bool, timeout: float):
+        if reply.trunc and not over_tcp:
+            return self.exchange(proxy, True, timeout)
         config = self.forward.config
         if reply.rCode in config.failover_rcodes:
             self.failovers += 1
@@ -167,20 +163,17 @@ class ForwardChain:
             forward.rejected += 1
             return defer.fail(PluginError("forward", f"concurrent queries exceeded maximum {limit}", dns.EREFUSED))
         forward.in_flight += 1
-        relayed = forward.relay(request).addBoth(_released, forward)
-        return relayed.addCallback(self._relayed, request, candidates, index)
+        return forward.relay(request).addBoth(self._relayed, request, candidates, index)
 
-    def _relayed(self, reply: dns.Message | None, request: Request, candidates: list[Forward], index: int):
+    def _relayed(self, reply: dns.Message | None | Failure, request: Request, candidates: list[Forward], index: int):
+        candidates[index].in_flight -= 1
+        if isinstance(reply, Failure):
+            return reply
         if reply is not None:
             return relayed_response(reply)
         if index + 1 < len(candidates):
             return self._relay_through(request, candidates, index + 1)
         return self.next.serve(request)
-
-
-def _released(outcome, forward: Forward):
-    forward.in_flight -= 1
-    return outcome
 
 
 class ForwardService(service.Service):
