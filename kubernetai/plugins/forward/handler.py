@@ -18,7 +18,7 @@ from zope.interface import implementer
 from kubernetai import upstream
 from kubernetai.chain import IHandler, PluginError, Request, Response
 from kubernetai.plugins.forward.config import ForwardConfig
-from kubernetai.zones import in_zone
+from kubernetai.zones import in_zone, in_zones
 
 QUERY_TIMEOUT = 5.0
 CONNECT_ATTEMPTS_PER_UPSTREAM = 3
@@ -43,9 +43,8 @@ class Forward:
         self.healthcheck_broken = 0
 
     def handles(self, name: str) -> bool:
-        if not in_zone(name, self.config.zone):
-            return False
-        return not any(in_zone(name, excepted) for excepted in self.config.excepted)
+        excepted = self.config.excepted
+        return in_zone(name, self.config.zone) and not (excepted and in_zones(name, excepted))
 
     def ordered(self) -> list[upstream.Proxy]:
         """The proxies in the order this query tries them."""
