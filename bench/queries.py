@@ -210,6 +210,17 @@ def start_servers(stack: ExitStack, directory: Path, url: str, records: dict[str
     """kubernetai with cache, kubernetai without, and twistd dns on the zone file, all answering."""
     zone_file = directory / "zone"
     write_zone_file(zone_file, records)
+    servers = start_three(stack, directory, lambda port, cache: kubernetai_corefile(port, url, cache),
+                          ["--bindzone", str(zone_file)])
+    name, addresses = next(iter(records.items()))
+    for server in servers:
+        server.wait_answering(name, addresses)
+    return servers
+
+
+def start_three(stack: ExitStack, directory: Path, corefile_text, stock_options: list[str]) -> list[Server]:
+    """kubernetai with C{cache 30} and without (the Corefile C{corefile_text(port, cache)}), then twistd dns
+    with C{stock_options}, each on a free port, stopped with C{stack}."""
     servers = []
 
     def start(label: str, command: list[str], port: int) -> None:
@@ -220,14 +231,11 @@ def start_servers(stack: ExitStack, directory: Path, url: str, records: dict[str
     for label, cache in (("kubernetai, cache 30", True), ("kubernetai, no cache", False)):
         port = free_port()
         corefile = directory / f"Corefile-{port}"
-        corefile.write_text(kubernetai_corefile(port, url, cache))
+        corefile.write_text(corefile_text(port, cache))
         start(label, [TWISTD, "-n", "--pidfile=", "kubernetai", "-c", str(corefile)], port)
     port = free_port()
-    start("twistd dns (stock)", [TWISTD, "-n", "--pidfile=", "dns", "--bindzone", str(zone_file),
+    start("twistd dns (stock)", [TWISTD, "-n", "--pidfile=", "dns", *stock_options,
                                  "--port", str(port), "--interface", "127.0.0.1"], port)
-    name, addresses = next(iter(records.items()))
-    for server in servers:
-        server.wait_answering(name, addresses)
     return servers
 
 
@@ -573,21 +581,8 @@ def start_forwarding_servers(stack: ExitStack, directory: Path, url: str, upstre
     forwarding (C{--resolv-conf}, no C{--cache}), all to C{upstream} and all answering."""
     resolv_conf = directory / "resolv.conf"
     resolv_conf.write_text(f"nameserver {upstream}\n")
-    servers = []
-
-    def start(label: str, command: list[str], port: int) -> None:
-        server = Server(label, command, port, directory / f"server-{port}.log")
-        stack.callback(server.stop)
-        servers.append(server)
-
-    for label, cache in (("kubernetai, cache 30", True), ("kubernetai, no cache", False)):
-        port = free_port()
-        corefile = directory / f"Corefile-{port}"
-        corefile.write_text(forwarding_corefile(port, url, upstream, cache))
-        start(label, [TWISTD, "-n", "--pidfile=", "kubernetai", "-c", str(corefile)], port)
-    port = free_port()
-    start("twistd dns (stock)", [TWISTD, "-n", "--pidfile=", "dns", "--resolv-conf", str(resolv_conf),
-                                 "--port", str(port), "--interface", "127.0.0.1"], port)
+    servers = start_three(stack, directory, lambda port, cache: forwarding_corefile(port, url, upstream, cache),
+                          ["--resolv-conf", str(resolv_conf)])
     for server in servers:
         server.wait_answering(f"ready.{FORWARD_ZONE}", [FORWARD_ADDRESS])
     return servers
