@@ -162,7 +162,12 @@ class ForwardChain:
             forward.rejected += 1
             return defer.fail(PluginError("forward", f"concurrent queries exceeded maximum {limit}", dns.EREFUSED))
         forward.in_flight += 1
-        return forward.relay(request).addBoth(self._relayed, request, candidates, index)
+        try:
+            relayed = forward.relay(request)
+        except BaseException:
+            forward.in_flight -= 1
+            raise
+        return relayed.addBoth(self._relayed, request, candidates, index)
 
     def _relayed(self, reply: dns.Message | None | Failure, request: Request, candidates: list[Forward], index: int):
         candidates[index].in_flight -= 1
