@@ -5,9 +5,9 @@ the same names from a zone file; its latency at half its peak; the CPU time
 each query costs it and its memory; and names never asked before forwarded
 to an upstream that answers at once, next to C{twistd dns} forwarding them.
 
-    python bench/queries.py                  # full run, about 140 s
-    python bench/queries.py --quick          # about 45 s
-    python bench/queries.py --forward-only   # the forwarded names alone, about 40 s
+    python bench/queries.py                  # full run, about 170 s
+    python bench/queries.py --quick          # about 70 s
+    python bench/queries.py --forward-only   # the forwarded names alone, about 55 s
 
 It needs Linux (/proc), two CPUs, C{taskset} (util-linux) and dnsperf
 (C{apt-get install dnsperf}).  The servers run on CPU 0, dnsperf and the
@@ -618,7 +618,7 @@ def print_forwarding(servers: list[Server], runs: dict[str, list[dict]], setting
 def parse_options(argv=None):
     """The command line: --quick, --forward-only; --client is for the latency child, --upstream for the upstream."""
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="one round of shorter runs (about 30 s)")
+    parser.add_argument("--quick", action="store_true", help="one round of shorter runs (about 70 s)")
     parser.add_argument("--forward-only", action="store_true", help="only the forwarded never-asked names")
     parser.add_argument("--client", nargs=4, metavar=("PORT", "RATE", "SECONDS", "QUERYFILE"), help=argparse.SUPPRESS)
     parser.add_argument("--upstream", metavar="HOST", help=argparse.SUPPRESS)
