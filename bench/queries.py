@@ -2,10 +2,12 @@
 Benchmark of kubernetai answering queries: its peak rate, with and without
 C{cache}, next to Twisted's stock authoritative server (C{twistd dns}) answering
 the same names from a zone file; its latency at half its peak; the CPU time
-each query costs it and its memory.
+each query costs it and its memory; and names never asked before forwarded
+to an upstream that answers at once, next to C{twistd dns} forwarding them.
 
-    python bench/queries.py            # full run, about 100 s
-    python bench/queries.py --quick    # about 30 s
+    python bench/queries.py                  # full run, about 170 s
+    python bench/queries.py --quick          # about 70 s
+    python bench/queries.py --forward-only   # the forwarded names alone, about 55 s
 
 It needs Linux (/proc), two CPUs, C{taskset} (util-linux) and dnsperf
 (C{apt-get install dnsperf}).  The servers run on CPU 0, dnsperf and the
@@ -74,6 +76,9 @@ COLD_TARGETS = (1.5, 1.5)  # the same on never-asked names
 FULL = argparse.Namespace(rounds=2, seconds=10, latency_seconds=10, cold_seconds=5)
 QUICK = argparse.Namespace(rounds=1, seconds=4, latency_seconds=3, cold_seconds=2)
 COLD_NAMES = 300_000
+FORWARD_ZONE = "example.org"
+FORWARD_ADDRESS = "192.0.2.1"
+FORWARD_TARGET = 1.0  # kubernetai, with and without cache, over stock twistd dns forwarding never-asked names
 
 
 # The names both servers answer
@@ -206,6 +211,17 @@ def start_servers(stack: ExitStack, directory: Path, url: str, records: dict[str
     """kubernetai with cache, kubernetai without, and twistd dns on the zone file, all answering."""
     zone_file = directory / "zone"
     write_zone_file(zone_file, records)
+    servers = start_three(stack, directory, lambda port, cache: kubernetai_corefile(port, url, cache),
+                          ["--bindzone", str(zone_file)])
+    name, addresses = next(iter(records.items()))
+    for server in servers:
+        server.wait_answering(name, addresses)
+    return servers
+
+
+def start_three(stack: ExitStack, directory: Path, corefile_text, stock_options: list[str]) -> list[Server]:
+    """kubernetai with C{cache 30} and without (the Corefile C{corefile_text(port, cache)}), then twistd dns
+    with C{stock_options}, each on a free port, stopped with C{stack}."""
     servers = []
 
     def start(label: str, command: list[str], port: int) -> None:
@@ -216,14 +232,11 @@ def start_servers(stack: ExitStack, directory: Path, url: str, records: dict[str
     for label, cache in (("kubernetai, cache 30", True), ("kubernetai, no cache", False)):
         port = free_port()
         corefile = directory / f"Corefile-{port}"
-        corefile.write_text(kubernetai_corefile(port, url, cache))
+        corefile.write_text(corefile_text(port, cache))
         start(label, [TWISTD, "-n", "--pidfile=", "kubernetai", "-c", str(corefile)], port)
     port = free_port()
-    start("twistd dns (stock)", [TWISTD, "-n", "--pidfile=", "dns", "--bindzone", str(zone_file),
+    start("twistd dns (stock)", [TWISTD, "-n", "--pidfile=", "dns", *stock_options,
                                  "--port", str(port), "--interface", "127.0.0.1"], port)
-    name, addresses = next(iter(records.items()))
-    for server in servers:
-        server.wait_answering(name, addresses)
     return servers
 
 
@@ -389,7 +402,13 @@ def print_throughput(servers: list[Server], runs: dict[str, list[dict]],
     """Each server's QPS per round and mean, queries lost and CPU use; mean QPS and queries per CPU-second by label."""
     print(f"\nthroughput: dnsperf -c {DNSPERF_CLIENTS} -l {settings.seconds} on CPU {LOAD_CPU}, unthrottled "
           f"(dnsperf's default of at most 100 queries outstanding), {settings.rounds} round(s), servers in turn")
-    rounds = "".join(f"{f'round {number + 1}':>10}" for number in range(settings.rounds))
+    return print_rounds(servers, runs, settings.seconds)
+
+
+def print_rounds(servers: list[Server], runs: dict[str, list[dict]],
+                 seconds: int) -> tuple[dict[str, float], dict[str, float]]:
+    """The table of each server's rounds of C{seconds}; mean QPS and queries per CPU-second by label."""
+    rounds = "".join(f"{f'round {number + 1}':>10}" for number in range(len(runs[servers[0].label])))
     print(f"  {'':22}{rounds}{'mean QPS':>10}{'lost':>9}{'CPU/query':>11}{'CPU busy':>10}{'per CPU-s':>11}"
           f"{'others':>8}")
     means, per_cpu_second = {}, {}
@@ -400,7 +419,7 @@ def print_throughput(servers: list[Server], runs: dict[str, list[dict]],
         cpu = sum(run["cpu_seconds"] for run in server_runs)
         per_cpu_second[server.label] = completed / cpu
         per_round = "".join(f"{run['qps']:10,.0f}" for run in server_runs)
-        length = settings.seconds * len(server_runs)
+        length = seconds * len(server_runs)
         others = sum(run["others_seconds"] for run in server_runs)
         print(f"  {server.label:22}{per_round}{means[server.label]:10,.0f}"
               f"{sum(run['lost'] for run in server_runs):9,}{cpu / completed * 1e6:8.1f} us"
@@ -455,8 +474,9 @@ def print_memory(servers: list[Server]) -> None:
         print(f"  {server.label:22}{server.rss_kib() / 1024:8.1f} MiB")
 
 
-def run(settings) -> None:
-    """Start the API server and the three servers, measure, print, and stop every child however it ends."""
+def run(settings, forward_only: bool = False) -> None:
+    """Start the API server and the three servers, measure, print, and stop every child however it ends;
+    then the forwarding servers (L{measure_forwarding}), alone with C{forward_only}."""
     if shutil.which("dnsperf") is None:
         sys.exit("dnsperf not found: apt-get install dnsperf")
     if not {int(SERVER_CPU), int(LOAD_CPU)} <= os.sched_getaffinity(0):
@@ -473,6 +493,8 @@ def run(settings) -> None:
         directory = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="kubernetai-queries-")))
         api = ApiServerProcess(POPULATION)
         stack.callback(api.close)
+        if forward_only:
+            return measure_forwarding(stack, directory, api.url, rng, settings)
         servers = start_servers(stack, directory, api.url, records)
         check_same_answers(servers, records, kinds[2])
         print_setup(api, servers, kinds, names)
@@ -494,13 +516,117 @@ def run(settings) -> None:
         write_query_file(cold_file, cold_names(rng))
         print_cold([(server, measure_throughput(server, cold_file, settings.cold_seconds)) for server in servers],
                    settings.cold_seconds)
+        measure_forwarding(stack, directory, api.url, rng, settings)
+
+
+# Forwarding names never asked before
+
+
+def forward_names(rng: random.Random) -> list[str]:
+    """COLD_NAMES different names outside the cluster's zone, none asked before, for C{forward}."""
+    return [f"fwd-{''.join(rng.choices(string.ascii_lowercase, k=12))}.{FORWARD_ZONE}" for _ in range(COLD_NAMES)]
+
+
+def forwarding_corefile(port: int, url: str, upstream: str, cache: bool) -> str:
+    """A stanza that does not hold the names (it falls through), then C{forward . UPSTREAM}; C{cache 30} or not."""
+    return "\n".join([f".:{port} {{", "    bind 127.0.0.1", "    errors", *(["    cache 30"] if cache else []),
+                      f"    kubernetai {ZONE} {{", f"        endpoint {url}", "        fallthrough", "    }",
+                      f"    forward . {upstream}:53", "}", ""])
+
+
+def upstream_answer(query: bytes) -> bytes | None:
+    """C{query} answered: QR set, its question kept, one A record FORWARD_ADDRESS (TTL 30) for the
+    question's name, nothing else; None for a packet that is not a one-question query."""
+    if len(query) < 12 or query[2] & 0x80 or query[4:6] != b"\x00\x01":
+        return None
+    end = 12
+    while end < len(query) and query[end]:
+        end += 1 + query[end]
+    end += 5
+    if end > len(query):
+        return None
+    answer = b"\xc0\x0c\x00\x01\x00\x01\x00\x00\x00\x1e\x00\x04" + socket.inet_aton(FORWARD_ADDRESS)
+    return (query[:2] + bytes([query[2] | 0x80, 0x80]) + b"\x00\x01\x00\x01\x00\x00\x00\x00"
+            + query[12:end] + answer)
+
+
+def run_upstream(host: str) -> None:
+    """The upstream (its own process, on LOAD_CPU): answer every UDP query on C{host}:53 at once."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+    sock.bind((host, 53))
+    print("ready", flush=True)
+    recvfrom, sendto = sock.recvfrom, sock.sendto
+    while True:
+        query, client = recvfrom(4096)
+        answer = upstream_answer(query)
+        if answer is not None:
+            sendto(answer, client)
+
+
+def start_upstream(stack: ExitStack) -> str:
+    """The upstream child on a loopback address of its own, port 53 (all Twisted's stock resolver takes
+    from resolv.conf); its address once it listens."""
+    host = f"127.{random.randrange(1, 255)}.{random.randrange(1, 255)}.{random.randrange(1, 255)}"
+    process = subprocess.Popen(["taskset", "-c", LOAD_CPU, sys.executable, __file__, "--upstream", host],
+                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True)
+
+    def stop() -> None:
+        process.kill()
+        process.wait()
+
+    stack.callback(stop)
+    if process.stdout.readline().strip() != "ready":
+        raise RuntimeError(f"the upstream on {host}:53 did not start")
+    return host
+
+
+def start_forwarding_servers(stack: ExitStack, directory: Path, url: str, upstream: str) -> list[Server]:
+    """kubernetai with cache and without, forwarding through a stanza that falls through, and twistd dns
+    forwarding (C{--resolv-conf}, no C{--cache}), all to C{upstream} and all answering."""
+    resolv_conf = directory / "resolv.conf"
+    resolv_conf.write_text(f"nameserver {upstream}\n")
+    servers = start_three(stack, directory, lambda port, cache: forwarding_corefile(port, url, upstream, cache),
+                          ["--resolv-conf", str(resolv_conf)])
+    for server in servers:
+        server.wait_answering(f"ready.{FORWARD_ZONE}", [FORWARD_ADDRESS])
+    return servers
+
+
+def measure_forwarding(stack: ExitStack, directory: Path, url: str, rng: random.Random, settings) -> None:
+    """The forwarding servers on names never asked before: each round a fresh set of names, servers in turn."""
+    upstream = start_upstream(stack)
+    servers = start_forwarding_servers(stack, directory, url, upstream)
+    runs = {server.label: [] for server in servers}
+    for number in range(settings.rounds):
+        names_file = directory / f"forward-queries-{number}"
+        write_query_file(names_file, forward_names(rng))
+        for server in servers:
+            runs[server.label].append(measure_throughput(server, names_file, settings.cold_seconds))
+    print_forwarding(servers, runs, settings, upstream)
+
+
+def print_forwarding(servers: list[Server], runs: dict[str, list[dict]], settings, upstream: str) -> None:
+    """Each forwarding server's QPS per round, CPU per query and ratios to stock, against FORWARD_TARGET."""
+    print(f"\nforwarded never-asked names: dnsperf -c {DNSPERF_CLIENTS} -l {settings.cold_seconds} on CPU {LOAD_CPU}, "
+          f"unthrottled, {settings.rounds} round(s) of {COLD_NAMES:,} new names in *.{FORWARD_ZONE}, servers in turn; "
+          f"the upstream answers at once from {upstream}:53 on CPU {LOAD_CPU}")
+    means, per_cpu_second = print_rounds(servers, runs, settings.cold_seconds)
+    stock = servers[-1].label
+    for server in servers[:-1]:
+        ratio = means[server.label] / means[stock]
+        verdict = "met" if ratio >= FORWARD_TARGET else f"missed ({1 - ratio / FORWARD_TARGET:.0%} short)"
+        print(f"  {server.label} / stock: {ratio:.2f}x QPS, target >= {FORWARD_TARGET}x: {verdict};"
+              f" {per_cpu_second[server.label] / per_cpu_second[stock]:.2f}x queries per CPU-second")
 
 
 def parse_options(argv=None):
-    """The command line: --quick; --client is for the latency child."""
+    """The command line: --quick, --forward-only; --client is for the latency child, --upstream for the upstream."""
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="one round of shorter runs (about 30 s)")
+    parser.add_argument("--quick", action="store_true", help="one round of shorter runs (about 70 s)")
+    parser.add_argument("--forward-only", action="store_true", help="only the forwarded never-asked names")
     parser.add_argument("--client", nargs=4, metavar=("PORT", "RATE", "SECONDS", "QUERYFILE"), help=argparse.SUPPRESS)
+    parser.add_argument("--upstream", metavar="HOST", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
@@ -510,11 +636,14 @@ def main() -> None:
         port, rate, seconds, query_file = options.client
         print(json.dumps(paced_client(int(port), int(rate), int(seconds), Path(query_file))))
         return
+    if options.upstream:
+        run_upstream(options.upstream)
+        return
     # A plain kill stops the run the way Ctrl-C does: through the clean-up of every child.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     started = time.monotonic()
     try:
-        run(QUICK if options.quick else FULL)
+        run(QUICK if options.quick else FULL, options.forward_only)
     except KeyboardInterrupt:
         sys.exit("interrupted; every child stopped")
     print(f"\nrun time  {time.monotonic() - started:.0f} s")

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import errno
 import os
-import secrets
 import socket
+import struct
 from dataclasses import dataclass
 
 from twisted.internet import defer, protocol
@@ -30,6 +30,7 @@ from zope.interface import implementer
 from kubernetai.dnsnames import rcode_name
 from kubernetai.message import StreamError, frame, split_stream
 from kubernetai.metrics import TIME_BUCKETS, Counts, Histograms
+from kubernetai.upstreamreply import decode_reply
 
 HEALTH_CHECK_TIMEOUT = 1.0
 
@@ -57,18 +58,34 @@ class Address:
         return f"{scheme}{host}:{self.port}"
 
 
+class RandomIds:
+    """Query IDs from the system's random source, read C{batch} at a time: one read a query cost a
+    system call each."""
+
+    def __init__(self, batch: int = 2048) -> None:
+        self.batch = batch
+        self.ids: list[int] = []
+
+    def next(self) -> int:
+        if not self.ids:
+            self.ids = list(struct.unpack(f"!{self.batch}H", os.urandom(2 * self.batch)))
+        return self.ids.pop()
+
+
+_ids = RandomIds()
+
+
 def with_new_id(packet: bytes) -> tuple[int, bytes]:
     """C{packet} with a fresh random query ID, and that ID."""
-    query_id = secrets.randbits(16)
+    query_id = _ids.next()
     return query_id, query_id.to_bytes(2, "big") + packet[2:]
 
 
 def checked_reply(packet: bytes, query_id: int, question: dns.Query) -> tuple[dns.Message | None, str | None]:
     """(the reply, None) when C{packet} answers our query: a response with the same ID, one question,
     same name (any case), type and class; else (None, why not: C{malformed}, C{id} or C{question})."""
-    reply = dns.Message()
     try:
-        reply.fromStr(packet)
+        reply = decode_reply(packet)
     except Exception:
         return None, "malformed"
     if not reply.answer:
@@ -84,28 +101,32 @@ def checked_reply(packet: bytes, query_id: int, question: dns.Query) -> tuple[dn
 
 @implementer(IReadDescriptor)
 class _DatagramExchange:
-    """One query over a connected UDP socket of its own, read straight from the reactor."""
+    """One query over a connected UDP socket of its own, read straight from the reactor: C{result} fires
+    with the matching reply, or fails with UpstreamError (on a socket error, or once C{timeout} has
+    passed); either way, or when it is cancelled, the socket closes and the timer stops."""
 
-    def __init__(self, reactor, address: Address, query_id: int, question: dns.Query, result,
-                 rejected: Counts) -> None:
-        self.reactor = reactor
-        self.address = address
+    def __init__(self, proxy: Proxy, query_id: int, question: dns.Query, timeout: float) -> None:
+        self.proxy = proxy
+        self.reactor = proxy.reactor
+        self.address = proxy.address
+        self.rejected = proxy.rejected
+        self.started = self.reactor.seconds()
         self.query_id = query_id
         self.question = question
-        self.result = result
-        self.rejected = rejected
         self.socket: socket.socket | None = None
+        self.result = defer.Deferred(lambda _: self.close())
+        self.timer = self.reactor.callLater(timeout, self.fail, f"read udp {self.address}: i/o timeout")
 
     def send(self, packet: bytes) -> None:
         family = socket.AF_INET6 if ":" in self.address.host else socket.AF_INET
         try:
             # Out of file descriptors under a flood, say: this exchange fails, the daemon goes on.
-            self.socket = socket.socket(family, socket.SOCK_DGRAM)
-            self.socket.setblocking(False)
+            self.socket = socket.socket(family, socket.SOCK_DGRAM | socket.SOCK_NONBLOCK)
             self.socket.connect((self.address.host, self.address.port))
             self.socket.send(packet)
         except OSError as err:
-            self.fail(f"write udp {self.address}: {err.strerror or err}")
+            # Later, not now: forward's next attempt runs from this failure's callback, not inside it.
+            self.reactor.callLater(0, self.fail, f"write udp {self.address}: {err.strerror or err}")
             return
         self.reactor.addReader(self)
 
@@ -113,7 +134,7 @@ class _DatagramExchange:
         return self.socket.fileno()
 
     def doRead(self) -> None:
-        while not self.result.called:
+        while self.socket is not None:
             try:
                 datagram = self.socket.recv(65535)
             except BlockingIOError:
@@ -126,21 +147,28 @@ class _DatagramExchange:
                 return
             reply, rejection = checked_reply(datagram, self.query_id, self.question)
             if reply is not None:
-                self.result.callback(reply)
+                self.close()
+                self.result.callback(self.proxy._timed(reply, self.started))
             else:
                 self.rejected.inc((rejection,))
 
     def fail(self, message: str) -> None:
         if not self.result.called:
+            self.close()
             self.result.errback(UpstreamError(message))
 
     def close(self) -> None:
+        if self.timer.active():
+            self.timer.cancel()
         if self.socket is not None:
             self.reactor.removeReader(self)
             self.socket.close()
+            self.socket = None
 
     def connectionLost(self, reason) -> None:
         # The reactor drops a socket that reports an error without data (an ICMP port unreachable).
+        if self.socket is None:
+            return
         code = self.socket.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
         cause = "connection refused" if code == errno.ECONNREFUSED else os.strerror(code) if code else reason.value
         self.fail(f"read udp {self.address}: {cause}")
@@ -241,12 +269,10 @@ class Proxy:
 
     def exchange(self, packet: bytes, question: dns.Query, over_tcp: bool, timeout: float) -> defer.Deferred:
         """Ask C{packet}; a Deferred firing with the matching reply Message, or failing with UpstreamError."""
-        started = self.reactor.seconds()
         if self.address.transport == "tls" or over_tcp:
             result = defer.ensureDeferred(self._exchange_stream(packet, question, timeout))
-        else:
-            result = self._exchange_datagram(packet, question, timeout)
-        return result.addCallback(self._timed, started)
+            return result.addCallback(self._timed, self.reactor.seconds())
+        return self._exchange_datagram(packet, question, timeout)
 
     def _timed(self, reply: dns.Message, started: float) -> dns.Message:
         self.durations.observe((rcode_name(reply.rCode),), self.reactor.seconds() - started)
@@ -254,10 +280,9 @@ class Proxy:
 
     def _exchange_datagram(self, packet: bytes, question: dns.Query, timeout: float) -> defer.Deferred:
         query_id, packet = with_new_id(packet)
-        result: defer.Deferred = defer.Deferred()
-        exchange = _DatagramExchange(self.reactor, self.address, query_id, question, result, self.rejected)
+        exchange = _DatagramExchange(self, query_id, question, timeout)
         exchange.send(packet)
-        return _settle_within(self.reactor, result, timeout, f"read udp {self.address}: i/o timeout", exchange.close)
+        return exchange.result
 
     async def _exchange_stream(self, packet: bytes, question: dns.Query, timeout: float) -> dns.Message:
         query_id, packet = with_new_id(packet)

@@ -1,12 +1,16 @@
 """
 The plugin chain: run order fixed by code, not by the Corefile; directives
-refused by name and line; what happens at the end of the chain.
+refused by name and line; what happens at the end of the chain; copies of a
+Response.
 """
 
+from dataclasses import asdict, replace
+
 from twisted.internet import defer
+from twisted.names import dns
 from twisted.trial import unittest
 
-from kubernetai.chain import EndOfChain
+from kubernetai.chain import EndOfChain, Response
 from kubernetai.corefile import CorefileError
 from tests.support import (
     FakeUpstream,
@@ -81,6 +85,16 @@ class RefusalTests(unittest.SynchronousTestCase):
     def check_refused(self, row):
         text, message = row
         self.assertIn(message, refusal(text))
+
+
+class ResponseTests(unittest.SynchronousTestCase):
+    def test_but_copies_as_replace_does(self):
+        original = Response(rcode=dns.ENAME, authority=[dns.RRHeader(b"example.org", dns.SOA)], authoritative=True,
+                            valid_while=lambda: True, edns_options=((10, b"x"),))
+        copy = original.but(answers=[dns.RRHeader(b"www.example.org")], valid_while=None)
+        self.assertEqual(asdict(copy), asdict(replace(original, answers=copy.answers, valid_while=None)))
+        self.assertEqual((original.answers, original.valid_while is not None), ([], True), "the original unchanged")
+        self.assertIs(type(copy), Response)
 
 
 class EndOfChainTests(unittest.TestCase):

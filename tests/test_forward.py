@@ -348,6 +348,19 @@ fast.example.org:0 {{
         self.assertEqual(finished, ["fast", "slow"])
 
     @defer.inlineCallbacks
+    def test_an_upstream_no_query_can_be_sent_to_is_tried_as_often_as_allowed(self):
+        # The kernel refuses a datagram to the broadcast address at once (no SO_BROADCAST): each of the
+        # 500 failures leads to the next attempt, never inside the one before (no recursion).
+        logs = capture_logs(self)
+        port = start_daemon(self, ".:0 {\n    bind 127.0.0.1\n    errors\n    forward . 255.255.255.255:53 {\n"
+                                  "        max_connect_attempts 500\n    }\n}\n")
+        reply = yield query(port, "www.example.org", "A")
+        self.assertEqual(rcode_of(reply), "SERVFAIL")
+        logged = [line for line in logs if "www.example.org." in line]
+        self.assertEqual(len(logged), 1, logs)
+        self.assertIn("www.example.org. A: write udp 255.255.255.255:53: Permission denied", logged[0])
+
+    @defer.inlineCallbacks
     def test_max_concurrent_refuses_past_the_limit(self):
         slow = FakeUpstream(dict(RECORDS))
         slow.delay = 0.5

@@ -57,13 +57,18 @@ def cache_type(request: Request, response: Response, now: float) -> str:
     return kind
 
 
-def cacheable(kind: str, request: Request, response: Response) -> bool:
-    """Whether CoreDNS would keep C{response} at all (its C{key()} rules)."""
+def cacheable(kind: str, request: Request, response: Response, answering: bool | None = None) -> bool:
+    """Whether CoreDNS would keep C{response} at all (its C{key()} rules); C{answering}, if known, is
+    L{answers_question}'s verdict."""
     if response.truncated or kind in (OTHER_ERROR, META):
         return False
     if kind == NXDOMAIN and not has_soa(response):
         return False
-    return not (kind == NOERROR and not has_soa(response) and is_nodata(request, response))
+    if kind != NOERROR or has_soa(response):
+        return True
+    if answering is None:
+        answering = answers_question(request, response)
+    return not (response.answers and not answering)
 
 
 def minimal_ttl(response: Response, kind: str, maximum: int) -> int:

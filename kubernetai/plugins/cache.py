@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import math
 import weakref
-from dataclasses import replace
 from typing import Callable
 
 from twisted.internet import defer
@@ -211,8 +210,7 @@ class Cache:
         kind = cache_type(request, response, now)
         duration = entry_duration(kind, response, self.config)
         ttl = int(duration)
-        reply = replace(
-            response,
+        reply = response.but(
             answers=records_at(response.answers, ttl),
             authority=records_at(response.authority, ttl),
             additional=records_at(response.additional, ttl),
@@ -222,11 +220,12 @@ class Cache:
         stale_up_to = int(self.config.stale_up_to)
         self.success.drop_useless(now, stale_up_to)
         self.denial.drop_useless(now, stale_up_to)
-        if duration > 0 and cacheable(kind, request, response):
+        answering = answers_question(request, response)
+        if duration > 0 and cacheable(kind, request, response, answering):
             entry = self._keep(request, key, kind, Entry(
                 response.rcode,
                 (tuple(response.answers), tuple(response.authority), tuple(response.additional)),
-                response.recursion_available, now, ttl, answers_question(request, response),
+                response.recursion_available, now, ttl, answering,
                 source_holds=response.valid_while,
             ), background)
         return reply, entry

@@ -12,12 +12,13 @@ import random
 from twisted.application import service
 from twisted.internet import defer, ssl
 from twisted.names import dns
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from kubernetai import upstream
 from kubernetai.chain import IHandler, PluginError, Request, Response
 from kubernetai.plugins.forward.config import ForwardConfig
-from kubernetai.zones import in_zone
+from kubernetai.zones import in_zone, in_zones
 
 QUERY_TIMEOUT = 5.0
 CONNECT_ATTEMPTS_PER_UPSTREAM = 3
@@ -42,13 +43,12 @@ class Forward:
         self.healthcheck_broken = 0
 
     def handles(self, name: str) -> bool:
-        if not in_zone(name, self.config.zone):
-            return False
-        return not any(in_zone(name, excepted) for excepted in self.config.excepted)
+        excepted = self.config.excepted
+        return in_zone(name, self.config.zone) and not (excepted and in_zones(name, excepted))
 
     def ordered(self) -> list[upstream.Proxy]:
         """The proxies in the order this query tries them."""
-        if self.config.policy == "sequential":
+        if self.config.policy == "sequential" or len(self.proxies) == 1:
             return list(self.proxies)
         if self.config.policy == "round_robin":
             start = self.next_in_rotation % len(self.proxies)
@@ -56,59 +56,85 @@ class Forward:
             return self.proxies[start:] + self.proxies[:start]
         return random.sample(self.proxies, len(self.proxies))
 
-    async def relay(self, request: Request) -> dns.Message | None:
-        """The upstream's reply, or None when a C{next} rcode hands the query to the next forward."""
-        config = self.config
-        proxies = self.ordered()
-        deadline = self.reactor.seconds() + QUERY_TIMEOUT
-        attempts_left = config.max_connect_attempts
-        if attempts_left is None:
-            attempts_left = CONNECT_ATTEMPTS_PER_UPSTREAM * len(proxies)
-        index = fails = failovers = 0
-        last_error: Exception | None = None
-        while self.reactor.seconds() < deadline:
-            if index >= len(proxies):
-                index = fails = 0
-            proxy = proxies[index]
-            index += 1
+    def relay(self, request: Request) -> defer.Deferred:
+        """A Deferred firing with the upstream's reply, or None when a C{next} rcode hands the query to the
+        next forward; failing with PluginError when no upstream answers."""
+        return _Relay(self, request).attempt()
+
+    def over_tcp(self, request: Request) -> bool:
+        """Whether C{request} goes to the upstream over TCP first: when forced, or asked over TCP."""
+        return self.config.force_tcp or (request.protocol == "tcp" and not self.config.prefer_udp)
+
+
+class _Relay:
+    """One query tried on a forward's upstreams in its policy's order, as CoreDNS's forward loops: upstreams
+    that are down skipped, the next tried after an error or a C{failover} rcode, for up to QUERY_TIMEOUT.
+    Each step runs from the callback of the exchange before it (coroutines cost a forwarded query more
+    than its upstream's answer did)."""
+
+    def __init__(self, forward: Forward, request: Request) -> None:
+        self.forward = forward
+        self.request = request
+        self.proxies = forward.ordered()
+        self.deadline = forward.reactor.seconds() + QUERY_TIMEOUT
+        attempts = forward.config.max_connect_attempts
+        self.attempts_left = CONNECT_ATTEMPTS_PER_UPSTREAM * len(self.proxies) if attempts is None else attempts
+        self.index = self.fails = self.failovers = 0
+        self.last_error: Exception | None = None
+
+    def attempt(self) -> defer.Deferred:
+        """The next exchange, with what follows its reply or its failure."""
+        forward, config, proxies = self.forward, self.forward.config, self.proxies
+        while forward.reactor.seconds() < self.deadline:
+            if self.index >= len(proxies):
+                self.index = self.fails = 0
+            proxy = proxies[self.index]
+            self.index += 1
             if proxy.down(config.max_fails):
-                fails += 1
-                if fails < len(proxies):
+                self.fails += 1
+                if self.fails < len(proxies):
                     continue
-                self.healthcheck_broken += 1
+                forward.healthcheck_broken += 1
                 if config.failfast_all_unhealthy_upstreams:
                     break
-                proxy = random.choice(self.proxies)
-            try:
-                reply = await self.exchange(proxy, request, min(config.read_timeout, deadline - self.reactor.seconds()))
-            except upstream.UpstreamError as err:
-                last_error = err
-                if config.max_fails:
-                    proxy.healthcheck(self.probe, config.health_check)
-                if attempts_left:
-                    attempts_left -= 1
-                    if attempts_left == 0:
-                        break
-                if fails < len(proxies):
-                    continue
-                break
-            if reply.rCode in config.failover_rcodes:
-                failovers += 1
-                if failovers < len(proxies):
-                    continue
-            if reply.rCode in config.next_rcodes or (config.next_on_nodata and _is_nodata(reply)):
-                return None
-            return reply
-        raise PluginError("forward", str(last_error) if last_error else "no healthy upstream")
+                proxy = random.choice(forward.proxies)
+            timeout = min(config.read_timeout, self.deadline - forward.reactor.seconds())
+            return self.exchange(proxy, forward.over_tcp(self.request), timeout)
+        return defer.fail(self.given_up())
 
-    async def exchange(self, proxy: upstream.Proxy, request: Request, timeout: float) -> dns.Message:
-        """One exchange with C{proxy}, over TCP when forced or asked over TCP, again over TCP when truncated."""
-        config = self.config
-        over_tcp = config.force_tcp or (request.protocol == "tcp" and not config.prefer_udp)
-        reply = await proxy.exchange(request.packet, request.query, over_tcp, timeout)
+    def exchange(self, proxy: upstream.Proxy, over_tcp: bool, timeout: float) -> defer.Deferred:
+        result = proxy.exchange(self.request.packet, self.request.query, over_tcp, timeout)
+        return result.addCallbacks(self.answered, self.failed, callbackArgs=(proxy, over_tcp, timeout),
+                                   errbackArgs=(proxy,))
+
+    def answered(self, reply: dns.Message, proxy: upstream.Proxy, over_tcp: bool, timeout: float):
         if reply.trunc and not over_tcp:
-            reply = await proxy.exchange(request.packet, request.query, True, timeout)
+            return self.exchange(proxy, True, timeout)
+        config = self.forward.config
+        if reply.rCode in config.failover_rcodes:
+            self.failovers += 1
+            if self.failovers < len(self.proxies):
+                return self.attempt()
+        if reply.rCode in config.next_rcodes or (config.next_on_nodata and _is_nodata(reply)):
+            return None
         return reply
+
+    def failed(self, failure, proxy: upstream.Proxy):
+        failure.trap(upstream.UpstreamError)
+        self.last_error = failure.value
+        config = self.forward.config
+        if config.max_fails:
+            proxy.healthcheck(self.forward.probe, config.health_check)
+        if self.attempts_left:
+            self.attempts_left -= 1
+            if self.attempts_left == 0:
+                raise self.given_up()
+        if self.fails < len(self.proxies):
+            return self.attempt()
+        raise self.given_up()
+
+    def given_up(self) -> PluginError:
+        return PluginError("forward", str(self.last_error) if self.last_error else "no healthy upstream")
 
 
 @implementer(IHandler)
@@ -125,23 +151,33 @@ class ForwardChain:
         candidates = [forward for forward in self.forwards if forward.handles(request.name)]
         if not candidates:
             return self.next.serve(request)
-        return defer.ensureDeferred(self._serve(request, candidates))
+        return self._relay_through(request, candidates, 0)
 
-    async def _serve(self, request: Request, candidates: list[Forward]) -> Response:
-        for forward in candidates:
-            limit = forward.config.max_concurrent
-            if limit and forward.in_flight >= limit:
-                forward.rejected += 1
-                raise PluginError("forward", f"concurrent queries exceeded maximum {limit}", dns.EREFUSED)
-            forward.in_flight += 1
-            try:
-                reply = await forward.relay(request)
-            finally:
-                forward.in_flight -= 1
-            if reply is not None:
-                return relayed_response(reply)
-        result = self.next.serve(request)
-        return (await result) if isinstance(result, defer.Deferred) else result
+    def _relay_through(self, request: Request, candidates: list[Forward], index: int) -> defer.Deferred:
+        """The reply of C{candidates[index]}, or of those after it (then the next plugin) when it hands
+        the query on."""
+        forward = candidates[index]
+        limit = forward.config.max_concurrent
+        if limit and forward.in_flight >= limit:
+            forward.rejected += 1
+            return defer.fail(PluginError("forward", f"concurrent queries exceeded maximum {limit}", dns.EREFUSED))
+        forward.in_flight += 1
+        try:
+            relayed = forward.relay(request)
+        except BaseException:
+            forward.in_flight -= 1
+            raise
+        return relayed.addBoth(self._relayed, request, candidates, index)
+
+    def _relayed(self, reply: dns.Message | None | Failure, request: Request, candidates: list[Forward], index: int):
+        candidates[index].in_flight -= 1
+        if isinstance(reply, Failure):
+            return reply
+        if reply is not None:
+            return relayed_response(reply)
+        if index + 1 < len(candidates):
+            return self._relay_through(request, candidates, index + 1)
+        return self.next.serve(request)
 
 
 class ForwardService(service.Service):
