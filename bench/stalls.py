@@ -39,6 +39,7 @@ GAP_MS = 4.0
 SUSPECTS = (
     ("kubernetai.reuse", "KeptReplies", "_admit"),
     ("kubernetai.cache.entries", "Table", "drop_useless"),
+    ("kubernetai.plugins.prometheus", "MetricsPage", "render_GET"),
     ("kubernetai.plugins.prometheus", "SlicedPage", "render"),
     ("kubernetai.kubernetes.index", "Store", "publish"),
     ("kubernetai.kubernetes.watch", "json", "loads"),
@@ -91,7 +92,9 @@ def run_daemon(out: Path, twistd_arguments: list[str]) -> None:
         setattr(owner, name, call)
 
     for module, owner, name in SUSPECTS:
-        timed(getattr(importlib.import_module(module), owner), name)
+        found = getattr(importlib.import_module(module), owner, None)
+        if hasattr(found, name):  # an older checkout may have no such thing
+            timed(found, name)
     gc.callbacks.append(collection)
     reactor.callWhenRunning(lambda: task.LoopingCall(turn).start(0.001))
 
