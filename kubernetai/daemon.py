@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_daemon -*-
+# -*- test-case-name: tests.test_daemon,tests.test_garbage -*-
 """
 From a Corefile to a running daemon: build every server block's chain, the
 listeners, and the plan that C{--validate} prints; run it; and reload it
@@ -13,7 +13,6 @@ options did not change, and replaces the other plugin services.
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import random
 import signal
@@ -25,6 +24,7 @@ from twisted.logger import Logger
 
 from kubernetai.chain import ServerConfig, Shared, build_server
 from kubernetai.corefile import CorefileError, load_corefile
+from kubernetai.garbage import Collector
 from kubernetai.httpservice import HTTPService
 from kubernetai.metrics import NAMESPACE, counter, gauge
 from kubernetai.answer import ZoneTable
@@ -157,6 +157,7 @@ class DaemonService(service.MultiService):
         self.checksum = daemon.checksum()
         self.next_check = None
         self.watchdog: task.LoopingCall | None = None
+        self.collector = Collector(self.reactor)
         daemon.shared.metric_sources.append(self.reload_families)
 
     def startService(self) -> None:
@@ -169,9 +170,9 @@ class DaemonService(service.MultiService):
             signal.signal(signal.SIGHUP, lambda *_: self.reactor.callFromThread(self.reload))
 
     def _ready(self, result):
-        # What start-up built (plugins, the stanzas' first snapshots) lives as long as the daemon:
-        # out of the collector's way, so full collections stop walking it on the query path.
-        gc.freeze()
+        # What start-up built (plugins, the stanzas' first snapshots) lives as long as the daemon: frozen
+        # out of the collector's way, which from now on runs when the reactor says (kubernetai.garbage).
+        self.collector.start()
         notify("READY=1")
         self.watchdog = start_watchdog(self.reactor)
         return result
@@ -207,6 +208,7 @@ class DaemonService(service.MultiService):
         notify("STOPPING=1")
         if self.watchdog is not None and self.watchdog.running:
             self.watchdog.stop()
+        self.collector.stop()
         service.Service.stopService(self)
         self._schedule_check()
         yield defer.gatherResults([defer.maybeDeferred(s.stopService) for s in reversed(self.running_services)])

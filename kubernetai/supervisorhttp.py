@@ -25,6 +25,7 @@ from twisted.web.iweb import IAgentEndpointFactory
 from zope.interface import implementer
 
 from kubernetai.httpservice import plain
+from kubernetai.metrics import Families
 from kubernetai.plugins.ready import render_readiness
 
 if TYPE_CHECKING:
@@ -75,16 +76,6 @@ def merged_families(pages: dict[int, str], own) -> list[Metric]:
         for family in parsed:
             add(family, {"worker": str(index)})
     return list(families.values())
-
-
-class Families:
-    """What C{generate_latest} takes: something with a C{collect()}."""
-
-    def __init__(self, families: list[Metric]) -> None:
-        self.families = families
-
-    def collect(self) -> list[Metric]:
-        return self.families
 
 
 @implementer(IAgentEndpointFactory)

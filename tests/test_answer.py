@@ -5,6 +5,7 @@ come and go, and what they hold stays within the table's count, bytes and age.
 
 import gc
 import tracemalloc
+import weakref
 
 from twisted.internet import task
 from twisted.names import dns
@@ -88,6 +89,21 @@ class KeptReplyTests(unittest.SynchronousTestCase):
             self.assertIsNotNone(table.ready_reply(asked), f"minute {minute}")
         self.assertIsNone(table.ready_reply(forgotten))
         self.assertLessEqual(table.kept_replies(), 3)
+
+    def test_a_dropped_generation_is_freed_a_slice_at_a_time(self):
+        table = ZoneTable(ready_limit=12, drop_slice=2)
+        checks = [lambda: True for _ in range(6)]
+        for number, check in enumerate(checks):
+            query = packet(f"old-{number}.example")
+            table.keep_reply(query, query[:2] + bytes(REPLY_SIZE - 2), Response(valid_while=check), ())
+        held = [weakref.ref(check) for check in checks]
+        del checks, check
+        alive = []
+        for number in range(10):
+            keep(table, f"new-{number}.example")
+            alive.append(sum(ref() is not None for ref in held))
+        # The first generation (6 replies) becomes the older one at the 7th reply, and is dropped at the 13th.
+        self.assertEqual(alive, [6] * 6 + [4, 2, 0, 0])
 
     def test_forget_replies_drops_both_generations(self):
         table = ZoneTable(ready_limit=4)

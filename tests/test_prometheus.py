@@ -8,15 +8,22 @@ stanzas on one API server; and the directive's mistakes refused.
 import collections
 import time
 
+from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
-from twisted.internet import defer
+from twisted.internet import defer, task
+from twisted.internet.error import ConnectionDone
+from twisted.python.failure import Failure
 from twisted.trial import unittest
+from twisted.web.server import NOT_DONE_YET
+from twisted.web.test.requesthelper import DummyRequest
 
 from kubernetai.apiserver.resources import make_endpoint_slice
 from kubernetai.apiserver.server import ApiServer
 from kubernetai.chain import build_server
 from kubernetai.corefile import CorefileError, parse_corefile
 from kubernetai.kubernetes.objects import TRIGGER_TIME_ANNOTATION
+from kubernetai.metrics import Families, gauge
+from kubernetai.plugins.prometheus import MetricsPage
 from tests.support import FakeUpstream, query, wait_until
 from tests.test_health_ready import Running, get
 
@@ -178,6 +185,36 @@ class FastPathCountTests(unittest.TestCase):
         self.assertEqual(value(samples, "coredns_dns_responses_total", rcode="NOERROR", **common), 5)
         self.assertEqual(value(samples, "coredns_dns_request_duration_seconds_count", **common), 5)
         self.assertEqual(value(samples, "coredns_dns_response_size_bytes_count", proto="udp", **common), 5)
+
+
+class SlicedPageTests(unittest.SynchronousTestCase):
+    """/metrics is rendered on the reactor a slice at a time (at least a family), queries answered between
+    slices; with no time to spare, one family a turn."""
+
+    def setUp(self):
+        self.families = Families([gauge(f"coredns_slice_{n}", "A family.", ("n",), [((str(n),), n)]) for n in range(3)])
+        self.clock = task.Clock()
+        self.request = DummyRequest([b"metrics"])
+        self.rendered = MetricsPage(self.families, self.clock, slice_seconds=0).render_GET(self.request)
+
+    def turn(self):
+        """One turn of the reactor: the calls due now, not those they schedule (as Clock.advance would)."""
+        due, self.clock.calls = self.clock.calls, []
+        for call in due:
+            call.func(*call.args, **call.kw)
+
+    def test_one_family_a_turn(self):
+        finished = [self.request.finished]
+        for _ in range(3):
+            self.turn()
+            finished.append(self.request.finished)
+        self.assertEqual((self.rendered, finished), (NOT_DONE_YET, [0, 0, 0, 1]))
+        self.assertEqual(b"".join(self.request.written), generate_latest(self.families))
+
+    def test_client_gone(self):
+        self.request.processingFailed(Failure(ConnectionDone()))
+        self.clock.advance(0)
+        self.assertEqual((self.request.written, self.clock.getDelayedCalls()), ([], []))
 
 
 class ParseTests(unittest.SynchronousTestCase):

@@ -33,7 +33,8 @@ from kubernetai.supervisor import (
     restart_delay,
     worker_count,
 )
-from kubernetai.supervisorhttp import Families, merged_families, not_ready_names
+from kubernetai.metrics import Families
+from kubernetai.supervisorhttp import merged_families, not_ready_names
 from kubernetai.apiserver.server import ApiServer
 from tests.support import query, wait_until, write_corefile
 from tests.test_daemon import TWISTD, RunningDaemonTests, free_port, twistd

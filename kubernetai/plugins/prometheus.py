@@ -25,18 +25,27 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
+from twisted.logger import Logger
 from twisted.names import dns
 from twisted.web import resource
+from twisted.web.server import NOT_DONE_YET
 from zope.interface import implementer
 
 from kubernetai import __version__, options
 from kubernetai.chain import IHandler, Request, Response, ServerConfig
 from kubernetai.corefile import Directive
 from kubernetai.httpservice import listener, parse_address
-from kubernetai.metrics import NAMESPACE, SIZE_BUCKETS, TIME_BUCKETS, Counts, Histograms, gauge, server_label
+from kubernetai.metrics import (
+    NAMESPACE, SIZE_BUCKETS, TIME_BUCKETS, Counts, Families, Histograms, gauge, server_label,
+)
 from kubernetai.dnsnames import rcode_name, type_name
 
+log = Logger(namespace="kubernetai.plugins.prometheus")
+
 DEFAULT_ADDRESS = ":9153"
+# A page takes milliseconds to render (4 ms for one stanza, more with every stanza and block): it is
+# rendered this long at a time on the reactor, at least one family at a time, queries answered between.
+RENDER_SLICE = 0.001
 MONITORED_TYPES = frozenset({
     dns.A, dns.AAAA, dns.CNAME, 48, 43, dns.MX, 50, 47, dns.NS, dns.PTR, 46, dns.SOA, dns.SRV, dns.TXT, 65, 64,
     dns.IXFR, dns.AXFR, dns.ALL_RECORDS,
@@ -130,17 +139,57 @@ class _Collector:
 
 
 class MetricsPage(resource.Resource):
-    """C{GET /metrics} in Prometheus's text format."""
+    """C{GET /metrics} in Prometheus's text format, rendered in slices of C{slice_seconds}."""
 
     isLeaf = True
 
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(self, registry: CollectorRegistry, clock, slice_seconds: float = RENDER_SLICE) -> None:
         super().__init__()
         self.registry = registry
+        self.clock = clock
+        self.slice_seconds = slice_seconds
 
-    def render_GET(self, request) -> bytes:
+    def render_GET(self, request):
         request.setHeader(b"content-type", CONTENT_TYPE_LATEST.encode())
-        return generate_latest(self.registry)
+        SlicedPage(request, iter(self.registry.collect()), self.clock, self.slice_seconds).render()
+        return NOT_DONE_YET
+
+
+class SlicedPage:
+    """One scrape's page: its families collected and written out a slice at a time, each slice
+    started anew by the reactor once it has answered what waits, until the page is done or the
+    client has gone."""
+
+    def __init__(self, request, families, clock, slice_seconds: float) -> None:
+        self.request = request
+        self.families = families
+        self.clock = clock
+        self.slice_seconds = slice_seconds
+        self.parts: list[bytes] = []
+        self.gone = False
+        request.notifyFinish().addErrback(self._gone)
+
+    def _gone(self, _) -> None:
+        self.gone = True
+
+    def render(self) -> None:
+        """Render families for one slice, then leave the rest to a later turn of the reactor."""
+        if self.gone:
+            return
+        started = time.monotonic()
+        try:
+            for family in self.families:
+                self.parts.append(generate_latest(Families([family])))
+                if time.monotonic() - started >= self.slice_seconds:
+                    self.clock.callLater(0, self.render)
+                    return
+        except Exception:
+            log.failure("cannot render /metrics")
+            self.request.setResponseCode(500)
+            self.request.finish()
+            return
+        self.request.write(b"".join(self.parts))
+        self.request.finish()
 
 
 def daemon_metrics(config: ServerConfig) -> tuple[DNSMetrics, CollectorRegistry]:
@@ -164,7 +213,7 @@ def setup(directives: list[Directive], config: ServerConfig) -> Metrics:
     (address,) = options.arg_count(directive, 0, 1) or (DEFAULT_ADDRESS,)
     host, port = parse_address(directive, address)
     counts, registry = daemon_metrics(config)
-    listener(config, host, port).attach("metrics", lambda: MetricsPage(registry))
+    listener(config, host, port).attach("metrics", lambda: MetricsPage(registry, config.reactor))
     hosts = config.bind_hosts or [""]
     counts.enabled |= {
         (server_label((host, zone.port)), zone.zone, "", plugin.name)
