@@ -24,7 +24,6 @@ import gc
 import json
 import os
 import random
-import subprocess
 import sys
 import tempfile
 import threading
@@ -32,7 +31,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from dataplane import TWISTD, ApiServerProcess, free_port
+from dataplane import ApiServerProcess, free_port
 import queries
 
 GAP_MS = 4.0
