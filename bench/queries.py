@@ -75,7 +75,7 @@ TARGETS = (2.5, 1.5)  # kubernetai with cache, then without, over stock twistd d
 COLD_TARGETS = (1.5, 1.5)  # the same on never-asked names
 FULL = argparse.Namespace(rounds=2, seconds=10, latency_seconds=10, cold_seconds=5)
 QUICK = argparse.Namespace(rounds=1, seconds=4, latency_seconds=3, cold_seconds=2)
-COLD_NAMES = 300_000
+COLD_NAMES = 1_000_000
 FORWARD_ZONE = "example.org"
 FORWARD_ADDRESS = "192.0.2.1"
 FORWARD_TARGET = 1.0  # kubernetai, with and without cache, over stock twistd dns forwarding never-asked names
