@@ -136,15 +136,15 @@ class Stanza:
         if len(parts) < 2:
             return False
         namespace = parts[-2].decode("ascii")
-        snapshot = self.cluster.snapshot
-        if namespace not in snapshot.namespaces or (self.config.namespaces and namespace not in self.config.namespaces):
+        view = self.view()
+        if not view.namespace_exposed(namespace):
             return True
         if len(parts) == 2:
             return False
         service = parts[-3].decode("ascii")
-        if zone in self.config.multicluster:
-            return snapshot.service_import(namespace, service) is None
-        return snapshot.service(namespace, service) is None
+        if view.is_multicluster(zone):
+            return view.snapshot.service_import(namespace, service) is None
+        return view.snapshot.service(namespace, service) is None
 
 
 def wire_labels(labels: bytes) -> list[bytes]:
