@@ -211,18 +211,22 @@ class AlikeReplies:
         return reply, template.replays, zone_start - template.zone_start
 
     def keep_alike(self, packet: bytes, reply: bytes, alike: Alike, replays: tuple, limit: int,
-                   route: str, served_zones: Iterable[str]) -> None:
-        """Keep C{reply}, a denial of C{packet}'s name, to answer the names C{alike.zone} denies alike;
-        C{route} is the zone of the block that answered, C{served_zones} those of every block here."""
+                   admitted_route: Callable[[], str | None], served_zones: Iterable[str]) -> None:
+        """Keep C{reply}, a denial of C{packet}'s name, to answer the names C{alike.zone} denies alike,
+        unless the same denial is kept already; C{admitted_route()} is the zone of the block that
+        answered, None if it may not be given alike; C{served_zones} those of every block here."""
         found = question_labels(packet)
         zone = wire_name(alike.zone)
         if found is None or not packet[HEADER.size:found[1]].endswith(zone):
             return
         name_end = found[1]
         zone_start = name_end - len(zone)
-        if reply[HEADER.size:name_end] != packet[HEADER.size:name_end]:
+        key = packet[2:HEADER.size] + packet[name_end:] + zone
+        kept = self.alike_templates.get(key)
+        if kept is not None and kept.alike.holds() or reply[HEADER.size:name_end] != packet[HEADER.size:name_end]:
             return
-        written = denial_pointers(reply, name_end, zone_start)
+        route = admitted_route()
+        written = None if route is None else denial_pointers(reply, name_end, zone_start)
         if written is None:
             return
         pointers, labels = written
@@ -231,7 +235,6 @@ class AlikeReplies:
         self.served_zones = frozenset(wire_name(served) for served in served_zones)
         self.alike_zones |= {zone}
         self.alike_suffixes = tuple(self.alike_zones)
-        key = packet[2:HEADER.size] + packet[name_end:] + zone
         self.alike_templates[key] = AlikeTemplate(reply[2:HEADER.size], reply[name_end:], pointers, labels,
                                                   zone_start, limit, wire_name(route), alike, replays)
 

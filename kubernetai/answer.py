@@ -172,8 +172,11 @@ def _keep_alike(table: ZoneTable, request: Request, written: bytes, response: Re
     """Keep a denial its handler gives other names alike, when every plugin before that handler treats
     them alike, and the reply is whole and routed as any name of the zone would be."""
     alike = response.alike
-    routed = table.route(request)
-    if (table.has_views or request.qtype == DS or written[2] & 0x02 or routed is None
-            or not routed[1].alike_up_to(alike.source, alike.zone)):
+    if table.has_views or request.qtype == DS or written[2] & 0x02:
         return
-    table.keep_alike(request.packet, written, alike, replays, request.max_size, routed[0], table.configs)
+
+    def admitted_route() -> str | None:
+        routed = table.route(request)
+        return routed[0] if routed is not None and routed[1].alike_up_to(alike.source, alike.zone) else None
+
+    table.keep_alike(request.packet, written, alike, replays, request.max_size, admitted_route, table.configs)
