@@ -116,8 +116,10 @@ def serve(options) -> None:
 
 class Control(LineReceiver):
     """The API server process's side of the pipe: it says C{ready URL LOAD-SECONDS}, then
-    answers each C{change N} with C{changed NAMESPACE NAME IP MONOTONIC-TIME} and each
-    C{counts} with C{counts JSON} (L{requests_and_connections}); the end of its input stops it."""
+    answers each C{change N} with C{changed NAMESPACE NAME IP MONOTONIC-TIME}, each
+    C{counts} with C{counts JSON} (L{requests_and_connections}) and each C{relist} (every
+    watch cut and its history forgotten: each client lists everything again) with
+    C{relisted}; the end of its input stops it."""
 
     delimiter = b"\n"
 
@@ -133,6 +135,11 @@ class Control(LineReceiver):
         command, *number = line.decode().split()
         if command == "counts":
             self.sendLine(f"counts {json.dumps(requests_and_connections(self.api), separators=(',', ':'))}".encode())
+            return
+        if command == "relist":
+            self.api.drop_watches()
+            self.api.expire_history()
+            self.sendLine(b"relisted")
             return
         assert command == "change", command
         self.sendLine(change_service(self.api, int(number[0]), self.services).encode())
@@ -193,6 +200,11 @@ class ApiServerProcess:
         """The server's L{requests_and_connections} so far."""
         self.process.stdin.write("counts\n")
         return json.loads(self._answer("counts")[0])
+
+    def relist(self) -> None:
+        """Have the server cut every watch and forget its history, so that its clients list again."""
+        self.process.stdin.write("relist\n")
+        self._answer("relisted")
 
     def close(self) -> None:
         self.process.stdin.close()

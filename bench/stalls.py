@@ -2,7 +2,8 @@
 What holds the reactor up at half load: a kubernetai daemon under bench/queries.py's
 load, with probes inside it, and where its worst moments went.
 
-    python bench/stalls.py [--cache] [--changes N] [--scrape SECONDS] [--seconds N]
+    python bench/stalls.py [--cache] [--changes N] [--scrape SECONDS] [--relist SECONDS]
+                           [--switch-interval MS] [--seconds N]
 
 The daemon (bench/queries.py's Corefile, on CPU 0, with C{prometheus} when
 C{--scrape} is given) runs under this file's C{--daemon} mode: a 1 ms LoopingCall
@@ -13,7 +14,10 @@ suspects are timed per call.  The driver (CPU 1) measures the daemon's peak with
 dnsperf, then runs bench/queries.py's paced client at half of it for C{--seconds},
 meanwhile changing C{--changes} services a second and scraping C{/metrics}, and
 prints what the probes saw during that run.  The probes cost a little: figures are
-for attribution, bench/queries.py's are the latency.
+for attribution, bench/queries.py's are the latency.  C{--relist} has the API server
+cut every watch and forget its history every so many seconds, so that the daemon
+lists everything again while it serves; C{--switch-interval} keeps the daemon at
+that GIL switch interval instead of the one it sets (kubernetai.daemon), to compare.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from dataplane import ApiServerProcess, free_port
 import queries
 
 GAP_MS = 4.0
+SWITCH_INTERVAL_VARIABLE = "KUBERNETAI_STALLS_SWITCH_INTERVAL_MS"
 SUSPECTS = (
     ("kubernetai.reuse", "KeptReplies", "_admit"),
     ("kubernetai.cache.entries", "Table", "drop_useless"),
@@ -101,6 +106,9 @@ def run_daemon(out: Path, twistd_arguments: list[str]) -> None:
         out.write_text("".join(json.dumps(record) + "\n" for record in records))
 
     reactor.addSystemEventTrigger("after", "shutdown", write)
+    if os.environ.get(SWITCH_INTERVAL_VARIABLE):
+        sys.setswitchinterval(float(os.environ[SWITCH_INTERVAL_VARIABLE]) / 1e3)
+        sys.setswitchinterval = lambda interval: None
     from twisted.scripts.twistd import run
     sys.argv = ["twistd", *twistd_arguments]
     run()
@@ -118,6 +126,8 @@ def start_daemon(directory: Path, url: str, options, out: Path) -> tuple[queries
     path = directory / "Corefile"
     path.write_text(corefile)
     command = [sys.executable, __file__, "--daemon", str(out), "-n", "--pidfile=", "kubernetai", "-c", str(path)]
+    if options.switch_interval:
+        os.environ[SWITCH_INTERVAL_VARIABLE] = str(options.switch_interval)
     return queries.Server("kubernetai (probed)", command, port, directory / "daemon.log"), metrics_port
 
 
@@ -174,9 +184,16 @@ def run(options) -> None:
             query_file = directory / "queries"
             queries.write_query_file(query_file, names)
             peak = queries.measure_throughput(daemon, query_file, 5)["qps"]
-            stop, changed = threading.Event(), iter(range(10**9))
+            stop, changed, pipe = threading.Event(), iter(range(10**9)), threading.Lock()
+
+            def at_api(action):
+                with pipe:
+                    action()
+
             if options.changes:
-                in_background(1 / options.changes, lambda: api.change(next(changed)), stop)
+                in_background(1 / options.changes, lambda: at_api(lambda: api.change(next(changed))), stop)
+            if options.relist:
+                in_background(options.relist, lambda: at_api(api.relist), stop)
             if options.scrape:
                 in_background(options.scrape, lambda: urllib.request.urlopen(
                     f"http://127.0.0.1:{metrics_port}/metrics").read(), stop)
@@ -201,6 +218,9 @@ def main() -> None:
     parser.add_argument("--cache", action="store_true", help="cache 30 in the chain")
     parser.add_argument("--changes", type=float, default=0, help="services changed a second during the run")
     parser.add_argument("--scrape", type=float, default=0, help="seconds between scrapes of /metrics (adds prometheus)")
+    parser.add_argument("--relist", type=float, default=0, help="seconds between relists of everything (0: none)")
+    parser.add_argument("--switch-interval", type=float, default=0,
+                        help="the daemon's GIL switch interval in ms instead of its own")
     parser.add_argument("--seconds", type=int, default=20, help="length of the run at half the peak")
     run(parser.parse_args())
 

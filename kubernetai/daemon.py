@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import random
 import signal
+import sys
 from dataclasses import dataclass
 
 from twisted.application import service
@@ -36,6 +37,10 @@ log = Logger(namespace="kubernetai.plugins.reload")
 
 
 DNS_LISTENERS = "dns listeners"
+# The longest the reactor thread waits for the GIL while a watch or index thread computes, once the
+# daemon serves (CPython's switch interval; its 5 ms default was added to every query answered during
+# a relist, a reload or a burst of changes).
+REACTOR_GIL_WAIT = 0.0005
 
 
 @dataclass
@@ -158,6 +163,7 @@ class DaemonService(service.MultiService):
         self.next_check = None
         self.watchdog: task.LoopingCall | None = None
         self.collector = Collector(self.reactor)
+        self.switch_interval: float | None = None
         daemon.shared.metric_sources.append(self.reload_families)
 
     def startService(self) -> None:
@@ -173,6 +179,8 @@ class DaemonService(service.MultiService):
         # What start-up built (plugins, the stanzas' first snapshots) lives as long as the daemon: frozen
         # out of the collector's way, which from now on runs when the reactor says (kubernetai.garbage).
         self.collector.start()
+        self.switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(REACTOR_GIL_WAIT)
         notify("READY=1")
         self.watchdog = start_watchdog(self.reactor)
         return result
@@ -209,6 +217,9 @@ class DaemonService(service.MultiService):
         if self.watchdog is not None and self.watchdog.running:
             self.watchdog.stop()
         self.collector.stop()
+        if self.switch_interval is not None:
+            sys.setswitchinterval(self.switch_interval)
+            self.switch_interval = None
         service.Service.stopService(self)
         self._schedule_check()
         yield defer.gatherResults([defer.maybeDeferred(s.stopService) for s in reversed(self.running_services)])

@@ -1,7 +1,8 @@
 """
 When the cyclic garbage collector runs: off on its own once the daemon serves,
 the young generations collected on the reactor's clock, what is not frozen
-once memory has grown by a quarter, and frozen after (kubernetai.garbage).
+once memory has grown by a quarter, and frozen after (kubernetai.garbage); and
+the GIL switch interval the daemon serves with (kubernetai.daemon).
 """
 
 import gc
@@ -10,7 +11,7 @@ import sys
 from twisted.internet import defer, reactor, task
 from twisted.trial import unittest
 
-from kubernetai.daemon import build_daemon
+from kubernetai.daemon import REACTOR_GIL_WAIT, build_daemon
 from kubernetai.garbage import FULL_GROWTH, YOUNG_PERIOD, Collector, full_collection_due
 from tests.support import write_corefile
 
@@ -91,3 +92,14 @@ class DaemonTests(unittest.TestCase):
         self.assertTrue(root.collector.loop.running)
         yield root.stopService()
         self.assertTrue(gc.isenabled())
+
+    @defer.inlineCallbacks
+    def test_switch_interval_while_listening(self):
+        before = sys.getswitchinterval()
+        root = build_daemon(write_corefile(self, WHOAMI)).service(reactor)
+        self.addCleanup(lambda: root.stopService() if root.running else None)
+        root.startService()
+        yield root.getServiceNamed("dns").listening
+        self.assertEqual(sys.getswitchinterval(), REACTOR_GIL_WAIT)
+        yield root.stopService()
+        self.assertEqual(sys.getswitchinterval(), before)
