@@ -149,6 +149,14 @@ def kubernetai_corefile(port: int, url: str, cache: bool) -> str:
 # The servers
 
 
+def process_cpu_seconds(pid: int) -> float:
+    """User and system time of all a process's threads so far, from /proc/PID/stat."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    utime, stime = int(fields[11]), int(fields[12])
+    return (utime + stime) / CLOCK_TICKS
+
+
 class Server:
     """A DNS server child pinned to SERVER_CPU, its output in a log file."""
 
@@ -174,11 +182,8 @@ class Server:
         raise RuntimeError(f"{self.label} not answering {name} after {STARTUP_TIMEOUT:.0f} s:\n{self.log_path.read_text()}")
 
     def cpu_seconds(self) -> float:
-        """User and system time of all the server's threads so far, from /proc/PID/stat."""
-        with open(f"/proc/{self.process.pid}/stat") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-        utime, stime = int(fields[11]), int(fields[12])
-        return (utime + stime) / CLOCK_TICKS
+        """User and system time of all the server's threads so far."""
+        return process_cpu_seconds(self.process.pid)
 
     def rss_kib(self) -> int:
         """The server's VmRSS now, from /proc/PID/status."""

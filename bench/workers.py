@@ -1,7 +1,8 @@
 """
 Benchmark of C{--workers N} for N = 1, 2, 4: what the API server sees (connections, LIST and
-WATCH requests), the memory of every process, the time to ready, and how soon a change made on
-the API server is answered by every worker.  Prints figures; asserts nothing.
+WATCH requests), the memory of every process, the time to ready, how soon a change made on
+the API server is answered by every worker, and the queries each worker answers (all of the
+daemon's processes on CPU 0, dnsperf on CPU 1).  Prints figures; asserts nothing.
 
     python bench/workers.py [--services N] [--headless N] [--endpoints-per-slice N] [--changes N] [--workers 1,2,4]
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -33,13 +35,16 @@ from dataplane import (  # noqa: E402  (bench/ is not a package)
     free_port,
     percentile,
     print_header,
+    cluster_ip_service,
     service_fqdn,
 )
+from queries import LOAD_CPU, SERVER_CPU, dnsperf, process_cpu_seconds, write_query_file  # noqa: E402
 
 # Client sockets asked per worker, so that every worker is reached (the kernel picks one per socket).
 SOCKETS_PER_WORKER = 8
 # After ready, how long the watches have to open before the API server's counts are read.
 WATCHES_OPEN_TIMEOUT = 30.0
+QPS_SECONDS = 5
 
 
 def corefile(port: int, http_port: int, url: str) -> str:
@@ -81,7 +86,18 @@ def answered_by_all(port: int, name: str, ip: str, sockets: int, timeout: float 
     raise RuntimeError(f"{name} not answered {ip} by every worker within {timeout:.0f} s")
 
 
-def measure(server: ApiServerProcess, workers: int, changes: int, first_change: int) -> dict:
+def measure_queries(port: int, pids: list[int], query_file: Path) -> dict:
+    """dnsperf on LOAD_CPU against the daemon, its processes C{pids} moved to SERVER_CPU: QPS and
+    the CPU time of each process (the supervisor first when there are workers)."""
+    for pid in pids:
+        os.sched_setaffinity(pid, {int(SERVER_CPU)})
+    before = [process_cpu_seconds(pid) for pid in pids]
+    run = dnsperf(port, query_file, QPS_SECONDS)
+    return {"qps": run["qps"], "completed": run["completed"], "lost": run["lost"],
+            "cpu": [process_cpu_seconds(pid) - spent for pid, spent in zip(pids, before)]}
+
+
+def measure(server: ApiServerProcess, workers: int, changes: int, first_change: int, query_file: Path) -> dict:
     """One run of C{--workers N}: the API server's counts, memory, time to ready, change-to-every-answer delays."""
     with tempfile.TemporaryDirectory(prefix="kubernetai-workers-") as directory:
         port, http_port = free_port(), free_port()
@@ -112,7 +128,9 @@ def measure(server: ApiServerProcess, workers: int, changes: int, first_change: 
                 (namespace, name), ip, made_at = server.change(number)
                 answered = answered_by_all(port, service_fqdn(namespace, name), ip, SOCKETS_PER_WORKER * workers)
                 delays.append(answered - made_at)
+            queries = measure_queries(port, [daemon.pid, *pids], query_file)
             return {
+                "queries": queries,
                 "lists": lists(after) - lists(before),
                 "watches": watches(after) - watches(before),
                 "connections": after["connections"] - before["connections"],
@@ -154,6 +172,23 @@ def report(results: dict[int, dict]) -> None:
                   f"  max {max(milliseconds):.1f}  ({len(milliseconds)} changes)")
 
 
+def report_queries(results: dict[int, dict]) -> None:
+    print(f"\nqueries: dnsperf -c 20 -l {QPS_SECONDS} on CPU {LOAD_CPU} over every ClusterIP service's name, "
+          f"every process of the daemon on CPU {SERVER_CPU}")
+    print(f"  {'N':>2} {'QPS':>8} {'lost':>6} {'QPS per worker':>15} {'supervisor CPU':>15} {'workers CPU':>12}"
+          f" {'per worker CPU-s':>17}")
+    for workers, result in results.items():
+        queries = result["queries"]
+        cpu = queries["cpu"]
+        supervisor_cpu, worker_cpu = (cpu[0], cpu[1:]) if len(cpu) > 1 else (0.0, cpu)
+        busy = sum(worker_cpu)
+        print(f"  {workers:>2} {queries['qps']:>8,.0f} {queries['lost']:>6,} {queries['qps'] / workers:>15,.0f}"
+              f" {supervisor_cpu / QPS_SECONDS:>15.0%} {busy / QPS_SECONDS:>12.0%}"
+              f" {queries['completed'] / busy if busy else 0:>17,.0f}")
+    print("  QPS per worker: the daemon's QPS over N (the kernel spreads dnsperf's sockets over the workers);"
+          " per worker CPU-s: queries answered per CPU-second the workers spent")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument("--services", type=int, default=2000)
@@ -168,10 +203,15 @@ def main() -> None:
           f"{options.endpoints_per_slice} endpoints into {server.url} in {server.load_seconds:.1f} s")
     try:
         results = {}
-        for run, workers in enumerate(int(each) for each in options.workers.split(",")):
-            results[workers] = measure(server, workers, options.changes, run * options.changes)
-            print(f"  --workers {workers} measured", flush=True)
+        with tempfile.TemporaryDirectory(prefix="kubernetai-workers-queries-") as directory:
+            query_file = Path(directory) / "queries"
+            write_query_file(query_file, [service_fqdn(*cluster_ip_service(number)[:2])
+                                          for number in range(options.services)])
+            for run, workers in enumerate(int(each) for each in options.workers.split(",")):
+                results[workers] = measure(server, workers, options.changes, run * options.changes, query_file)
+                print(f"  --workers {workers} measured", flush=True)
         report(results)
+        report_queries(results)
     finally:
         server.close()
 
