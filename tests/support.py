@@ -7,6 +7,7 @@ server, and a wait for a condition.
 from __future__ import annotations
 
 import os
+import random
 import re
 import socket
 
@@ -179,6 +180,23 @@ def capture_logs(testcase) -> list[str]:
     globalLogPublisher.addObserver(observer)
     testcase.addCleanup(globalLogPublisher.removeObserver, observer)
     return lines
+
+
+def unused_port() -> int:
+    """A port of 127.0.0.1 nothing listens on for UDP or TCP, below the kernel's ephemeral range: no
+    socket bound to port 0 (a client's, an upstream's) takes it while a test counts on it staying
+    closed, or closes it and counts on that."""
+    with open("/proc/sys/net/ipv4/ip_local_port_range") as port_range:
+        ephemeral_low = int(port_range.read().split()[0])
+    while True:
+        candidate = random.randrange(10000, max(ephemeral_low, 10001))
+        try:
+            for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+                with socket.socket(socket.AF_INET, kind) as probe:
+                    probe.bind(("127.0.0.1", candidate))
+        except OSError:
+            continue
+        return candidate
 
 
 def query(port: int, name: str, rdtype="A", tcp: bool = False, **make_query_args):

@@ -24,6 +24,7 @@ from tests.support import (
     same_shard_keys,
     send_raw_udp,
     shown,
+    unused_port,
     wait_until,
     write_corefile,
 )
@@ -82,7 +83,8 @@ class DaemonTests(unittest.TestCase):
     def setUp(self):
         self.upstream = ScriptedUpstream({("www.example.org.", "A"): ["192.0.2.1"],
                                           ("www.example.org.", "TXT"): ['"x"']})
-        self.upstream_port = self.upstream.start(self)
+        # Closed in a test: a port no client of the test can be given meanwhile.
+        self.upstream_port = self.upstream.start(self, unused_port())
 
     @defer.inlineCallbacks
     def start(self, cache_line="cache 30", block=""):

@@ -23,6 +23,7 @@ from tests.support import (
     rcode_of,
     refusal,
     start_daemon,
+    unused_port,
     wait_until,
 )
 from kubernetai.apiserver.tlsca import CertificateAuthority
@@ -185,9 +186,7 @@ class HealthTests(unittest.TestCase):
 
     @defer.inlineCallbacks
     def test_down_upstream_skipped_then_back(self):
-        closed = reactor.listenUDP(0, FakeUpstream(), interface="127.0.0.1")
-        first_port = closed.getHost().port
-        yield closed.stopListening()
+        first_port = unused_port()
         second = FakeUpstream(dict(RECORDS))
         options = "policy sequential\n        max_fails 1\n        health_check 1s"
         port = start_daemon(self, forwarding(first_port, second.start(self), options=options))
@@ -205,9 +204,7 @@ class HealthTests(unittest.TestCase):
 
     @defer.inlineCallbacks
     def test_health_check_probes_the_domain_asked_for(self):
-        closed = reactor.listenUDP(0, FakeUpstream(), interface="127.0.0.1")
-        probed_port = closed.getHost().port
-        yield closed.stopListening()
+        probed_port = unused_port()
         alive = FakeUpstream(dict(RECORDS))
         options = "policy sequential\n        health_check 100ms no_rec domain probe.example.net"
         port = start_daemon(self, forwarding(probed_port, alive.start(self), options=options))
@@ -220,9 +217,7 @@ class HealthTests(unittest.TestCase):
 
     @defer.inlineCallbacks
     def test_failfast_when_all_are_down(self):
-        closed = reactor.listenUDP(0, FakeUpstream(), interface="127.0.0.1")
-        closed_port = closed.getHost().port
-        yield closed.stopListening()
+        closed_port = unused_port()
         options = "max_fails 1\n        health_check 100ms\n        failfast_all_unhealthy_upstreams"
         logs = capture_logs(self)
         port = start_daemon(self, forwarding(closed_port, options=options))
@@ -302,9 +297,7 @@ class FailureTests(unittest.TestCase):
 
     @defer.inlineCallbacks
     def test_closed_port_is_a_refusal_not_a_timeout(self):
-        closed = reactor.listenUDP(0, FakeUpstream(), interface="127.0.0.1")
-        closed_port = closed.getHost().port
-        yield closed.stopListening()
+        closed_port = unused_port()
         logs = capture_logs(self)
         port = start_daemon(self, forwarding(closed_port))
         reply = yield query(port, "www.example.org", "A")
