@@ -282,31 +282,28 @@ def dnsperf(port: int, query_file: Path, seconds: int) -> dict:
             "codes": figure("Response codes")}
 
 
-def server_cpu_busy_seconds() -> float:
-    """Time SERVER_CPU has not been idle (user, nice, system, irq and softirq time), from /proc/stat."""
-    with open("/proc/stat") as stat:
-        for line in stat:
-            if line.startswith(f"cpu{SERVER_CPU} "):
-                user, nice, system, _, _, irq, softirq = map(int, line.split()[1:8])
-                return (user + nice + system + irq + softirq) / CLOCK_TICKS
-    raise KeyError(f"cpu{SERVER_CPU}")
-
-
-def stolen_and_total_ticks() -> dict[str, tuple[int, int]]:
-    """Per CPU of the benchmark, the ticks its host took (steal) and all its ticks, from /proc/stat."""
+def cpu_ticks() -> dict[str, list[int]]:
+    """Per CPU of the benchmark (C{cpuN}), its first eight counts of /proc/stat: user, nice, system,
+    idle, iowait, irq, softirq and steal ticks."""
     ticks = {}
     with open("/proc/stat") as stat:
         for line in stat:
             name, *fields = line.split()
             if name in (f"cpu{SERVER_CPU}", f"cpu{LOAD_CPU}"):
-                counts = list(map(int, fields[:8]))
-                ticks[name] = (counts[7], sum(counts))
+                ticks[name] = list(map(int, fields[:8]))
     return ticks
 
 
-def stolen_share(before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]]) -> float:
-    """The largest share of time the host took from either CPU of the benchmark between two readings."""
-    return max((after[cpu][0] - before[cpu][0]) / max(1, after[cpu][1] - before[cpu][1]) for cpu in before)
+def server_cpu_busy_seconds() -> float:
+    """Time SERVER_CPU has not been idle (user, nice, system, irq and softirq time)."""
+    user, nice, system, _, _, irq, softirq, _ = cpu_ticks()[f"cpu{SERVER_CPU}"]
+    return (user + nice + system + irq + softirq) / CLOCK_TICKS
+
+
+def stolen_share(before: dict[str, list[int]], after: dict[str, list[int]]) -> float:
+    """The largest share of time the host took (steal) from either CPU of the benchmark between two
+    L{cpu_ticks} readings."""
+    return max((after[cpu][7] - before[cpu][7]) / max(1, sum(after[cpu]) - sum(before[cpu])) for cpu in before)
 
 
 def with_cpu_use(server: Server, action):
@@ -329,9 +326,9 @@ def settle() -> float:
     first server measured would pay for the load the others made.  The seconds waited."""
     started = time.monotonic()
     while time.monotonic() - started < SETTLE_LIMIT:
-        before = stolen_and_total_ticks()
+        before = cpu_ticks()
         time.sleep(SETTLE_WINDOW)
-        if stolen_share(before, stolen_and_total_ticks()) < SETTLE_STEAL:
+        if stolen_share(before, cpu_ticks()) < SETTLE_STEAL:
             break
     return time.monotonic() - started
 
@@ -342,12 +339,12 @@ def measure_latency(server: Server, rate: int, seconds: int, query_file: Path) -
     waited = settle()
     command = ["taskset", "-c", LOAD_CPU, sys.executable, __file__, "--client", str(server.port), str(rate),
                str(seconds), str(query_file)]
-    drops_before, started, ticks_before = server.udp_drops(), time.monotonic(), stolen_and_total_ticks()
+    drops_before, started, ticks_before = server.udp_drops(), time.monotonic(), cpu_ticks()
     result, _, others = with_cpu_use(
         server, lambda: json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout))
     return {**result, "server_drops": server.udp_drops() - drops_before,
             "others_share": others / (time.monotonic() - started),
-            "stolen_share": stolen_share(ticks_before, stolen_and_total_ticks()), "waited": waited}
+            "stolen_share": stolen_share(ticks_before, cpu_ticks()), "waited": waited}
 
 
 # The latency client (its own process)

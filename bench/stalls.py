@@ -107,8 +107,8 @@ def run_daemon(out: Path, twistd_arguments: list[str]) -> None:
 
     reactor.addSystemEventTrigger("after", "shutdown", write)
     if os.environ.get(SWITCH_INTERVAL_VARIABLE):
-        sys.setswitchinterval(float(os.environ[SWITCH_INTERVAL_VARIABLE]) / 1e3)
-        sys.setswitchinterval = lambda interval: None
+        import kubernetai.daemon
+        kubernetai.daemon.REACTOR_GIL_WAIT = float(os.environ[SWITCH_INTERVAL_VARIABLE]) / 1e3
     from twisted.scripts.twistd import run
     sys.argv = ["twistd", *twistd_arguments]
     run()
